@@ -1,0 +1,185 @@
+"""`python -m checks N` checks step N of steps/ against HuggingFace GPT-2 and prints a plain report.
+
+    python -m checks 4                 # your steps/step_04.py
+    python -m checks 4 --solutions     # the reference solution
+    python -m checks 4 --dir DIR       # any folder holding step_01.py ... step_11.py
+    python -m checks all               # every step, one line each, and what to do next
+
+Exit status 0 when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from checks import harness
+
+ALL_STEPS = range(1, 12)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
+    parser.add_argument("step", help="a step number 1-11, or `all`")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--solutions", action="store_true", help="check solutions/ instead")
+    where.add_argument("--dir", type=Path, help="check the step files in this folder")
+    parser.add_argument(
+        "--eager-only",
+        action="store_true",
+        help="skip the compiled-graph checks (faster; the full check runs both)",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, help=f"seconds per call into your code ({harness.TIME_LIMIT_S:.0f})"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
+    args = parser.parse_args(argv)
+    if args.step != "all" and not (args.step.isdigit() and int(args.step) in ALL_STEPS):
+        parser.error(f"step must be 1-11 or `all`, not {args.step!r}")
+    return args
+
+
+def max_cache_is_cold() -> bool:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modular"
+    return not base.exists() or sum(1 for _ in base.rglob("*")) < 20
+
+
+def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
+    """Run the pytest checks of one step; returns the report's results."""
+    import pytest
+
+    from checks.report import ReportPlugin
+
+    plugin = ReportPlugin()
+    test_file = str(harness.ROOT / "checks" / f"test_step_{step:02d}.py")
+    # Only the plugins the checks use (autoloading every installed plugin costs seconds), and no
+    # assertion rewriting: the checks report through pytest-check and plain messages.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    pytest_args = [test_file, "-s", "-p", "pytest_check.plugin", "-p", "no:cacheprovider",
+                   "--assert=plain", f"--rootdir={harness.ROOT}", "-c", os.devnull]
+    if verbose and not quiet:
+        pytest.main([*pytest_args, "-v", "--tb=long"], plugins=[plugin])
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):
+            pytest.main([*pytest_args, "-q", "--tb=no", "--no-header"], plugins=[plugin])
+    return plugin.results
+
+
+def step_passes(step: int) -> bool:
+    """Whether a step passes its own check (used to tell the learner which step to fix first)."""
+    try:
+        harness.load_step(step)
+    except harness.LearnerError:
+        return False
+    results = run_step(step, verbose=False, quiet=True)
+    return bool(results) and all(r.passed for r in results)
+
+
+def print_report(step: int, results: list, verbose: bool) -> None:
+    for result in results:
+        if result.skipped:
+            print(f"  SKIP  {result.title}: {result.messages[0]}")
+            continue
+        print(f"  {'PASS' if result.passed else 'FAIL'}  {result.title}")
+        if result.passed:
+            continue
+        for message in result.messages:
+            lines = message.splitlines()
+            print(f"        {lines[0]}")
+            for line in lines[1:]:
+                print(f"        {line.strip()}")
+        if verbose and result.traceback:
+            print(result.traceback)
+
+
+def check_one(step: int, verbose: bool) -> bool:
+    name = harness.module_name(step)
+    shown = os.path.relpath(harness.steps_dir() / f"{name}.py")
+    print(f"Step {step}: {harness.STEP_TITLES[step]}  [{shown}]")
+    if max_cache_is_cold():
+        print(
+            "  First MAX run on this machine: MAX compiles its kernels once, which takes a few "
+            "minutes.\n  Later runs reuse them and answer in seconds."
+        )
+    start = time.perf_counter()
+    try:
+        harness.load_step(step)
+    except harness.LearnerError as error:
+        print(f"  FAIL  {error}")
+        print(f"\nStep {step} is not done yet: fix the problem above, then run the check again.")
+        return False
+    results = run_step(step, verbose=verbose)
+    print_report(step, results, verbose)
+    failed = [r for r in results if not r.passed]
+    elapsed = time.perf_counter() - start
+    if not results:
+        print("\nNo checks ran: the checker could not collect its tests (run with -v).")
+        return False
+    if not failed:
+        nxt = f" Next: step {step + 1}." if step < 11 else " Run your model: pixi run gpt2."
+        print(f"\nStep {step} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}")
+        return True
+    for earlier in harness.STEP_USES.get(step, []):
+        if not step_passes(earlier):
+            print(
+                f"\nStep {step} runs on your step {earlier}, which does not pass its own check yet: "
+                f"fix step {earlier} first (pixi run s{earlier})."
+            )
+            break
+    print(
+        f"\nStep {step} is not done yet: {len(failed)} of {len(results)} checks failed "
+        f"({elapsed:.1f} s). Start with the first failure above."
+    )
+    return False
+
+
+def check_all() -> bool:
+    print(f"Checking every step in {os.path.relpath(harness.steps_dir())}:")
+    next_step = None
+    for step in ALL_STEPS:
+        try:
+            harness.load_step(step)
+            results = run_step(step, verbose=False, quiet=True)
+            failed = [r for r in results if not r.passed]
+            first = f"{failed[0].title}: {failed[0].messages[0].splitlines()[0]}" if failed else ""
+            status = "pass" if results and not failed else "FAIL"
+        except harness.LearnerError as error:
+            status, first = "FAIL", str(error)
+        if status != "pass" and next_step is None:
+            next_step = step
+        detail = f"  {first[:150]}" if first else ""
+        print(f"  step {step:2d}  {status}  {harness.STEP_TITLES[step]}{detail}", flush=True)
+    if next_step is None:
+        print("\nEvery step passes. Run your model: pixi run gpt2.")
+        return True
+    print(f"\nNext: step {next_step} (pixi run s{next_step} shows the details).")
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    harness.install_sigint_handler()
+    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
+    folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
+    harness.use_steps_dir(folder)
+    if args.eager_only:
+        os.environ["GPT2_CHECK_EAGER_ONLY"] = "1"
+    if args.time_limit:
+        harness.TIME_LIMIT_S = args.time_limit
+    try:
+        ok = check_all() if args.step == "all" else check_one(int(args.step), args.verbose)
+    except KeyboardInterrupt:
+        print("\nStopped.")
+        return 130
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

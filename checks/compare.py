@@ -1,0 +1,147 @@
+"""Comparing the learner's tensors with HuggingFace's, and wording what differs.
+
+`expect_close` records every mismatch through pytest-check (so one run reports them all) and keeps
+the plain message for the report. A mismatch names what was compared, the shapes and dtypes, the
+largest difference and where, the tolerance, the share of elements that differ, NaN/Inf, and a hint
+when the output matches a known mistake (a "slip") better than the right answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from pytest_check import check
+
+from checks.harness import LearnerError
+
+# The messages of the test that is running; the report plugin reads and clears them.
+messages: list[str] = []
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A plausible mistake: what its output looks like and what to tell the learner who made it."""
+
+    hint: str
+    output: Any
+
+
+def as_numpy(value: Any, what: str) -> np.ndarray:
+    """A MAX Tensor, torch tensor or numpy array as a numpy array; anything else is a learner error."""
+    if value is None:
+        raise LearnerError(
+            f"{what} returned None: return the result (is it still the skeleton's placeholder?)."
+        )
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # torch
+        return value.detach().cpu().numpy()
+    if hasattr(value, "to_numpy"):  # MAX Tensor
+        from max.driver import CPU
+
+        try:
+            if not isinstance(value.device, CPU):
+                value = value.to(CPU())
+            return value.to_numpy()
+        except Exception as error:
+            raise LearnerError(
+                f"{what} returned a tensor that could not be computed: {type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}"
+            ) from error
+    if isinstance(value, (tuple, list)):
+        raise LearnerError(
+            f"{what} returned a {type(value).__name__} of {len(value)} items; it should return one "
+            "Tensor."
+        )
+    raise LearnerError(f"{what} returned a {type(value).__name__}; it should return a MAX Tensor.")
+
+
+def _fmt_index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def difference(
+    got: np.ndarray, expected: np.ndarray, atol: float, rtol: float
+) -> tuple[bool, str]:
+    """(close?, description) for two arrays of the same shape."""
+    got64, exp64 = got.astype(np.float64), expected.astype(np.float64)
+    both_inf = np.isinf(got64) & np.isinf(exp64) & (np.sign(got64) == np.sign(exp64))
+    diff = np.where(both_inf, 0.0, np.abs(got64 - exp64))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    bad = diff > atol + rtol * np.where(np.isinf(exp64), 0.0, np.abs(exp64))
+    if not bad.any():
+        return True, ""
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+    share = bad.mean() * 100
+    return False, (
+        f"largest difference {diff[worst]:.3g} at {_fmt_index(worst)} (expected "
+        f"{exp64[worst]:.5g}, got {got64[worst]:.5g}; tolerance {atol:g} + {rtol:g}·|expected|); "
+        f"{share:.3g}% of {bad.size} elements differ"
+    )
+
+
+def mismatch(
+    what: str,
+    got: Any,
+    expected: Any,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    slips: Sequence[Slip] | Callable[[], Sequence[Slip]] = (),
+    dtype: Any = np.float32,
+) -> str | None:
+    """None when `got` matches `expected`; otherwise the learner-facing description.
+
+    `slips` may be a function, called only on a mismatch (building them can import torch).
+    """
+    got_np = as_numpy(got, what)
+    exp_np = np.asarray(expected)
+    head = f"{what}:"
+    if got_np.shape != exp_np.shape:
+        return (
+            f"{head} expected shape {list(exp_np.shape)}, got {list(got_np.shape)}. "
+            + _shape_hint(got_np.shape, exp_np.shape)
+        ).strip()
+    if dtype is not None and got_np.dtype != np.dtype(dtype):
+        return f"{head} expected dtype {np.dtype(dtype)}, got {got_np.dtype}."
+    if np.isnan(got_np).any() and not np.isnan(exp_np).any():
+        nans = np.isnan(got_np)
+        first = _fmt_index(np.argwhere(nans)[0])
+        return (
+            f"{head} the output holds NaN ({nans.mean() * 100:.3g}% of elements, first at {first}). "
+            "NaN comes from 0/0, inf - inf, or a softmax row that is masked entirely."
+        )
+    close, description = difference(got_np, exp_np, atol, rtol)
+    if close:
+        return None
+    if np.isinf(got_np).any() and not np.isinf(exp_np).any():
+        description += "; the output holds Inf"
+    for slip in slips() if callable(slips) else slips:
+        slip_np = np.asarray(slip.output)
+        if slip_np.shape == got_np.shape and difference(got_np, slip_np, atol * 10, rtol * 10)[0]:
+            return f"{head} {description}.\n  Hint: {slip.hint}"
+    return f"{head} {description}."
+
+
+def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    if sorted(got) == sorted(expected):
+        return "Same sizes in another order: check transposes and which axes you reshape."
+    if len(got) != len(expected):
+        return "A different number of axes: check where you reshape, split or merge."
+    return ""
+
+
+def expect_close(what: str, got: Any, expected: Any, **kwargs: Any) -> bool:
+    """Record a failure (and keep going) when `got` differs from `expected`; True when it matches."""
+    message = mismatch(what, got, expected, **kwargs)
+    return expect(message is None, message or "")
+
+
+def expect(ok: bool, message: str) -> bool:
+    """Record a plain failure message unless `ok`."""
+    if not ok:
+        messages.append(message)
+        check.fail(message)
+    return ok

@@ -1,0 +1,216 @@
+"""Loading and running the learner's code: every way it can go wrong becomes a plain `LearnerError`.
+
+The checker imports `step_NN` by bare module name from one folder (the learner's `steps/` by
+default), exactly as the steps import each other, and guards each call into that code with a time
+limit, so a syntax error, an exception, a `None` or a loop that never ends reads as one sentence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS_DIR_ENV = "GPT2_STEPS_DIR"
+
+# Generous enough for MAX to compile a new kernel on a cold cache (20–60 s each), short enough that
+# a learner whose loop never ends is told so. `python -m checks N --time-limit S` changes it.
+TIME_LIMIT_S = float(os.environ.get("GPT2_CHECK_TIME_LIMIT", "180"))
+
+STEP_TITLES = {
+    1: "the GPT-2 configuration (GPT2Config)",
+    2: "the feed-forward network (GPT2MLP)",
+    3: "the causal mask (causal_mask)",
+    4: "multi-head attention (GPT2MultiHeadAttention)",
+    5: "layer normalization (LayerNorm)",
+    6: "the transformer block (GPT2Block)",
+    7: "the stacked GPT-2 body (MaxGPT2Model)",
+    8: "the language-model head (MaxGPT2LMHeadModel)",
+    9: "encoding and decoding tokens",
+    10: "text generation (generate_text)",
+    11: "pretrained weights and the demo (step_11.py)",
+}
+
+
+# Which of the learner's earlier steps each step runs on (to say "fix step 4 first").
+STEP_USES = {4: [3], 6: [2, 4, 5], 7: [6, 5], 8: [7], 10: [9], 11: [8, 10]}
+
+
+def eager_only() -> bool:
+    return os.environ.get("GPT2_CHECK_EAGER_ONLY") == "1"
+
+
+class LearnerError(Exception):
+    """A problem in the learner's code, already worded for the learner."""
+
+
+class LearnerTimeout(BaseException):
+    """Raised inside learner code by the alarm; a BaseException so `except Exception` can't eat it."""
+
+
+def install_sigint_handler() -> None:
+    """Python 3.11 + MAX eager ops run ~100x slower under the default SIGINT handler (see docs)."""
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def module_name(step: int) -> str:
+    return f"step_{step:02d}"
+
+
+def steps_dir() -> Path:
+    return Path(os.environ.get(STEPS_DIR_ENV, ROOT / "steps")).resolve()
+
+
+def use_steps_dir(path: Path) -> None:
+    """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder."""
+    os.environ[STEPS_DIR_ENV] = str(Path(path).resolve())
+    for name in list(sys.modules):
+        if re.fullmatch(r"(step_\d\d|ext_\w+)", name):
+            del sys.modules[name]
+    folder = str(Path(path).resolve())
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+
+
+def where_in_learner_code(tb: Any) -> str:
+    """`step_04.py line 37` for the innermost frame of a traceback that is in the learner's files."""
+    folder = str(steps_dir())
+    found = ""
+    for frame in traceback.extract_tb(tb):
+        if frame.filename.startswith(folder):
+            found = f"{Path(frame.filename).name} line {frame.lineno}"
+    return found
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    def _alarm(signum: int, frame: Any) -> None:
+        raise LearnerTimeout
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except LearnerTimeout:
+        raise LearnerError(
+            f"{what} did not finish within {seconds:.0f} s. Look for a loop that never ends "
+            "(a `while` whose condition never changes, a generation loop without a stop)."
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def describe_exception(what: str, error: BaseException) -> str:
+    where = where_in_learner_code(error.__traceback__)
+    at = f" at {where}" if where else ""
+    if isinstance(error, NotImplementedError):
+        return f"{what} is not implemented yet{at}: work through its TODOs."
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    detail = f": {detail[:300]}" if detail else ""
+    return f"{what} raised {type(error).__name__}{at}{detail}"
+
+
+def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run learner code under the time limit; any failure becomes a `LearnerError` naming `what`."""
+    try:
+        with time_limit(TIME_LIMIT_S, what):
+            return fn(*args, **kwargs)
+    except LearnerError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # the learner's code may raise anything
+        raise LearnerError(describe_exception(what, error)) from error
+
+
+def load_step(step: int) -> Any:
+    """Import the learner's `step_NN.py`, turning every import-time problem into one sentence."""
+    name = module_name(step)
+    path = steps_dir() / f"{name}.py"
+    if not path.exists():
+        raise LearnerError(f"There is no {name}.py in {steps_dir()}.")
+    try:
+        with time_limit(TIME_LIMIT_S, f"Importing {name}.py"):
+            return importlib.import_module(name)
+    except LearnerError:
+        raise
+    except SyntaxError as error:
+        file = Path(error.filename or path).name
+        raise LearnerError(
+            f"{file} has a syntax error on line {error.lineno}: {error.msg}. "
+            "Fix it, then run the check again."
+        ) from None
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if re.fullmatch(r"step_\d\d", missing):
+            raise LearnerError(
+                f"{name}.py imports {missing}, but there is no {missing}.py in {steps_dir()}."
+            ) from None
+        raise LearnerError(
+            f"{name}.py imports `{missing}`, which is not installed or does not exist. Check the "
+            "import lines at the top of the file (the MAX API lives under max.experimental)."
+        ) from None
+    except ImportError as error:
+        raise LearnerError(
+            f"{name}.py could not import what it needs: {error}. Check its import lines "
+            "(and that the earlier step it imports from defines that name)."
+        ) from None
+    except Exception as error:
+        raise LearnerError(describe_exception(f"Importing {name}.py", error)) from None
+
+
+def learner_attr(step: int, name: str) -> Any:
+    module = load_step(step)
+    if not hasattr(module, name):
+        raise LearnerError(
+            f"{module_name(step)}.py does not define `{name}`. Keep the name the skeleton uses."
+        )
+    return getattr(module, name)
+
+
+def not_none(what: str, value: Any) -> Any:
+    if value is None:
+        raise LearnerError(
+            f"{what} is None: it is still the skeleton's placeholder. Replace it as its TODO says."
+        )
+    return value
+
+
+class Stopwatch:
+    """Tells the learner about slow one-time work (compiling) so the terminal is never silent."""
+
+    def __init__(self, out: Any = None):
+        self.out = out
+
+    @contextmanager
+    def announce(self, text: str) -> Iterator[None]:
+        out = self.out or sys.__stdout__
+        print(f"  … {text}", end="", flush=True, file=out)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            print(f" ({time.perf_counter() - start:.1f} s)", flush=True, file=out)
+
+
+progress = Stopwatch()
+
+
+def compile_module(what: str, module: Any, *input_types: Any) -> Any:
+    """`module.compile(...)` with a progress line: a new graph takes 10-60 s, a cached one ~2 s."""
+    with progress.announce(f"compiling your {what} into a MAX graph (cached after the first time)"):
+        return call(f"Compiling {what}", module.compile, *input_types)

@@ -1,0 +1,192 @@
+"""The one place that builds HuggingFace references and hands the same weights to the learner's code.
+
+Everything is offline: configs are made here, weights are seeded random numbers. Weights are drawn
+at scales where the usual slips change the output well beyond float32 noise (biases are not zero,
+layer-norm gains are not one, attention scores are of order one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from checks import harness
+from checks.harness import LearnerError
+
+# HuggingFace's outputs for the checks' fixed inputs, keyed by everything that could change them.
+# torch + transformers take ~4 s to import, so a warm check reads these instead of rebuilding them.
+CACHE_DIR = harness.ROOT / "build" / "reference-cache"
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """The config object a check passes to the learner's code, with GPT2Config's field names."""
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int | None = None
+    layer_norm_epsilon: float = 1e-5
+
+
+# Small enough to run in milliseconds, odd enough that a confused axis shows in the shape.
+SMALL = CheckConfig(vocab_size=101, n_positions=24, n_embd=32, n_layer=2, n_head=4)
+# GPT-2 small's widths, for the pieces that stay fast at that size.
+GPT2_SIZES = CheckConfig()
+
+
+def cached(name: str, key: tuple, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`build()`'s arrays, computed once per (name, key, versions, this file and the caller's file)."""
+    import importlib.metadata as metadata
+    import inspect
+
+    caller = Path(inspect.stack()[1].filename)
+    fingerprint = repr((
+        name, key, metadata.version("torch"), metadata.version("transformers"),
+        Path(__file__).read_bytes(), caller.read_bytes() if caller.exists() else b"",
+    ))
+    path = CACHE_DIR / f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}.pkl"
+    if path.exists():
+        try:
+            return pickle.loads(path.read_bytes())
+        except Exception:
+            path.unlink(missing_ok=True)
+    value = build()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    temporary.replace(path)
+    return value
+
+
+def torch_no_grad() -> Any:
+    import torch
+
+    torch.set_grad_enabled(False)
+    return torch
+
+
+def hf_config(cfg: CheckConfig) -> Any:
+    import transformers
+
+    config = transformers.GPT2Config(
+        **asdict(cfg), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+    )
+    config._attn_implementation = "eager"
+    return config
+
+
+def randomize_(module: Any, seed: int) -> Any:
+    """Seeded weights at scales that keep activations of order one; returns `module` in eval mode."""
+    torch = torch_no_grad()
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in module.named_parameters():
+        noise = torch.randn(param.shape, generator=generator)
+        leaf = name.rsplit(".", 1)[-1]
+        if ".ln" in f".{name}" and leaf == "weight":
+            param.copy_(1.0 + 0.2 * noise)  # layer-norm gain
+        elif leaf == "bias":
+            param.copy_(0.2 * noise)
+        elif param.ndim == 2 and "wte" not in name and "wpe" not in name:
+            fan_in = param.shape[0]  # Conv1D weights are [in, out]
+            param.copy_(noise / fan_in**0.5)
+        else:
+            param.copy_(noise)  # embeddings
+    return module.eval()
+
+
+def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
+    """HuggingFace's state dict as a MAX module expects it: Conv1D weights transposed to [out, in]."""
+    from transformers.pytorch_utils import Conv1D
+
+    conv1d = {
+        f"{name}.weight" if name else "weight"
+        for name, child in hf_module.named_modules()
+        if isinstance(child, Conv1D)
+    }
+    return {
+        key: np.ascontiguousarray(value.numpy().T if key in conv1d else value.numpy())
+        for key, value in hf_module.state_dict().items()
+    }
+
+
+def build_learner_module(what: str, factory: Any, *args: Any) -> Any:
+    """Construct the learner's module without random initialisation (fast; weights come next)."""
+    from max.experimental import functional as F
+
+    with F.lazy():
+        return harness.not_none(what, harness.call(f"Creating {what}", factory, *args))
+
+
+def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
+    """Load `state` into the learner's module, first naming any missing, extra or misshaped weight."""
+    try:
+        params = {name: [int(d) for d in t.shape] for name, t in module.parameters}
+    except Exception as error:
+        raise LearnerError(harness.describe_exception(f"Listing the parameters of {what}", error))
+    expected = {name: list(value.shape) for name, value in state.items()}
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    problems = []
+    if missing:
+        problems.append(
+            f"it has no parameter {', '.join(missing)} (HuggingFace's names; is a layer still None "
+            "or named differently?)"
+        )
+    if extra:
+        problems.append(f"it has parameters HuggingFace's module does not: {', '.join(extra)}")
+    for name in sorted(set(params) & set(expected)):
+        if params[name] != expected[name]:
+            problems.append(
+                f"{name} has shape {params[name]}, expected {expected[name]} (a MAX Linear stores "
+                "its weight as [out_features, in_features])"
+            )
+    if problems:
+        raise LearnerError(f"{what} does not have GPT-2's parameters: " + "; ".join(problems) + ".")
+    harness.call(f"Loading weights into {what}", module.load_state_dict, state)
+    return module
+
+
+def max_tensor(array: Any) -> Any:
+    from max.experimental.tensor import Tensor
+
+    if hasattr(array, "numpy"):  # torch
+        array = array.numpy()
+    return Tensor.from_dlpack(np.ascontiguousarray(array))
+
+
+def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
+    torch = torch_no_grad()
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, seq_len, width), generator=generator)
+
+
+def causal_mask_4d(seq_len: int) -> Any:
+    """HuggingFace's additive causal mask for one sequence, `[1, 1, S, S]`."""
+    torch = torch_no_grad()
+    mask = torch.full((seq_len, seq_len), float("-inf")).triu(1)
+    return mask[None, None]
+
+
+def hf_mlp(cfg: CheckConfig, seed: int) -> Any:
+    from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
+
+    return randomize_(GPT2MLP(cfg.n_inner or 4 * cfg.n_embd, hf_config(cfg)), seed)
+
+
+def hf_attention(cfg: CheckConfig, seed: int) -> Any:
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Attention
+
+    return randomize_(GPT2Attention(hf_config(cfg), layer_idx=0), seed)
+
+
+def run_hf_attention(attention: Any, x: Any) -> Any:
+    # A standalone GPT2Attention is not causal: the mask comes from GPT2Model, so pass it here.
+    return attention(x, attention_mask=causal_mask_4d(x.shape[1]))[0]

@@ -1,0 +1,154 @@
+"""Step 4: GPT2MultiHeadAttention against HuggingFace's GPT2Attention (with GPT-2's causal mask)."""
+
+import math
+
+import pytest
+
+from checks.compare import Slip, expect_close
+from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    GPT2_SIZES,
+    SMALL,
+    build_learner_module,
+    cached,
+    hf_attention,
+    hidden_states,
+    load_weights,
+    max_state_dict,
+    max_tensor,
+    run_hf_attention,
+)
+
+
+def attention_variant(hf, x, *, order=(0, 1, 2), scale="sqrt", mask="causal", split="right",
+                      merge="right", softmax_axis=-1):
+    """GPT-2 attention written out in torch, with one mistake switched on at a time."""
+    import torch
+
+    batch, seq_len, width = x.shape
+    heads = hf.num_heads
+    head_dim = width // heads
+    parts = hf.c_attn(x).split(width, dim=2)
+    q, k, v = (parts[i] for i in order)
+
+    def split_heads(t):
+        if split == "interleaved":  # [B, S, D, H]: heads taken from the wrong axis
+            return t.view(batch, seq_len, head_dim, heads).permute(0, 3, 1, 2)
+        if split == "no_transpose":  # reshaped straight to [B, H, S, D]
+            return t.reshape(batch, heads, seq_len, head_dim)
+        return t.view(batch, seq_len, heads, head_dim).transpose(1, 2)
+
+    q, k, v = split_heads(q), split_heads(k), split_heads(v)
+    scores = q @ k.transpose(-1, -2)
+    scores = scores / {"sqrt": math.sqrt(head_dim), "dim": head_dim, "none": 1.0}[scale]
+    future = torch.ones(seq_len, seq_len, dtype=torch.bool).triu(1)
+    if mask == "causal":
+        scores = scores.masked_fill(future, float("-inf"))
+    elif mask == "shifted":  # each query also sees the next key
+        scores = scores.masked_fill(torch.ones_like(future).triu(2), float("-inf"))
+    weights = scores.softmax(dim=softmax_axis)
+    if mask == "after_softmax":
+        weights = weights.masked_fill(future, 0.0)
+    out = weights @ v  # [B, H, S, D]
+    if merge == "no_transpose":
+        out = out.reshape(batch, seq_len, width)
+    else:
+        out = out.transpose(1, 2).reshape(batch, seq_len, width)
+    return hf.c_proj(out)
+
+
+SLIPS = [
+    ("the output matches attention without the 1/sqrt(head_dim) scale: divide the scores by "
+     "sqrt(head_dim).", dict(scale="none")),
+    ("the scores are divided by head_dim: divide by sqrt(head_dim).", dict(scale="dim")),
+    ("the output matches attention with no causal mask: add causal_mask(...) to the scores "
+     "before the softmax.", dict(mask="none")),
+    ("the mask is shifted by one: each query may see itself and earlier keys, not the next one.",
+     dict(mask="shifted")),
+    ("the mask is applied after the softmax: add it to the scores before the softmax, so each "
+     "row of weights still sums to 1.", dict(mask="after_softmax")),
+    ("the softmax runs over the wrong axis: normalize over the keys (the last axis).",
+     dict(softmax_axis=-2)),
+    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+     dict(order=(1, 0, 2))),
+    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+     dict(order=(0, 2, 1))),
+    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+     dict(order=(2, 1, 0))),
+    ("the heads are split along the wrong axis: reshape [B, S, E] to [B, S, n_head, head_dim], "
+     "then transpose to [B, n_head, S, head_dim].", dict(split="interleaved")),
+    ("the heads are reshaped straight to [B, n_head, S, head_dim]: reshape to [B, S, n_head, "
+     "head_dim] first, then transpose axes 1 and 2.", dict(split="no_transpose")),
+    ("the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
+     "[B, S, n_head, head_dim] before reshaping to [B, S, E].", dict(merge="no_transpose")),
+]
+
+EAGER_CASES = {
+    "eager, small config, batch 2, 7 tokens": (SMALL, 2, 7),
+    "eager, small config, batch 3, 13 tokens": (SMALL, 3, 13),
+    "eager, GPT-2 sizes 768 wide with 12 heads, batch 1, 6 tokens": (GPT2_SIZES, 1, 6),
+}
+
+
+def reference(cfg, shapes):
+    """Weights, inputs and HuggingFace's outputs for each (batch, seq_len) in `shapes`."""
+
+    def build():
+        hf = hf_attention(cfg, seed=4)
+        data = {"state": max_state_dict(hf)}
+        for batch, seq_len in shapes:
+            x = hidden_states(batch, seq_len, cfg.n_embd, seed=5)
+            data[batch, seq_len] = (x.numpy(), run_hf_attention(hf, x).numpy())
+        return data
+
+    return cached("attention", (cfg, shapes), build)
+
+
+def learner_attention(cfg, state):
+    cls = learner_attr(4, "GPT2MultiHeadAttention")
+    attention = build_learner_module("GPT2MultiHeadAttention", cls, cfg)
+    return load_weights("GPT2MultiHeadAttention", attention, state)
+
+
+def slips(cfg, x):
+    import torch
+
+    hf, x = hf_attention(cfg, seed=4), torch.from_numpy(x)
+    return [Slip(hint, attention_variant(hf, x, **kw)) for hint, kw in SLIPS]
+
+
+def expect_matches(what, got, cfg, x, expected):
+    tolerance = 2e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
+    expect_close(what, got, expected, atol=tolerance, rtol=tolerance,
+                 slips=lambda: slips(cfg, x))
+
+
+@pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
+def test_eager_output_matches_huggingface(case):
+    """Attention output matches HuggingFace's GPT2Attention"""
+    cfg, batch, seq_len = case
+    ref = reference(cfg, ((batch, seq_len),))
+    attention = learner_attention(cfg, ref["state"])
+    x, expected = ref[batch, seq_len]
+    got = call("GPT2MultiHeadAttention.forward", attention, max_tensor(x))
+    expect_matches("Attention output (eager)", got, cfg, x, expected)
+
+
+def test_compiled_output_matches_huggingface():
+    """Attention output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    shapes = ((2, 7), (3, 13))
+    ref = reference(SMALL, shapes)
+    attention = learner_attention(SMALL, ref["state"])
+    input_type = TensorType(DType.float32, ("batch", "seqlen", SMALL.n_embd), device=DeviceRef.CPU())
+    graph = compile_module("GPT2MultiHeadAttention", attention, input_type)
+    for batch, seq_len in shapes:
+        x, expected = ref[batch, seq_len]
+        got = call("the compiled GPT2MultiHeadAttention", graph, max_tensor(x))
+        expect_matches(f"Attention output (compiled, batch {batch}, {seq_len} tokens)", got,
+                       SMALL, x, expected)
