@@ -77,11 +77,17 @@ def step_passes(step: int) -> bool:
         harness.load_step(step)
     except harness.LearnerError:
         return False
-    results = run_step(step, verbose=False, quiet=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        harness.progress.out = sys.stdout
+        try:
+            results = run_step(step, verbose=False, quiet=True)
+        finally:
+            harness.progress.out = None
     return bool(results) and all(r.passed for r in results)
 
 
 def print_report(step: int, results: list, verbose: bool) -> None:
+    shown: set[str] = set()
     for result in results:
         if result.skipped:
             print(f"  SKIP  {result.title}: {result.messages[0]}")
@@ -90,6 +96,10 @@ def print_report(step: int, results: list, verbose: bool) -> None:
         if result.passed:
             continue
         for message in result.messages:
+            if message in shown:
+                print("        (the same problem as above)")
+                continue
+            shown.add(message)
             lines = message.splitlines()
             print(f"        {lines[0]}")
             for line in lines[1:]:

@@ -145,3 +145,13 @@ def expect(ok: bool, message: str) -> bool:
         messages.append(message)
         check.fail(message)
     return ok
+
+
+def expect_eager_only_failure(eager_output: Any, expected: Any) -> None:
+    """After a compiled mismatch: say so plainly when the same code is right eagerly."""
+    if mismatch("eager", eager_output, expected, atol=1e-4, rtol=1e-4) is None:
+        expect(False, (
+            "Your code is right eagerly but wrong inside the compiled graph. With max 26.7 a "
+            "causal mask built from Tensor.arange comparisons and F.where is not applied in a "
+            "compiled graph: build it with F.band_part in step 3, as its page shows."
+        ))

@@ -90,7 +90,7 @@ def randomize_(module: Any, seed: int) -> Any:
     for name, param in module.named_parameters():
         noise = torch.randn(param.shape, generator=generator)
         leaf = name.rsplit(".", 1)[-1]
-        if ".ln" in f".{name}" and leaf == "weight":
+        if (".ln" in f".{name}" or param.ndim == 1) and leaf == "weight":
             param.copy_(1.0 + 0.2 * noise)  # layer-norm gain
         elif leaf == "bias":
             param.copy_(0.2 * noise)
@@ -135,6 +135,10 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
     missing = sorted(set(expected) - set(params))
     extra = sorted(set(params) - set(expected))
     problems = []
+    if not params:
+        raise LearnerError(
+            f"{what} has no parameters yet: create its layers in __init__ (are they still None?)."
+        )
     if missing:
         problems.append(
             f"it has no parameter {', '.join(missing)} (HuggingFace's names; is a layer still None "
@@ -190,3 +194,34 @@ def hf_attention(cfg: CheckConfig, seed: int) -> Any:
 def run_hf_attention(attention: Any, x: Any) -> Any:
     # A standalone GPT2Attention is not causal: the mask comes from GPT2Model, so pass it here.
     return attention(x, attention_mask=causal_mask_4d(x.shape[1]))[0]
+
+
+def hf_layer_norm(dim: int, eps: float, seed: int) -> Any:
+    torch = torch_no_grad()
+    return randomize_(torch.nn.Sequential(torch.nn.LayerNorm(dim, eps=eps)), seed)[0]
+
+
+def hf_block(cfg: CheckConfig, seed: int) -> Any:
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+    return randomize_(GPT2Block(hf_config(cfg), layer_idx=0), seed)
+
+
+def run_hf_block(block: Any, x: Any) -> Any:
+    return block(x, attention_mask=causal_mask_4d(x.shape[1]))
+
+
+def hf_lm_model(cfg: CheckConfig, seed: int) -> Any:
+    """A seeded GPT2LMHeadModel; its `.transformer` is the GPT2Model of step 7."""
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(hf_config(cfg))
+    randomize_(model, seed)
+    model.lm_head.weight = model.transformer.wte.weight  # keep GPT-2's tied head after re-seeding
+    return model.eval()
+
+
+def token_ids(batch: int, seq_len: int, vocab_size: int, seed: int) -> Any:
+    torch = torch_no_grad()
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch, seq_len), generator=generator)

@@ -1,0 +1,105 @@
+"""Step 5: LayerNorm against torch.nn.LayerNorm (what HuggingFace's GPT-2 uses)."""
+
+import pytest
+
+from checks.compare import Slip, expect, expect_close
+from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    build_learner_module, cached, hf_layer_norm, hidden_states, load_weights, max_tensor,
+    torch_no_grad,
+)
+
+# Rows of small variance make epsilon matter; a non-default eps catches a hard-coded one.
+CASES = {
+    "width 32, eps 1e-5, batch 2, 7 tokens": (32, 1e-5, 2, 7, 1.0),
+    "width 32, eps 1e-5, rows of small variance": (32, 1e-5, 2, 5, 3e-3),
+    "width 48, eps 1e-3, rows of small variance": (48, 1e-3, 3, 4, 3e-2),
+    "width 768 (GPT-2), eps 1e-5, batch 1, 6 tokens": (768, 1e-5, 1, 6, 1.0),
+}
+
+
+def reference(dim, eps, batch, seq_len, scale):
+    def build():
+        norm = hf_layer_norm(dim, eps, seed=6)
+        x = scale * hidden_states(batch, seq_len, dim, seed=7) + 0.5
+        return {"state": {"weight": norm.weight.numpy().copy(), "bias": norm.bias.numpy().copy()},
+                "x": x.numpy(), "expected": norm(x).numpy()}
+
+    return cached("layer_norm", (dim, eps, batch, seq_len, scale), build)
+
+
+def slips(ref, eps):
+    torch = torch_no_grad()
+    x = torch.from_numpy(ref["x"])
+    w, b = (torch.from_numpy(ref["state"][k]) for k in ("weight", "bias"))
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+
+    def norm(v, e=eps):
+        return (x - mean) / torch.sqrt(v + e)
+
+    return [
+        Slip("the values match a different epsilon: use the eps passed to __init__.",
+             norm(var, 1e-12) * w + b),
+        Slip("the values match a different epsilon: use the eps passed to __init__.",
+             norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b),
+        Slip("epsilon is added outside the square root: divide by sqrt(var + eps).",
+             (x - mean) / (torch.sqrt(var) + eps) * w + b),
+        Slip("the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
+             norm(x.var(-1, unbiased=True, keepdim=True)) * w + b),
+        Slip("the bias (shift) is missing: add self.bias after scaling.", norm(var) * w),
+        Slip("the weight (gain) is missing: multiply by self.weight.", norm(var) + b),
+        Slip("it normalizes over the wrong axis: normalize each position over its features "
+             "(the last axis).",
+             (x - x.mean(-2, keepdim=True)) / torch.sqrt(x.var(-2, unbiased=False, keepdim=True)
+                                                         + eps) * w + b),
+    ]
+
+
+def build_with_eps(cls, dim, eps):
+    return cls(dim, eps=eps)
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_eager_output_matches_torch(case):
+    """LayerNorm(dim, eps=eps) matches torch.nn.LayerNorm (eager)"""
+    dim, eps, batch, seq_len, scale = case
+    ref = reference(*case)
+    norm = build_learner_module(
+        f"LayerNorm({dim}, eps={eps})", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps)
+    load_weights("LayerNorm", norm, ref["state"])
+    got = call("LayerNorm.forward", norm, max_tensor(ref["x"]))
+    expect_close("LayerNorm output", got, ref["expected"], atol=1e-4, rtol=1e-4,
+                 slips=lambda: slips(ref, eps))
+
+
+def test_parameters_start_as_identity():
+    """weight starts as ones and bias as zeros, of shape [dim]"""
+    import numpy as np
+
+    norm = call("LayerNorm(16)", learner_attr(5, "LayerNorm"), 16)
+    params = dict(call("LayerNorm.parameters", lambda: list(norm.parameters)))
+    for name, value in (("weight", 1.0), ("bias", 0.0)):
+        if expect(name in params, f"LayerNorm has no parameter `{name}`: create self.{name}."):
+            expect_close(f"LayerNorm(16).{name} at creation", params[name],
+                         np.full(16, value, np.float32), atol=0, rtol=0)
+
+
+def test_compiled_output_matches_torch():
+    """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    dim, eps = 32, 1e-5
+    first, second = reference(dim, eps, 2, 7, 1.0), reference(dim, eps, 2, 5, 3e-3)
+    norm = build_learner_module(
+        "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps)
+    load_weights("LayerNorm", norm, first["state"])
+    graph = compile_module("LayerNorm", norm, TensorType(DType.float32, ("batch", "seqlen", dim),
+                                                         device=DeviceRef.CPU()))
+    for ref in (first, second):
+        got = call("the compiled LayerNorm", graph, max_tensor(ref["x"]))
+        expect_close(f"LayerNorm output (compiled, shape {list(ref['x'].shape)})", got,
+                     ref["expected"], atol=1e-4, rtol=1e-4, slips=lambda: slips(ref, eps))

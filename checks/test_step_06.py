@@ -1,0 +1,102 @@
+"""Step 6: GPT2Block against HuggingFace's GPT2Block (pre-norm, two residual additions)."""
+
+import math
+
+import pytest
+
+from checks.compare import Slip, expect_close, expect_eager_only_failure
+from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    GPT2_SIZES, SMALL, build_learner_module, cached, hf_block, hidden_states, load_weights,
+    max_state_dict, max_tensor, run_hf_block, torch_no_grad,
+)
+
+EAGER_CASES = {
+    "eager, small config, batch 2, 7 tokens": (SMALL, 2, 7),
+    "eager, small config, batch 2, the full 24 positions": (SMALL, 2, SMALL.n_positions),
+    "eager, GPT-2 sizes, batch 1, 5 tokens": (GPT2_SIZES, 1, 5),
+}
+
+
+def reference(cfg, shapes):
+    def build():
+        block = hf_block(cfg, seed=8)
+        data = {"state": max_state_dict(block)}
+        for batch, seq_len in shapes:
+            x = hidden_states(batch, seq_len, cfg.n_embd, seed=9)
+            data[batch, seq_len] = (x.numpy(), run_hf_block(block, x).numpy())
+        return data
+
+    return cached("block", (cfg, shapes), build)
+
+
+def slips(cfg, x):
+    from checks.reference import causal_mask_4d
+
+    torch = torch_no_grad()
+    block, x = hf_block(cfg, seed=8), torch.from_numpy(x)
+    mask = causal_mask_4d(x.shape[1])
+
+    def attn(h):
+        return block.attn(h, attention_mask=mask)[0]
+
+    after_attn = x + attn(block.ln_1(x))
+    post_norm = block.ln_1(x + attn(x))
+    return [
+        Slip("the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
+             "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
+             block.ln_2(post_norm + block.mlp(post_norm))),
+        Slip("the residual around attention is missing: add the block's input back, "
+             "x = x + attn(ln_1(x)).", attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x))))),
+        Slip("the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
+             block.mlp(block.ln_2(after_attn))),
+        Slip("ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
+             after_attn + block.mlp(block.ln_1(after_attn))),
+        Slip("the MLP's layer norm is missing: x + mlp(ln_2(x)).", after_attn + block.mlp(after_attn)),
+        Slip("the attention's layer norm is missing: x + attn(ln_1(x)).",
+             (x + attn(x)) + block.mlp(block.ln_2(x + attn(x)))),
+    ]
+
+
+def learner_block(cfg, state):
+    block = build_learner_module("GPT2Block", learner_attr(6, "GPT2Block"), cfg)
+    return load_weights("GPT2Block", block, state)
+
+
+def expect_matches(what, got, cfg, x, expected):
+    tolerance = 5e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
+    return expect_close(what, got, expected, atol=tolerance, rtol=tolerance,
+                        slips=lambda: slips(cfg, x))
+
+
+@pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
+def test_eager_output_matches_huggingface(case):
+    """Block output matches HuggingFace's GPT2Block"""
+    cfg, batch, seq_len = case
+    ref = reference(cfg, ((batch, seq_len),))
+    block = learner_block(cfg, ref["state"])
+    x, expected = ref[batch, seq_len]
+    got = call("GPT2Block.forward", block, max_tensor(x))
+    expect_matches("Block output (eager)", got, cfg, x, expected)
+
+
+def test_compiled_output_matches_huggingface():
+    """Block output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    shapes = ((2, 7), (3, 13))
+    ref = reference(SMALL, shapes)
+    block = learner_block(SMALL, ref["state"])
+    input_type = TensorType(DType.float32, ("batch", "seqlen", SMALL.n_embd), device=DeviceRef.CPU())
+    graph = compile_module("GPT2Block", block, input_type)
+    for batch, seq_len in shapes:
+        x, expected = ref[batch, seq_len]
+        got = call("the compiled GPT2Block", graph, max_tensor(x))
+        if not expect_matches(f"Block output (compiled, batch {batch}, {seq_len} tokens)", got,
+                              SMALL, x, expected):
+            expect_eager_only_failure(call("GPT2Block.forward", block, max_tensor(x)), expected)
+            break

@@ -1,0 +1,125 @@
+"""Step 7: MaxGPT2Model against HuggingFace's GPT2Model (the last hidden state)."""
+
+
+import pytest
+
+from checks.compare import Slip, expect, expect_close, expect_eager_only_failure, mismatch
+from checks.harness import LearnerError, call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights,
+    max_state_dict, max_tensor, token_ids, torch_no_grad,
+)
+
+SHAPES = ((2, 7), (3, 13), (2, SMALL.n_positions))
+TOLERANCE = 1e-4
+
+
+def reference(cfg):
+    """Weights, ids, HuggingFace's output and every intermediate stage, for each shape."""
+
+    def build():
+        torch = torch_no_grad()
+        body = hf_lm_model(cfg, seed=10).transformer
+        data = {"state": max_state_dict(body)}
+        for batch, seq_len in SHAPES:
+            ids = token_ids(batch, seq_len, cfg.vocab_size, seed=11)
+            stages = [body.wte(ids) + body.wpe(torch.arange(seq_len))]  # embeddings
+            for block in body.h:
+                stages.append(block(stages[-1], attention_mask=causal_mask_4d(seq_len)))
+            output = body(ids).last_hidden_state
+            data[batch, seq_len] = (ids.numpy(), [s.numpy() for s in stages], output.numpy())
+        return data
+
+    return cached("model", (cfg, SHAPES), build)
+
+
+def slips(cfg, ids, stages):
+    torch = torch_no_grad()
+    body = hf_lm_model(cfg, seed=10).transformer
+    ids = torch.from_numpy(ids)
+    seq_len = ids.shape[1]
+    return [
+        Slip("the position ids start at 1: they are 0, 1, ..., S-1.",
+             body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state),
+        Slip("the final layer norm ln_f is missing: apply it after the last block.", stages[-1]),
+        Slip("the position embeddings are missing: add wpe(positions) to wte(input_ids).",
+             _without_positions(body, ids)),
+    ]
+
+
+def _without_positions(body, ids):
+    h = body.wte(ids)
+    for block in body.h:
+        h = block(h, attention_mask=causal_mask_4d(ids.shape[1]))
+    return body.ln_f(h)
+
+
+def learner_model(cfg, state):
+    model = build_learner_module("MaxGPT2Model", learner_attr(7, "MaxGPT2Model"), cfg)
+    return load_weights("MaxGPT2Model", model, state)
+
+
+def where_it_diverges(model, cfg, stages, expected):
+    """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs."""
+    for index in range(cfg.n_layer):
+        block = call(f"MaxGPT2Model.h[{index}]", lambda: model.h[index])
+        got = call(f"block h[{index}]", block, max_tensor(stages[index]))
+        if mismatch("", got, stages[index + 1], atol=TOLERANCE, rtol=TOLERANCE) is not None:
+            return (f"The first difference is in block h[{index}]: on HuggingFace's input it "
+                    "gives another output, so look at your GPT2Block (step 6).")
+    got = call("ln_f", model.ln_f, max_tensor(stages[-1]))
+    if mismatch("", got, expected, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+        return "Every block matches, but ln_f does not: look at ln_f (your LayerNorm of step 5)."
+    return ("Embeddings, every block and ln_f match on their own, so the difference is in how "
+            "forward connects them: positions 0..S-1, wte + wpe, the blocks in order, then ln_f.")
+
+
+def check_output(what, got, model, cfg, ids, stages, expected):
+    ok = expect_close(what, got, expected, atol=TOLERANCE, rtol=TOLERANCE,
+                      slips=lambda: slips(cfg, ids, stages))
+    if not ok:
+        try:
+            expect(False, where_it_diverges(model, cfg, stages, expected))
+        except LearnerError as error:
+            expect(False, str(error))
+    return ok
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"eager, batch {b}, {s} tokens" for b, s in SHAPES])
+def test_eager_output_matches_huggingface(shape):
+    """Final hidden states match HuggingFace's GPT2Model"""
+    ref = reference(SMALL)
+    model = learner_model(SMALL, ref["state"])
+    ids, stages, expected = ref[shape]
+    got = call("MaxGPT2Model.forward", model, max_tensor(ids))
+    check_output("Hidden states (eager)", got, model, SMALL, ids, stages, expected)
+
+
+def test_blocks_are_indexable():
+    """h holds n_layer blocks that can be indexed, h[0] ... h[n_layer - 1]"""
+    model = build_learner_module("MaxGPT2Model", learner_attr(7, "MaxGPT2Model"), SMALL)
+    blocks = call("MaxGPT2Model.h", lambda: model.h)
+    count = call("len(MaxGPT2Model.h)", len, blocks)
+    expect(count == SMALL.n_layer, f"h holds {count} blocks; config.n_layer is {SMALL.n_layer}.")
+
+
+def test_compiled_output_matches_huggingface():
+    """Final hidden states match inside a graph compiled with symbolic batch and length (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    ref = reference(SMALL)
+    model = learner_model(SMALL, ref["state"])
+    graph = compile_module("MaxGPT2Model", model, TensorType(DType.int64, ("batch", "seqlen"),
+                                                             device=DeviceRef.CPU()))
+    for shape in SHAPES[:2]:
+        ids, stages, expected = ref[shape]
+        got = call("the compiled MaxGPT2Model", graph, max_tensor(ids))
+        if not check_output(f"Hidden states (compiled, batch {shape[0]}, {shape[1]} tokens)",
+                            got, model, SMALL, ids, stages, expected):
+            expect_eager_only_failure(call("MaxGPT2Model.forward", model, max_tensor(ids)),
+                                      expected)
+            break

@@ -1,0 +1,91 @@
+"""Step 8: MaxGPT2LMHeadModel against HuggingFace's GPT2LMHeadModel (the logits)."""
+
+import pytest
+
+from checks.compare import Slip, expect, expect_close, mismatch
+from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights, max_state_dict, max_tensor,
+    token_ids, torch_no_grad,
+)
+
+SHAPES = ((2, 7), (1, SMALL.n_positions))
+TOLERANCE = 2e-4
+
+
+def reference(cfg):
+    def build():
+        model = hf_lm_model(cfg, seed=12)
+        data = {"state": max_state_dict(model)}
+        for batch, seq_len in SHAPES + ((3, 13),):
+            ids = token_ids(batch, seq_len, cfg.vocab_size, seed=13)
+            out = model(ids, output_hidden_states=True)
+            data[batch, seq_len] = (ids.numpy(), out.hidden_states[-1].numpy(), out.logits.numpy())
+        return data
+
+    return cached("lm_head", (cfg, SHAPES), build)
+
+
+def slips(cfg, ids):
+    torch = torch_no_grad()
+    model = hf_lm_model(cfg, seed=12)
+    ids = torch.from_numpy(ids)
+    hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
+    for block in model.transformer.h:
+        hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
+    return [Slip("the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
+                 "your MaxGPT2Model already applies.", model.lm_head(hidden))]
+
+
+def learner_model(cfg, state):
+    model = build_learner_module("MaxGPT2LMHeadModel", learner_attr(8, "MaxGPT2LMHeadModel"), cfg)
+    return load_weights("MaxGPT2LMHeadModel", model, state)
+
+
+def check_logits(what, got, model, cfg, ids, hidden, logits):
+    ok = expect_close(what, got, logits, atol=TOLERANCE, rtol=TOLERANCE,
+                      slips=lambda: slips(cfg, ids))
+    if not ok:
+        body = call("MaxGPT2LMHeadModel.transformer", model.transformer, max_tensor(ids))
+        if mismatch("", body, hidden, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+            expect(False, "The body (self.transformer, your MaxGPT2Model of step 7) already "
+                          "differs from HuggingFace's: fix step 7 first.")
+        else:
+            expect(False, "The body's hidden states match; the difference is in the head: "
+                          "lm_head is Linear(n_embd, vocab_size, bias=False) applied to them.")
+    return ok
+
+
+def test_parameter_names_match_huggingface():
+    """Parameter names and shapes equal GPT2LMHeadModel's state dict, so weights load by name"""
+    ref = reference(SMALL)
+    learner_model(SMALL, ref["state"])  # load_weights names every missing, extra or misshaped one
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"eager, batch {b}, {s} tokens" for b, s in SHAPES])
+def test_eager_logits_match_huggingface(shape):
+    """Logits match HuggingFace's GPT2LMHeadModel"""
+    ref = reference(SMALL)
+    model = learner_model(SMALL, ref["state"])
+    ids, hidden, logits = ref[shape]
+    got = call("MaxGPT2LMHeadModel.forward", model, max_tensor(ids))
+    check_logits("Logits (eager)", got, model, SMALL, ids, hidden, logits)
+
+
+def test_compiled_model_matches_eager_and_huggingface():
+    """model.compile(TensorType(int64, ("batch", "seqlen"))) gives the same logits for two lengths (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    ref = reference(SMALL)
+    model = learner_model(SMALL, ref["state"])
+    graph = compile_module("MaxGPT2LMHeadModel", model, TensorType(
+        DType.int64, ("batch", "seqlen"), device=DeviceRef.CPU()))
+    for shape in ((2, 7), (3, 13)):
+        ids, hidden, logits = ref[shape]
+        got = call("the compiled MaxGPT2LMHeadModel", graph, max_tensor(ids))
+        check_logits(f"Logits (compiled, batch {shape[0]}, {shape[1]} tokens)", got, model,
+                     SMALL, ids, hidden, logits)

@@ -1,0 +1,66 @@
+"""Helpers for the repository's own tests: run the checker as a learner would, on copies of code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    code: int
+    output: str
+
+    def assert_plain_failure(self, *fragments: str) -> None:
+        """Exit 1, no traceback, and every fragment in the output."""
+        assert self.code == 1, self.output
+        assert "Traceback" not in self.output, self.output
+        assert "checker itself failed" not in self.output, self.output
+        for fragment in fragments:
+            assert fragment in self.output, f"{fragment!r} not in:\n{self.output}"
+
+
+def run_command(args: list[str], timeout: float = 900, stdin: str | None = None, **env: str) -> Run:
+    result = subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        env={**os.environ, **env},
+    )
+    return Run(result.returncode, result.stdout + result.stderr)
+
+
+def run_checks(*args: str, timeout: float = 900) -> Run:
+    return run_command([sys.executable, "-m", "checks", *args], timeout=timeout)
+
+
+def copy_solutions(tmp_path: Path) -> Path:
+    folder = tmp_path / "learner"
+    shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def mutate(folder: Path, step: int, replacements: list[tuple[str, str]]) -> None:
+    """Apply exact text replacements to `step_NN.py`; each must match, so a test can't go stale."""
+    path = folder / f"step_{step:02d}.py"
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text, f"{old!r} is no longer in solutions/step_{step:02d}.py: update the test"
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+@pytest.fixture
+def learner_copy(tmp_path: Path) -> Path:
+    return copy_solutions(tmp_path)

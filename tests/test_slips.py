@@ -1,0 +1,179 @@
+"""Each plausible mistake, made in a copy of the solutions, fails its step's check with its hint.
+
+Mutants run with --eager-only (compiling a graph per mutant would cost minutes on a cold cache),
+except where compilation is the point.
+"""
+
+import pytest
+
+from tests.conftest import mutate, run_checks
+
+GELU = 'F.gelu(hidden_states, approximate="tanh")'
+SOFTMAX = "weights = F.softmax(scores, axis=-1)"
+SPLIT = "query, key, value = F.split(qkv, [self.embed_dim] * 3, axis=-1)"
+
+SLIPS = {
+    # step 1
+    "n_embd wrong": (1, [("n_embd: int = 768", "n_embd: int = 512")],
+                     "n_embd is 512; HuggingFace's gpt2 uses 768"),
+    "epsilon wrong": (1, [("layer_norm_epsilon: float = 1e-5", "layer_norm_epsilon: float = 1e-6")],
+                      "layer_norm_epsilon is 1e-06"),
+    "n_inner set": (1, [("n_inner: int | None = None", "n_inner: int | None = 3072")],
+                    "n_inner is 3072; HuggingFace's gpt2 uses None"),
+    "vocab as float": (1, [("vocab_size: int = 50257", "vocab_size: float = 50257.0")],
+                       "vocab_size is 50257.0"),
+    "not a dataclass": (1, [("@dataclass\n", "")], "not a dataclass"),
+    # step 2
+    "exact GELU": (2, [(GELU, "F.gelu(hidden_states)")], "exact (erf) GELU"),
+    "no activation": (2, [(GELU, "hidden_states")], "no activation"),
+    "ReLU": (2, [(GELU, "F.relu(hidden_states)")], "match ReLU"),
+    "GELU after c_proj": (2, [(GELU, "hidden_states"),
+                              ("return self.c_proj(hidden_states)",
+                               'return F.gelu(self.c_proj(hidden_states), approximate="tanh")')],
+                          "GELU applied after c_proj"),
+    "c_fc without bias": (2, [("intermediate_size, bias=True)", "intermediate_size, bias=False)")],
+                          "no parameter c_fc.bias"),
+    "c_fc in/out swapped": (2, [("Linear(config.n_embd, intermediate_size",
+                                 "Linear(intermediate_size, config.n_embd")],
+                            "c_fc.weight has shape"),
+    # step 3
+    "mask of ones": (3, [('Tensor.constant(float("-inf"),', "Tensor.constant(1.0,")],
+                     "use 0 where a key is visible and -inf"),
+    "mask shifted": (3, [("num_upper=num_tokens,", "num_upper=num_tokens + 1,")],
+                     "query i sees one key too many"),
+    "mask ignores num_tokens": (3, [("num_upper=num_tokens,", "num_upper=0,")],
+                                "the mask ignores num_tokens"),
+    "mask transposed": (3, [("num_lower=None, num_upper=num_tokens, exclude=True",
+                             "num_lower=None, num_upper=num_tokens, exclude=False")],
+                        "visible and hidden are swapped"),
+    # step 4
+    "no scale": (4, [(" / math.sqrt(self.head_dim)", "")], "without the 1/sqrt(head_dim) scale"),
+    "scale by head_dim": (4, [("math.sqrt(self.head_dim)", "self.head_dim")],
+                          "divided by head_dim"),
+    "no mask": (4, [("scores = scores + causal_mask", "_ = scores + causal_mask")],
+                "attention with no causal mask"),
+    "mask after softmax": (4, [("scores = scores + causal_mask", "mask = causal_mask"),
+                               (SOFTMAX, "weights = F.softmax(scores, axis=-1) + mask")],
+                           "NaN"),
+    "softmax over queries": (4, [(SOFTMAX, "weights = F.softmax(scores, axis=-2)")],
+                             "softmax runs over the wrong axis"),
+    "k, q, v order": (4, [(SPLIT, "key, query, value = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
+                      "q, k and v are taken in the wrong order"),
+    "q, v, k order": (4, [(SPLIT, "query, value, key = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
+                      "q, k and v are taken in the wrong order"),
+    "heads from the wrong axis": (
+        4, [("x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
+             "        return x.transpose(1, 2)",
+             "x = x.reshape([batch, seq_len, self.head_dim, self.num_heads])\n"
+             "        return x.permute([0, 3, 1, 2])")],
+        "split along the wrong axis"),
+    "heads reshaped without transpose": (
+        4, [("x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
+             "        return x.transpose(1, 2)",
+             "return x.reshape([batch, self.num_heads, seq_len, self.head_dim])")],
+        "reshaped straight to [B, n_head, S, head_dim]"),
+    "merge without transpose": (
+        4, [("x = x.transpose(1, 2)  # [B, S, H, D]\n        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])",
+             "return x.reshape([x.shape[0], x.shape[2], self.embed_dim])")],
+        "merged without transposing back"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS.values(), ids=SLIPS.keys())
+def test_slip_fails_with_its_hint(learner_copy, slip):
+    step, replacements, message = slip
+    mutate(learner_copy, step, replacements)
+    run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure(message, f"Step {step} is not done yet")
+
+
+def test_mask_shifted_in_step_3_is_named_from_step_4(learner_copy):
+    mutate(learner_copy, 3, [("num_upper=num_tokens,", "num_upper=num_tokens + 1,")])
+    run = run_checks("4", "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure("the mask is shifted by one", "fix step 3 first")
+
+
+ARANGE_MASK = '''
+    keys = Tensor.arange(total_length, dtype=DType.int64, device=device)
+    queries = Tensor.arange(sequence_length, dtype=DType.int64, device=device)
+    visible = F.unsqueeze(keys, 0) <= F.unsqueeze(queries, 1) + num_tokens  # [S, S+N]
+    hidden = Tensor.constant(float("-inf"), dtype=dtype, device=device)
+    hidden = F.broadcast_to(hidden, shape=(sequence_length, total_length))
+    zeros = Tensor.constant(0.0, dtype=dtype, device=device)
+    zeros = F.broadcast_to(zeros, shape=(sequence_length, total_length))
+    return F.where(visible, zeros, hidden)
+'''
+
+
+def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
+    """The trap measured on max 26.7: arange comparisons + where, fine eagerly, wrong in a graph.
+
+    Step 3's own probe compiles this mask correctly; the slip shows once the mask meets the
+    [batch, heads, S, S] scores inside step 4's compiled attention, so that is where it is caught.
+    """
+    mutate(learner_copy, 3, [
+        ('    mask = Tensor.constant(float("-inf"), dtype=dtype, device=device)\n', ""),
+        ("    mask = F.broadcast_to(mask, shape=(sequence_length, total_length))  # [S, S+N], all -inf\n", ""),
+        ("    return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)\n",
+         ARANGE_MASK),
+    ])
+    run = run_checks("4", "--dir", str(learner_copy))
+    run.assert_plain_failure("right eagerly but wrong inside the compiled graph", "F.band_part")
+    assert "FAIL  Attention output matches HuggingFace's GPT2Attention (eager" not in run.output
+
+
+LN = "return F.layer_norm(x, gamma=self.weight, beta=self.bias, epsilon=self.eps)"
+ATTN_RESIDUAL = "hidden_states = hidden_states + self.attn(self.ln_1(hidden_states))  # [B, S, E]"
+MLP_RESIDUAL = "return hidden_states + self.mlp(self.ln_2(hidden_states))  # [B, S, E]"
+POSITIONS = "positions = Tensor.arange(seq_len, dtype=DType.int64, device=input_ids.device)  # [S]"
+
+SLIPS_5_TO_8 = {
+    "eps ignored": (5, [("epsilon=self.eps)", "epsilon=1e-12)")], "a different epsilon"),
+    "eps outside sqrt": (5, [(LN, "mean = x.mean(axis=-1)\n        centered = x - mean\n"
+                              "        var = (centered * centered).mean(axis=-1)\n"
+                              "        return centered / (F.sqrt(var) + self.eps) * self.weight + self.bias")],
+                         "outside the square root"),
+    "no bias": (5, [("beta=self.bias", "beta=self.bias * 0")], "the bias (shift) is missing"),
+    "wrong axis": (5, [(LN, "mean = x.mean(axis=-2)\n        centered = x - mean\n"
+                        "        var = (centered * centered).mean(axis=-2)\n"
+                        "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias")],
+                   "normalizes over the wrong axis"),
+    "post-norm": (6, [(ATTN_RESIDUAL, "hidden_states = self.ln_1(hidden_states + self.attn(hidden_states))"),
+                      (MLP_RESIDUAL, "return self.ln_2(hidden_states + self.mlp(hidden_states))")],
+                  "post-norm"),
+    "missing attention residual": (6, [(ATTN_RESIDUAL, "hidden_states = self.attn(self.ln_1(hidden_states))")],
+                                   "residual around attention is missing"),
+    "missing MLP residual": (6, [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
+                             "residual around the MLP is missing"),
+    "ln_1 used twice": (6, [(MLP_RESIDUAL, "return hidden_states + self.mlp(self.ln_1(hidden_states))")],
+                        "ln_1 is used before the MLP too"),
+    "positions from 1": (7, [(POSITIONS, POSITIONS.replace("arange(seq_len,", "arange(1, seq_len + 1,"))],
+                         "position ids start at 1"),
+    "no positions": (7, [("self.wte(input_ids) + self.wpe(positions)", "self.wte(input_ids)")],
+                     "position embeddings are missing"),
+    "no ln_f": (7, [("return self.ln_f(hidden_states)", "return hidden_states")],
+                "final layer norm ln_f is missing"),
+    "block slip named from step 7": (6, [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
+                                     None),
+    "lm_head with bias": (8, [("config.vocab_size, bias=False)", "config.vocab_size, bias=True)")],
+                          "parameters HuggingFace's module does not: lm_head.bias"),
+    "logits before ln_f": (8, [("hidden_states = self.transformer(input_ids)  # [B, S, E]",
+                                "hidden_states = self.transformer.h(self.transformer.wte(input_ids) + "
+                                "self.transformer.wpe(Tensor.arange(input_ids.shape[1], dtype=DType.int64, "
+                                "device=input_ids.device)))"),
+                               ("from max.experimental.tensor import Tensor",
+                                "from max.dtype import DType\nfrom max.experimental.tensor import Tensor")],
+                           "logits are taken before the final layer norm"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_5_TO_8.values(), ids=SLIPS_5_TO_8.keys())
+def test_slip_in_steps_5_to_8_fails_with_its_hint(learner_copy, slip):
+    step, replacements, message = slip
+    mutate(learner_copy, step, replacements)
+    if message is None:  # a broken block, checked from step 7: the report names block h[0]
+        run = run_checks("7", "--dir", str(learner_copy), "--eager-only")
+        run.assert_plain_failure("first difference is in block h[0]", "fix step 6 first")
+        return
+    run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure(message, f"Step {step} is not done yet")
