@@ -38,9 +38,11 @@ def slips(cfg, ids, stages):
     body = hf_lm_model(cfg, seed=10).transformer
     ids = torch.from_numpy(ids)
     seq_len = ids.shape[1]
-    return [
-        Slip("the position ids start at 1: they are 0, 1, ..., S-1.",
-             body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state),
+    shifted = []
+    if seq_len < cfg.n_positions:  # position S does not exist when S is the full context
+        shifted = [Slip("the position ids start at 1: they are 0, 1, ..., S-1.",
+                        body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state)]
+    return shifted + [
         Slip("the final layer norm ln_f is missing: apply it after the last block.", stages[-1]),
         Slip("the position embeddings are missing: add wpe(positions) to wte(input_ids).",
              _without_positions(body, ids)),
