@@ -147,11 +147,48 @@ def expect(ok: bool, message: str) -> bool:
     return ok
 
 
-def expect_eager_only_failure(eager_output: Any, expected: Any) -> None:
+def expect_eager_only_failure(eager_output: Any, expected: Any, tolerance: float = 1e-4) -> None:
     """After a compiled mismatch: say so plainly when the same code is right eagerly."""
-    if mismatch("eager", eager_output, expected, atol=1e-4, rtol=1e-4) is None:
+    if mismatch("eager", eager_output, expected, atol=tolerance, rtol=tolerance) is None:
         expect(False, (
             "Your code is right eagerly but wrong inside the compiled graph. With max 26.7 a "
             "causal mask built from Tensor.arange comparisons and F.where is not applied in a "
             "compiled graph: build it with F.band_part in step 3, as its page shows."
         ))
+
+
+def expect_compiled_matches(
+    what: str,
+    module: Any,
+    cases: Sequence[tuple[Any, ...]],
+    compare_case: Callable[..., bool],
+    tolerance: float = 1e-4,
+) -> None:
+    """Compile `module` once with symbolic ("batch", "seqlen") and check it on every case.
+
+    Each case is `(input, expected, *extra)`; `compare_case(label, got, input, expected, *extra)`
+    records any mismatch and returns True on a match. After the first compiled mismatch the module
+    also runs eagerly on that input, so a learner whose code is only wrong when compiled is told so.
+    """
+    import pytest
+
+    from checks.harness import call, compile_module, eager_only
+    from checks.reference import max_tensor
+
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    first = np.asarray(cases[0][0])
+    input_type = TensorType(DType.from_numpy(first.dtype), ("batch", "seqlen", *first.shape[2:]),
+                            device=DeviceRef.CPU())
+    graph = compile_module(what, module, input_type)
+    for x, expected, *extra in cases:
+        label = f"compiled, batch {x.shape[0]}, {x.shape[1]} tokens"
+        got = call(f"the compiled {what}", graph, max_tensor(x))
+        if not compare_case(label, got, x, expected, *extra):
+            eager = call(f"{what}.forward", module, max_tensor(x))
+            expect_eager_only_failure(eager, expected, tolerance)
+            break

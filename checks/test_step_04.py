@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from checks.compare import Slip, expect_close, expect_eager_only_failure
-from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.compare import Slip, expect_close, expect_compiled_matches
+from checks.harness import call, learner_attr
 from checks.reference import (
     GPT2_SIZES,
     SMALL,
@@ -136,22 +136,11 @@ def test_eager_output_matches_huggingface(case):
 
 def test_compiled_output_matches_huggingface():
     """Attention output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
-    if eager_only():
-        pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
     shapes = ((2, 7), (3, 13))
     ref = reference(SMALL, shapes)
     attention = learner_attention(SMALL, ref["state"])
-    input_type = TensorType(DType.float32, ("batch", "seqlen", SMALL.n_embd), device=DeviceRef.CPU())
-    graph = compile_module("GPT2MultiHeadAttention", attention, input_type)
-    for batch, seq_len in shapes:
-        x, expected = ref[batch, seq_len]
-        got = call("the compiled GPT2MultiHeadAttention", graph, max_tensor(x))
-        if not expect_matches(f"Attention output (compiled, batch {batch}, {seq_len} tokens)", got,
-                              SMALL, x, expected):
-            eager = call("GPT2MultiHeadAttention.forward", attention, max_tensor(x))
-            expect_eager_only_failure(eager, expected)
-            break
+    expect_compiled_matches(
+        "GPT2MultiHeadAttention", attention, [ref[shape] for shape in shapes],
+        lambda label, got, x, expected: expect_matches(
+            f"Attention output ({label})", got, SMALL, x, expected),
+    )

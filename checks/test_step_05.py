@@ -2,8 +2,8 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close
-from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.compare import Slip, expect, expect_close, expect_compiled_matches
+from checks.harness import call, learner_attr
 from checks.reference import (
     build_learner_module, cached, hf_layer_norm, hidden_states, load_weights, max_tensor,
     torch_no_grad,
@@ -86,20 +86,14 @@ def test_parameters_start_as_identity():
 
 def test_compiled_output_matches_torch():
     """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
-    if eager_only():
-        pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
     dim, eps = 32, 1e-5
     first, second = reference(dim, eps, 2, 7, 1.0), reference(dim, eps, 2, 5, 3e-3)
     norm = build_learner_module(
         "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps)
     load_weights("LayerNorm", norm, first["state"])
-    graph = compile_module("LayerNorm", norm, TensorType(DType.float32, ("batch", "seqlen", dim),
-                                                         device=DeviceRef.CPU()))
-    for ref in (first, second):
-        got = call("the compiled LayerNorm", graph, max_tensor(ref["x"]))
-        expect_close(f"LayerNorm output (compiled, shape {list(ref['x'].shape)})", got,
-                     ref["expected"], atol=1e-4, rtol=1e-4, slips=lambda: slips(ref, eps))
+    expect_compiled_matches(
+        "LayerNorm", norm, [(ref["x"], ref["expected"], ref) for ref in (first, second)],
+        lambda label, got, x, expected, ref: expect_close(
+            f"LayerNorm output ({label})", got, expected, atol=1e-4, rtol=1e-4,
+            slips=lambda: slips(ref, eps)),
+    )

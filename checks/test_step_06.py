@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from checks.compare import Slip, expect_close, expect_eager_only_failure
-from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.compare import Slip, expect_close, expect_compiled_matches
+from checks.harness import call, learner_attr
 from checks.reference import (
     GPT2_SIZES, SMALL, build_learner_module, cached, hf_block, hidden_states, load_weights,
     max_state_dict, max_tensor, run_hf_block, torch_no_grad,
@@ -82,21 +82,11 @@ def test_eager_output_matches_huggingface(case):
 
 def test_compiled_output_matches_huggingface():
     """Block output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
-    if eager_only():
-        pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
     shapes = ((2, 7), (3, 13))
     ref = reference(SMALL, shapes)
     block = learner_block(SMALL, ref["state"])
-    input_type = TensorType(DType.float32, ("batch", "seqlen", SMALL.n_embd), device=DeviceRef.CPU())
-    graph = compile_module("GPT2Block", block, input_type)
-    for batch, seq_len in shapes:
-        x, expected = ref[batch, seq_len]
-        got = call("the compiled GPT2Block", graph, max_tensor(x))
-        if not expect_matches(f"Block output (compiled, batch {batch}, {seq_len} tokens)", got,
-                              SMALL, x, expected):
-            expect_eager_only_failure(call("GPT2Block.forward", block, max_tensor(x)), expected)
-            break
+    expect_compiled_matches(
+        "GPT2Block", block, [ref[shape] for shape in shapes],
+        lambda label, got, x, expected: expect_matches(
+            f"Block output ({label})", got, SMALL, x, expected),
+    )

@@ -3,8 +3,8 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close, expect_eager_only_failure, mismatch
-from checks.harness import LearnerError, call, compile_module, eager_only, learner_attr
+from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
+from checks.harness import LearnerError, call, learner_attr
 from checks.reference import (
     SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights,
     max_state_dict, max_tensor, token_ids, torch_no_grad,
@@ -107,21 +107,12 @@ def test_blocks_are_indexable():
 
 def test_compiled_output_matches_huggingface():
     """Final hidden states match inside a graph compiled with symbolic batch and length (compiled)"""
-    if eager_only():
-        pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
-    graph = compile_module("MaxGPT2Model", model, TensorType(DType.int64, ("batch", "seqlen"),
-                                                             device=DeviceRef.CPU()))
-    for shape in SHAPES[:2]:
-        ids, stages, expected = ref[shape]
-        got = call("the compiled MaxGPT2Model", graph, max_tensor(ids))
-        if not check_output(f"Hidden states (compiled, batch {shape[0]}, {shape[1]} tokens)",
-                            got, model, SMALL, ids, stages, expected):
-            expect_eager_only_failure(call("MaxGPT2Model.forward", model, max_tensor(ids)),
-                                      expected)
-            break
+    expect_compiled_matches(
+        "MaxGPT2Model", model,
+        [(ids, expected, stages) for ids, stages, expected in (ref[s] for s in SHAPES[:2])],
+        lambda label, got, ids, expected, stages: check_output(
+            f"Hidden states ({label})", got, model, SMALL, ids, stages, expected),
+        TOLERANCE,
+    )

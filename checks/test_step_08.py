@@ -2,8 +2,8 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close, mismatch
-from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
+from checks.harness import call, learner_attr
 from checks.reference import (
     SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights, max_state_dict, max_tensor,
     token_ids, torch_no_grad,
@@ -74,18 +74,12 @@ def test_eager_logits_match_huggingface(shape):
 
 def test_compiled_model_matches_eager_and_huggingface():
     """model.compile(TensorType(int64, ("batch", "seqlen"))) gives the same logits for two lengths (compiled)"""
-    if eager_only():
-        pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
-    graph = compile_module("MaxGPT2LMHeadModel", model, TensorType(
-        DType.int64, ("batch", "seqlen"), device=DeviceRef.CPU()))
-    for shape in ((2, 7), (3, 13)):
-        ids, hidden, logits = ref[shape]
-        got = call("the compiled MaxGPT2LMHeadModel", graph, max_tensor(ids))
-        check_logits(f"Logits (compiled, batch {shape[0]}, {shape[1]} tokens)", got, model,
-                     SMALL, ids, hidden, logits)
+    cases = [(ids, logits, hidden) for ids, hidden, logits in (ref[s] for s in ((2, 7), (3, 13)))]
+    expect_compiled_matches(
+        "MaxGPT2LMHeadModel", model, cases,
+        lambda label, got, ids, logits, hidden: check_logits(
+            f"Logits ({label})", got, model, SMALL, ids, hidden, logits),
+        TOLERANCE,
+    )
