@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,9 +46,8 @@ GPT2_SIZES = CheckConfig()
 def cached(name: str, key: tuple, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`build()`'s arrays, computed once per (name, key, versions, this file and the caller's file)."""
     import importlib.metadata as metadata
-    import inspect
 
-    caller = Path(inspect.stack()[1].filename)
+    caller = Path(sys._getframe(1).f_code.co_filename)
     fingerprint = repr((
         name, key, metadata.version("torch"), metadata.version("transformers"),
         Path(__file__).read_bytes(), caller.read_bytes() if caller.exists() else b"",
