@@ -20,7 +20,7 @@ def causal_mask(
     mask is `[sequence_length, sequence_length + num_tokens]`.
     """
     total_length = Dim(sequence_length) + num_tokens
-    mask = Tensor.constant(float("-inf"), dtype=dtype, device=device)
+    mask = Tensor(float("-inf"), dtype=dtype, device=device)
     mask = F.broadcast_to(mask, shape=(sequence_length, total_length))  # [S, S+N], all -inf
     # Zero the band on and below diagonal `num_tokens`: those keys are in the past.
     return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)

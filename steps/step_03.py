@@ -30,7 +30,7 @@ def causal_mask(
     # Hint: Dim(sequence_length) + num_tokens works for numbers and for symbolic sizes alike.
 
     # TODO 2: make a [sequence_length, total_length] tensor filled with -inf.
-    # Hint: Tensor.constant(float("-inf"), dtype=dtype, device=device), then F.broadcast_to.
+    # Hint: Tensor(float("-inf"), dtype=dtype, device=device), then F.broadcast_to.
 
     # TODO 3: set the visible part (on and below diagonal num_tokens) to 0.
     # Hint: F.band_part(x, num_lower=None, num_upper=num_tokens, exclude=True) zeroes that band

@@ -37,7 +37,7 @@ SLIPS = {
                                  "Linear(intermediate_size, config.n_embd")],
                             "c_fc.weight has shape"),
     # step 3
-    "mask of ones": (3, [('Tensor.constant(float("-inf"),', "Tensor.constant(1.0,")],
+    "mask of ones": (3, [('Tensor(float("-inf"),', "Tensor(1.0,")],
                      "use 0 where a key is visible and -inf"),
     "mask shifted": (3, [("num_upper=num_tokens,", "num_upper=num_tokens + 1,")],
                      "query i sees one key too many"),
@@ -97,9 +97,9 @@ ARANGE_MASK = '''
     keys = Tensor.arange(total_length, dtype=DType.int64, device=device)
     queries = Tensor.arange(sequence_length, dtype=DType.int64, device=device)
     visible = F.unsqueeze(keys, 0) <= F.unsqueeze(queries, 1) + num_tokens  # [S, S+N]
-    hidden = Tensor.constant(float("-inf"), dtype=dtype, device=device)
+    hidden = Tensor(float("-inf"), dtype=dtype, device=device)
     hidden = F.broadcast_to(hidden, shape=(sequence_length, total_length))
-    zeros = Tensor.constant(0.0, dtype=dtype, device=device)
+    zeros = Tensor(0.0, dtype=dtype, device=device)
     zeros = F.broadcast_to(zeros, shape=(sequence_length, total_length))
     return F.where(visible, zeros, hidden)
 '''
@@ -112,7 +112,7 @@ def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
     [batch, heads, S, S] scores inside step 4's compiled attention, so that is where it is caught.
     """
     mutate(learner_copy, 3, [
-        ('    mask = Tensor.constant(float("-inf"), dtype=dtype, device=device)\n', ""),
+        ('    mask = Tensor(float("-inf"), dtype=dtype, device=device)\n', ""),
         ("    mask = F.broadcast_to(mask, shape=(sequence_length, total_length))  # [S, S+N], all -inf\n", ""),
         ("    return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)\n",
          ARANGE_MASK),
