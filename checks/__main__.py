@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nStopped.")
         return 130
+    except BrokenPipeError:  # the output went to `head` or a closed pager
+        return 1
     sys.stdout.flush()
     return 0 if ok else 1
 

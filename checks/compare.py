@@ -103,7 +103,7 @@ def mismatch(
         return (
             f"{head} expected shape {list(exp_np.shape)}, got {list(got_np.shape)}. "
             + _shape_hint(got_np.shape, exp_np.shape)
-        ).strip()
+        ).strip() + _slip_hint(got_np, slips, atol, rtol)
     if dtype is not None and got_np.dtype != np.dtype(dtype):
         return f"{head} expected dtype {np.dtype(dtype)}, got {got_np.dtype}."
     if np.isnan(got_np).any() and not np.isnan(exp_np).any():
@@ -118,11 +118,16 @@ def mismatch(
         return None
     if np.isinf(got_np).any() and not np.isinf(exp_np).any():
         description += "; the output holds Inf"
+    return f"{head} {description}." + _slip_hint(got_np, slips, atol, rtol)
+
+
+def _slip_hint(got: np.ndarray, slips: Any, atol: float, rtol: float) -> str:
+    """`\n  Hint: ...` for the first known mistake whose output `got` matches, else ''."""
     for slip in slips() if callable(slips) else slips:
         slip_np = np.asarray(slip.output)
-        if slip_np.shape == got_np.shape and difference(got_np, slip_np, atol * 10, rtol * 10)[0]:
-            return f"{head} {description}.\n  Hint: {slip.hint}"
-    return f"{head} {description}."
+        if slip_np.shape == got.shape and difference(got, slip_np, atol * 10, rtol * 10)[0]:
+            return f"\n  Hint: {slip.hint}"
+    return ""
 
 
 def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:

@@ -177,3 +177,29 @@ def test_slip_in_steps_5_to_8_fails_with_its_hint(learner_copy, slip):
         return
     run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure(message, f"Step {step} is not done yet")
+
+
+ENCODE = "ids = tokenizer.encode(text, max_length=max_length, truncation=max_length is not None)"
+ARRAY = "np.array([ids], dtype=np.int64).reshape(1, -1)"
+DECODE = "return tokenizer.decode(ids, skip_special_tokens=True)"
+
+SLIPS_9 = {
+    "no batch axis": ([(ARRAY, "np.array(ids, dtype=np.int64)")], "need a batch axis"),
+    "max_length ignored": ([(ENCODE, "ids = tokenizer.encode(text)")], "max_length is ignored"),
+    "keeps the last tokens": ([(ENCODE, "ids = tokenizer.encode(text)\n"
+                                "    ids = ids[-max_length:] if max_length else ids")],
+                              "keeps the last max_length tokens"),
+    "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32")), ("dtype=DType.int64", "dtype=DType.int32")],
+                  "expected dtype int64, got int32"),
+    "special tokens kept": ([(DECODE, "return tokenizer.decode(ids)")], "Skip special tokens"),
+    "only [1, n] decoded": ([("ids = token_ids.to(CPU()).to_numpy().reshape(-1).tolist()",
+                              "ids = token_ids.to(CPU()).to_numpy()[0].tolist()")],
+                            "decode_tokens([n] ids"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_9.values(), ids=SLIPS_9.keys())
+def test_slip_in_step_9_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, 9, replacements)
+    run_checks("9", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 9 is not done yet")

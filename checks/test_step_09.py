@@ -1,0 +1,74 @@
+"""Step 9: tokenize_text and decode_tokens agree with the tokenizer's own encode and decode."""
+
+import numpy as np
+import pytest
+
+from checks.compare import Slip, expect, expect_close
+from checks.harness import call, learner_attr, not_none
+from checks.reference import local_tokenizer, max_tensor
+
+TEXTS = {
+    "plain English": "Hello world! The quick brown fox jumps over the lazy dog.",
+    "accents and CJK": "naïve café in Zürich — 東京",
+    "emoji": "Language models 🙂🚀",
+    "whitespace runs, tabs and newlines": "  spaced\n\n\ttabs  and   runs  ",
+    "empty text": "",
+}
+LONG = "Language models predict the next token from the tokens before it."
+
+
+def expect_ids(what, got, ids, slips=()):
+    return expect_close(what, got, np.array([ids], dtype=np.int64).reshape(1, -1), atol=0, rtol=0,
+                        dtype=np.int64, slips=list(slips) + [
+                            Slip("the ids need a batch axis: return shape [1, n], not [n].",
+                                 np.array(ids, dtype=np.int64))])
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_tokenize_text_matches_encode(text):
+    """tokenize_text gives the tokenizer's ids as a [1, n] int64 Tensor on the device"""
+    from max.driver import CPU
+
+    tokenizer = local_tokenizer()
+    got = call(f"tokenize_text({text!r})", learner_attr(9, "tokenize_text"), text, tokenizer, CPU())
+    if expect_ids(f"tokenize_text({text!r})", got, tokenizer.encode(text)):
+        expect(isinstance(getattr(got, "device", None), CPU),
+               "tokenize_text should return a MAX Tensor on `device` (Tensor(..., device=device)).")
+
+
+def test_tokenize_text_truncates_to_max_length():
+    """tokenize_text(..., max_length=5) keeps the first 5 tokens"""
+    from max.driver import CPU
+
+    tokenizer = local_tokenizer()
+    ids = tokenizer.encode(LONG)
+    got = call("tokenize_text(text, max_length=5)", learner_attr(9, "tokenize_text"), LONG,
+               tokenizer, CPU(), max_length=5)
+    expect_ids("tokenize_text(text, max_length=5)", got, ids[:5], slips=[
+        Slip("max_length is ignored: pass max_length and truncation=True to encode.",
+             np.array([ids], dtype=np.int64)),
+        Slip("it keeps the last max_length tokens: truncation keeps the first ones.",
+             np.array([ids[-5:]], dtype=np.int64)),
+    ])
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["a [1, n] Tensor", "a [n] Tensor"])
+def test_decode_tokens_matches_decode(batched):
+    """decode_tokens gives the tokenizer's text and skips special tokens"""
+    tokenizer = local_tokenizer()
+    decode_tokens = learner_attr(9, "decode_tokens")
+    for text in TEXTS.values():
+        ids = tokenizer.encode(text) + [tokenizer.eos_token_id]
+        array = np.array([ids] if batched else ids, dtype=np.int64)
+        what = f"decode_tokens({'[1, n]' if batched else '[n]'} ids of {text!r} + <|endoftext|>)"
+        got = not_none(what, call(what, decode_tokens, max_tensor(array), tokenizer))
+        expected = tokenizer.decode(ids, skip_special_tokens=True)
+        if got == expected:
+            continue
+        hint = ""
+        if isinstance(got, str) and tokenizer.eos_token in got:
+            hint = " Skip special tokens: tokenizer.decode(ids, skip_special_tokens=True)."
+        elif not isinstance(got, str):
+            hint = f" It returned a {type(got).__name__}; return the decoded str."
+        expect(False, f"{what} gave {got!r}, expected {expected!r}.{hint}")
+        break
