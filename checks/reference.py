@@ -73,11 +73,14 @@ def torch_no_grad() -> Any:
     return torch
 
 
-def hf_config(cfg: CheckConfig) -> Any:
+def hf_config(cfg: CheckConfig, eos_token_id: int | None = None) -> Any:
     import transformers
 
+    # GPT-2's <|endoftext|> is 50256; a small vocabulary needs its own (also the start token).
+    eos = eos_token_id if eos_token_id is not None else min(50256, cfg.vocab_size - 1)
     config = transformers.GPT2Config(
-        **asdict(cfg), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+        **asdict(cfg), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=eos, eos_token_id=eos,
     )
     config._attn_implementation = "eager"
     return config
@@ -211,11 +214,11 @@ def run_hf_block(block: Any, x: Any) -> Any:
     return block(x, attention_mask=causal_mask_4d(x.shape[1]))
 
 
-def hf_lm_model(cfg: CheckConfig, seed: int) -> Any:
+def hf_lm_model(cfg: CheckConfig, seed: int, eos_token_id: int | None = None) -> Any:
     """A seeded GPT2LMHeadModel; its `.transformer` is the GPT2Model of step 7."""
     from transformers import GPT2LMHeadModel
 
-    model = GPT2LMHeadModel(hf_config(cfg))
+    model = GPT2LMHeadModel(hf_config(cfg, eos_token_id))
     randomize_(model, seed)
     model.lm_head.weight = model.transformer.wte.weight  # keep GPT-2's tied head after re-seeding
     return model.eval()
@@ -258,3 +261,33 @@ def local_tokenizer(model_max_length: int = 1024) -> Any:
     tokenizer.model_max_length = model_max_length  # from vocab + merges alone it is ~1e30
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+class HFLogits:
+    """A HuggingFace GPT2LMHeadModel as the callable step 10 expects: MAX ids [1, S] -> MAX logits.
+
+    It refuses more tokens than the model has positions, in a sentence, as GPT-2 itself would fail.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.n_positions = model.config.n_positions
+        self.calls = 0
+        self.last_ids: list[int] = []  # the ids of the latest call
+
+    def __call__(self, input_ids: Any) -> Any:
+        torch = torch_no_grad()
+        ids = np.asarray(input_ids.to_numpy() if hasattr(input_ids, "to_numpy") else input_ids)
+        if ids.ndim != 2 or ids.shape[0] != 1:
+            raise LearnerError(f"the model was given ids of shape {list(ids.shape)}; it takes [1, S].")
+        if ids.shape[1] > self.n_positions:
+            raise LearnerError(
+                f"the model was given {ids.shape[1]} tokens but has only {self.n_positions} "
+                "positions: keep only the last tokenizer.model_max_length tokens."
+            )
+        if ids.shape[1] == 0:
+            raise LearnerError("the model was given no tokens at all.")
+        self.calls += 1
+        self.last_ids = ids[0].tolist()
+        logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
+        return max_tensor(logits.numpy())

@@ -189,7 +189,7 @@ SLIPS_9 = {
     "keeps the last tokens": ([(ENCODE, "ids = tokenizer.encode(text)\n"
                                 "    ids = ids[-max_length:] if max_length else ids")],
                               "keeps the last max_length tokens"),
-    "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32")), ("dtype=DType.int64", "dtype=DType.int32")],
+    "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32"))],
                   "expected dtype int64, got int32"),
     "special tokens kept": ([(DECODE, "return tokenizer.decode(ids)")], "Skip special tokens"),
     "only [1, n] decoded": ([("ids = token_ids.to(CPU()).to_numpy().reshape(-1).tolist()",
@@ -203,3 +203,31 @@ def test_slip_in_step_9_fails_with_its_message(learner_copy, slip):
     replacements, message = slip
     mutate(learner_copy, 9, replacements)
     run_checks("9", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 9 is not done yet")
+
+
+RETURN = "return prompt + decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)"
+SCALE = "scaled = logits.astype(np.float64) / temperature"
+
+SLIPS_10 = {
+    "prompt dropped": ([(RETURN, RETURN.replace("return prompt + ", "return "))], "The prompt is missing"),
+    "prompt twice": ([(RETURN, RETURN.replace("np.array(generated", "np.array(ids + generated"))],
+                     "The prompt appears twice"),
+    "temperature multiplied": ([(SCALE, SCALE.replace("/ temperature", "* temperature"))],
+                               "Divide the logits by the temperature"),
+    "temperature ignored": ([(SCALE, "scaled = logits.astype(np.float64)")],
+                            "softmax(logits / 1.6)"),
+    "sampling from logits": ([("p=probs / probs.sum()", "p=scaled / scaled.sum()")], "raised ValueError"),
+    "first position": ([("to_numpy()[0, -1]", "to_numpy()[0, 0]")], "take the next token from the last"),
+    "context overflow": ([("(ids + generated)[-tokenizer.model_max_length:]", "(ids + generated)")],
+                         "has only 24 positions"),
+    "no stop at end of text": ([("        if generated[-1] == tokenizer.eos_token_id:\n            break\n", "")],
+                               "should stop right after it"),
+    "seed ignored": ([("np.random.default_rng(seed)", "np.random.default_rng()")], "Two runs with seed=7"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_10.values(), ids=SLIPS_10.keys())
+def test_slip_in_step_10_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, 10, replacements)
+    run_checks("10", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 10 is not done yet")

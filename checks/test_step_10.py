@@ -1,0 +1,161 @@
+"""Step 10: generate_text against HuggingFace's generate() and against softmax(logits / T)."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from checks.compare import expect
+from checks.harness import LearnerError, call, learner_attr, not_none
+from checks.reference import HFLogits, SMALL, hf_lm_model, local_tokenizer, max_tensor, torch_no_grad
+
+PROMPTS = ["Hello world", "naïve café"]
+LONG_PROMPT = "Language models predict the next token from the tokens before it. " * 3
+
+
+class StandInModel:
+    """A model whose logits are given: call k returns rows[k] (the last row again after the end)
+    at every position, and the ids it was given are kept. Checks the loop, not the network."""
+
+    def __init__(self, rows):
+        self.rows, self.calls, self.last_ids = [np.asarray(r, np.float32) for r in rows], 0, []
+
+    def __call__(self, input_ids):
+        ids = input_ids.to_numpy()
+        self.last_ids = ids[0].tolist()
+        row = self.rows[min(self.calls, len(self.rows) - 1)]
+        self.calls += 1
+        return max_tensor(np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy())
+
+
+def scripted(next_ids, vocab_size):
+    """A stand-in model whose greedy choice at call k is next_ids[k]."""
+    return StandInModel([10.0 * np.eye(vocab_size)[i] for i in next_ids])
+
+
+@functools.cache
+def setup():
+    """The checks' tokenizer and a seeded model of its vocabulary, with logits of order one."""
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    cfg = type(SMALL)(**{**SMALL.__dict__, "vocab_size": len(tokenizer)})
+    model = hf_lm_model(cfg, seed=14, eos_token_id=tokenizer.eos_token_id)
+    # Shrink the final layer norm so the next-token distribution is neither one-hot nor flat
+    # (top probability about 0.2): then temperature visibly changes the draws.
+    model.transformer.ln_f.weight.mul_(0.4)
+    model.transformer.ln_f.bias.mul_(0.4)
+    model.generation_config.pad_token_id = tokenizer.eos_token_id
+    return tokenizer, model
+
+
+def generate(tokenizer, model, prompt, **kwargs):
+    from max.driver import CPU
+
+    what = f"generate_text(prompt={prompt!r}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    text = call(what, learner_attr(10, "generate_text"), model, tokenizer, CPU(), prompt, **kwargs)
+    if not isinstance(not_none(what, text), str):
+        raise LearnerError(f"{what} returned a {type(text).__name__}; it should return the text.")
+    return what, text
+
+
+def hf_greedy(tokenizer, model, prompt, max_new_tokens):
+    torch = torch_no_grad()
+    ids = torch.tensor([tokenizer.encode(prompt)])
+    out = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(out[0], skip_special_tokens=True)
+
+
+def text_hint(got, prompt, expected):
+    continuation = expected[len(prompt):]
+    if got == continuation and prompt:
+        return " The prompt is missing: return the prompt followed by the generated text."
+    if got == prompt + expected:
+        return " The prompt appears twice: return it once, followed by the generated text."
+    if got.startswith(prompt) and got != expected:
+        return (" The continuation differs: take the next token from the last position's logits "
+                "(logits[0, -1]) and append it before predicting the next one.")
+    return ""
+
+
+@pytest.mark.parametrize("prompt", PROMPTS, ids=["plain prompt", "accented prompt"])
+def test_greedy_matches_huggingface_generate(prompt):
+    """Greedy generation (do_sample=False) gives HuggingFace generate()'s text, token for token"""
+    tokenizer, model = setup()
+    expected = hf_greedy(tokenizer, model, prompt, 8)
+    what, got = generate(tokenizer, HFLogits(model), prompt, max_new_tokens=8, do_sample=False)
+    expect(got == expected, f"{what} gave {got!r}, expected {expected!r}."
+           + text_hint(got, prompt, expected))
+
+
+def test_low_temperature_gives_the_greedy_tokens():
+    """Sampling at temperature 0.001 gives the greedy tokens (temperature divides the logits)"""
+    tokenizer, model = setup()
+    expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
+    what, got = generate(tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=8,
+                         temperature=1e-3, do_sample=True, seed=0)
+    expect(got == expected, f"{what} gave {got!r}; at so low a temperature sampling must pick "
+           f"the greedy tokens, {expected!r}. Divide the logits by the temperature.")
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.6])
+def test_first_token_frequencies_follow_softmax(temperature):
+    """The first sampled token follows softmax(logits / temperature) over 400 seeded draws"""
+    torch = torch_no_grad()
+    tokenizer, model = setup()
+    prompt, draws = PROMPTS[0], 400
+    logits = model(torch.tensor([tokenizer.encode(prompt)])).logits[0, -1].double().numpy()
+    probs = np.exp((logits - logits.max()) / temperature)
+    probs /= probs.sum()
+    counts = np.zeros_like(probs)
+    for seed in range(draws):
+        # Two tokens: the second call shows the model the first sampled one (an id, where text
+        # could hold half a character). The stand-in gives HuggingFace's logits for the prompt.
+        model_logits = StandInModel([logits])
+        generate(tokenizer, model_logits, prompt, max_new_tokens=2, temperature=temperature,
+                 do_sample=True, seed=seed)
+        first = model_logits.last_ids[-1] if model_logits.calls > 1 else tokenizer.eos_token_id
+        counts[first] += 1
+    share = counts / draws
+    # Each frequent token's share stays within 5 standard errors of its probability.
+    frequent = probs > 0.02
+    bound = 5 * np.sqrt(probs * (1 - probs) / draws) + 1 / draws
+    worst = int(np.argmax(np.where(frequent, np.abs(share - probs) / bound, 0)))
+    expect(
+        abs(share[worst] - probs[worst]) <= bound[worst],
+        f"Over {draws} draws at temperature {temperature}, token {worst} came first "
+        f"{share[worst]:.1%} of the time; softmax(logits / {temperature}) gives it "
+        f"{probs[worst]:.1%}. Sample from the probabilities softmax(logits / temperature) of the "
+        "last position (divide by the temperature, don't multiply).",
+    )
+
+
+def test_same_seed_same_text():
+    """The same seed gives the same text"""
+    tokenizer, model = setup()
+    runs = [generate(tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=10, temperature=1.0,
+                     seed=7)[1] for _ in range(2)]
+    expect(runs[0] == runs[1], f"Two runs with seed=7 gave {runs[0]!r} and {runs[1]!r}: seed "
+                               "the random generator with `seed` (np.random.default_rng(seed)).")
+
+
+def test_long_prompt_keeps_to_the_context():
+    """A prompt longer than the context plus 30 new tokens never feeds the model more than n_positions"""
+    tokenizer, model = setup()
+    what, got = generate(tokenizer, HFLogits(model), LONG_PROMPT, max_new_tokens=30,
+                         temperature=1.0, seed=1)
+    expect(got.startswith(LONG_PROMPT), f"{what} should start with the prompt; it gave {got[:80]!r}.")
+
+
+def test_stops_after_end_of_text_and_at_max_new_tokens():
+    """Generation stops after <|endoftext|>, and otherwise after max_new_tokens"""
+    tokenizer, _ = setup()
+    word = tokenizer.encode(" the")[0]
+    model = scripted([word, word, tokenizer.eos_token_id, word], len(tokenizer))
+    what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
+    expect(model.calls == 3, f"{what} called the model {model.calls} times; the third token is "
+                             "<|endoftext|>, so generation should stop right after it (3 calls).")
+    model = scripted([word], len(tokenizer))
+    what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
+    expect(model.calls == 4 and got == "Hello" + tokenizer.decode([word] * 4),
+           f"{what} called the model {model.calls} times and gave {got!r}: it should add exactly "
+           "4 tokens.")
