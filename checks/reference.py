@@ -291,3 +291,24 @@ class HFLogits:
         self.last_ids = ids[0].tolist()
         logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
         return max_tensor(logits.numpy())
+
+
+def quiet_transformers() -> None:
+    """No progress bars from transformers and the hub in a learner's report."""
+    import huggingface_hub.utils
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
+def save_small_model(folder: Path, seed: int = 15) -> Path:
+    """A seeded small GPT-2 and the local tokenizer, saved as `from_pretrained` expects them."""
+    quiet_transformers()
+    # Saved without a context length (as bare vocab + merges files come): build_model must set it.
+    tokenizer = local_tokenizer(model_max_length=int(1e30))
+    cfg = CheckConfig(**{**asdict(SMALL), "vocab_size": len(tokenizer)})
+    model = hf_lm_model(cfg, seed=seed, eos_token_id=tokenizer.eos_token_id)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

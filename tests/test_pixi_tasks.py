@@ -47,3 +47,8 @@ def test_test_task_collects_the_suite():
     run = run_command(command("test", "--collect-only", "-q", "tests/test_pixi_tasks.py"))
     assert run.code == 0, run.output
     assert "test_check_all_runs" in run.output
+
+
+def test_docs_task_is_mkdocs():
+    run = run_command(command("docs", "--help"))
+    assert run.code == 0 and "serve" in run.output.lower(), run.output

@@ -231,3 +231,30 @@ def test_slip_in_step_10_fails_with_its_message(learner_copy, slip):
     replacements, message = slip
     mutate(learner_copy, 10, replacements)
     run_checks("10", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 10 is not done yet")
+
+
+TRANSPOSE = "key: (value.T if key in conv1d else value).contiguous()"
+
+SLIPS_11 = {
+    "no transpose": ([(TRANSPOSE, "key: value.contiguous()")], "Transpose the Conv1D weights"),
+    "lm_head transposed too": ([("    state = {\n", '    conv1d.add("lm_head.weight")\n    state = {\n')],
+                               "lm_head.weight"),
+    "c_fc forgotten": ([('CONV1D_LAYERS = ("c_attn", "c_proj", "c_fc")', 'CONV1D_LAYERS = ("c_attn", "c_proj")')],
+                       "c_fc.weight"),
+    "load, then transpose": ([(TRANSPOSE, "key: value.contiguous()"),
+                              ("    max_model.load_state_dict(state, auto_cast=True)",
+                               "    max_model.load_state_dict(state, auto_cast=True)\n"
+                               "    for name, child in max_model.descendants:\n"
+                               "        if f'{name}.weight' in conv1d:\n"
+                               "            child.weight = child.weight.T")],
+                             "c_attn.weight"),
+    "context not set": ([("    tokenizer.model_max_length = hf.n_positions\n", "")],
+                        "tokenizer.model_max_length is"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_11.values(), ids=SLIPS_11.keys())
+def test_slip_in_step_11_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, 11, replacements)
+    run_checks("11", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 11 is not done yet")

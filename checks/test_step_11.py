@@ -1,0 +1,159 @@
+"""Step 11: transfer_weights, build_model and run_model, on a small GPT-2 saved to a local folder."""
+
+import functools
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from checks.compare import expect, expect_close
+from checks.harness import ROOT, LearnerError, call, learner_attr, not_none, steps_dir
+from checks.reference import (
+    CheckConfig, build_learner_module, load_weights, max_state_dict, max_tensor, save_small_model, torch_no_grad,
+)
+
+CONV1D = ("c_attn", "c_proj", "c_fc")
+
+
+@functools.cache
+def small_model_folder() -> Path:
+    return save_small_model(Path(tempfile.mkdtemp(prefix="gpt2-small-")) / "model")
+
+
+@functools.cache
+def huggingface():
+    from transformers import GPT2LMHeadModel, GPT2Tokenizer
+
+    folder = small_model_folder()
+    return GPT2LMHeadModel.from_pretrained(folder).eval(), GPT2Tokenizer.from_pretrained(folder)
+
+
+def test_transfer_weights_transposes_exactly_the_conv1d_weights():
+    """transfer_weights loads every weight, transposing exactly the Conv1D ones (c_attn, c_proj, c_fc)"""
+    hf_model, _ = huggingface()
+    hf = hf_model.config
+    cfg = CheckConfig(hf.vocab_size, hf.n_positions, hf.n_embd, hf.n_layer, hf.n_head, hf.n_inner,
+                      hf.layer_norm_epsilon)
+    model = build_learner_module("MaxGPT2LMHeadModel", learner_attr(8, "MaxGPT2LMHeadModel"), cfg)
+    expected = max_state_dict(hf_model)
+    # Start from zeros, so a weight transfer_weights never loads shows up as zeros.
+    load_weights("MaxGPT2LMHeadModel", model, {k: np.zeros_like(v) for k, v in expected.items()})
+    try:
+        call("transfer_weights(hf_model, max_model)", learner_attr(11, "transfer_weights"),
+             hf_model, model)
+    except LearnerError as error:
+        if "not assignable" not in str(error):
+            raise
+        raise LearnerError(f"{error}\n  Hint: that weight's shape does not fit. Transpose the "
+                           "Conv1D weights (c_attn, c_proj, c_fc) in the state dict before "
+                           "loading, and no other weight.") from None
+    params = {name: tensor.to_numpy() for name, tensor in model.parameters}
+    if not any(params[name].any() for name in expected):
+        expect(False, "Every weight is still zero after transfer_weights: load the state dict "
+                      "into the model (max_model.load_state_dict(state)).")
+        return
+    for name, value in expected.items():
+        got = params[name]
+        if np.array_equal(got, value):
+            continue
+        layer = name.rsplit(".", 2)[-2]
+        if not got.any():
+            expect(False, f"{name} is still zeros: transfer_weights must load every weight of the "
+                          "state dict.")
+        elif layer in CONV1D and np.array_equal(got, value.T):
+            expect(False, f"{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, "
+                          "whose weight is [in, out]; transpose it for Linear's [out, in].")
+        elif got.shape == value.T.shape and np.array_equal(got, value.T):
+            expect(False, f"{name} was transposed, but only the Conv1D layers (c_attn, c_proj, "
+                          "c_fc) need it.")
+        else:
+            expect_close(f"{name} after transfer_weights", got, value, atol=0, rtol=0)
+
+def build():
+    what = f"build_model({str(small_model_folder())!r})"
+    built = not_none(what, call(what, learner_attr(11, "build_model"), str(small_model_folder())))
+    if not (isinstance(built, tuple) and len(built) == 3):
+        raise LearnerError(f"{what} should return (compiled model, tokenizer, device).")
+    return built
+
+
+def test_build_model_gives_huggingface_logits_and_text():
+    """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
+    torch = torch_no_grad()
+    hf_model, hf_tokenizer = huggingface()
+    model, tokenizer, device = built_model()
+    expect(tokenizer.pad_token == tokenizer.eos_token,
+           "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).")
+    expect(tokenizer.model_max_length == hf_model.config.n_positions,
+           f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
+           f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.")
+    for prompt in ("Hello world", "naïve café"):
+        ids = hf_tokenizer.encode(prompt)
+        got = call("the compiled model", model, max_tensor(np.array([ids], dtype=np.int64)))
+        expected = hf_model(torch.tensor([ids])).logits.numpy()
+        expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
+    generate_text = learner_attr(10, "generate_text")
+    prompt = "Hello world"
+    out = hf_model.generate(torch.tensor([hf_tokenizer.encode(prompt)]), do_sample=False,
+                            max_new_tokens=8, pad_token_id=hf_tokenizer.eos_token_id)
+    expected_text = hf_tokenizer.decode(out[0], skip_special_tokens=True)
+    text = call("generate_text(build_model(...))", generate_text, model, tokenizer, device, prompt,
+                max_new_tokens=8, do_sample=False)
+    expect(text == expected_text, f"Greedy text from your compiled model is {text!r}; "
+                                  f"HuggingFace's is {expected_text!r}.")
+
+
+@functools.cache
+def built_model():
+    return build()
+
+
+def test_run_model_interactive():
+    """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
+    import contextlib
+    import io
+
+    run_model = learner_attr(11, "run_model")
+    step_11 = sys.modules["step_11"]
+    built = built_model()
+    original = step_11.build_model
+    step_11.build_model = lambda *args, **kwargs: built  # compiled once, above
+    try:
+        for stdin, label in (("hello\n\nquit\n", "hello, an empty line, quit"),
+                             ("", "end of input")):
+            sys_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
+            output = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(output):
+                    call(f"run_model with `{label}` as input", run_model,
+                         str(small_model_folder()), None, 3, 0.8, True, None)
+            finally:
+                sys.stdin = sys_stdin
+            if stdin:
+                expect("hello" in output.getvalue(),
+                       f"run_model given `{label}` did not generate from 'hello': it printed "
+                       f"{output.getvalue()[-200:]!r}.")
+    finally:
+        step_11.build_model = original
+
+
+def test_demo_command_line():
+    """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
+    script = steps_dir() / "step_11.py"
+    command = [sys.executable, str(script), "--model", str(small_model_folder()), "--greedy",
+               "--max-new-tokens", "3", "--prompt", "Hello world"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        raise LearnerError(f"`python {script.name} --prompt ...` did not finish in 900 s.")
+    output = done.stdout + done.stderr
+    expect(done.returncode == 0 and "Hello world" in done.stdout and "Traceback" not in output,
+           f"`python {script.name} --prompt 'Hello world'` exited with {done.returncode} and "
+           f"ended with {last_line(output)!r}; it should print the prompt and its continuation.")
+
+
+def last_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    return lines[-1] if lines else "(no output)"
