@@ -128,6 +128,12 @@ def build_learner_module(what: str, factory: Any, *args: Any) -> Any:
         return harness.not_none(what, harness.call(f"Creating {what}", factory, *args))
 
 
+def learner_module(step: int, class_name: str, state: dict[str, np.ndarray], *args: Any) -> Any:
+    """The learner's `class_name(*args)` from step `step`, holding the weights in `state`."""
+    module = build_learner_module(class_name, harness.learner_attr(step, class_name), *args)
+    return load_weights(class_name, module, state)
+
+
 def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
     """Load `state` into the learner's module, first naming any missing, extra or misshaped weight."""
     try:
@@ -312,3 +318,22 @@ def save_small_model(folder: Path, seed: int = 15) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def hidden_state_outputs(
+    name: str, cfg: CheckConfig, shapes: tuple, build_hf: Callable, run_hf: Callable, seed: int
+) -> dict[Any, Any]:
+    """Weights of `build_hf(cfg, seed)` and its outputs on seeded hidden states, per (batch, seq_len).
+
+    `name` keys the cache, so it must name what `build_hf` and `run_hf` compute.
+    """
+
+    def build() -> dict[Any, Any]:
+        hf = build_hf(cfg, seed)
+        data: dict[Any, Any] = {"state": max_state_dict(hf)}
+        for batch, seq_len in shapes:
+            x = hidden_states(batch, seq_len, cfg.n_embd, seed=seed + 1)
+            data[batch, seq_len] = (x.numpy(), run_hf(hf, x).numpy())
+        return data
+
+    return cached(name, (cfg, shapes, seed), build)

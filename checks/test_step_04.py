@@ -5,16 +5,13 @@ import math
 import pytest
 
 from checks.compare import Slip, expect_close, expect_compiled_matches
-from checks.harness import call, learner_attr
+from checks.harness import call
 from checks.reference import (
     GPT2_SIZES,
     SMALL,
-    build_learner_module,
-    cached,
     hf_attention,
-    hidden_states,
-    load_weights,
-    max_state_dict,
+    hidden_state_outputs,
+    learner_module,
     max_tensor,
     run_hf_attention,
 )
@@ -92,22 +89,11 @@ EAGER_CASES = {
 
 def reference(cfg, shapes):
     """Weights, inputs and HuggingFace's outputs for each (batch, seq_len) in `shapes`."""
-
-    def build():
-        hf = hf_attention(cfg, seed=4)
-        data = {"state": max_state_dict(hf)}
-        for batch, seq_len in shapes:
-            x = hidden_states(batch, seq_len, cfg.n_embd, seed=5)
-            data[batch, seq_len] = (x.numpy(), run_hf_attention(hf, x).numpy())
-        return data
-
-    return cached("attention", (cfg, shapes), build)
+    return hidden_state_outputs("attention", cfg, shapes, hf_attention, run_hf_attention, seed=4)
 
 
 def learner_attention(cfg, state):
-    cls = learner_attr(4, "GPT2MultiHeadAttention")
-    attention = build_learner_module("GPT2MultiHeadAttention", cls, cfg)
-    return load_weights("GPT2MultiHeadAttention", attention, state)
+    return learner_module(4, "GPT2MultiHeadAttention", state, cfg)
 
 
 def slips(cfg, x):

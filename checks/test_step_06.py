@@ -5,10 +5,9 @@ import math
 import pytest
 
 from checks.compare import Slip, expect_close, expect_compiled_matches
-from checks.harness import call, learner_attr
+from checks.harness import call
 from checks.reference import (
-    GPT2_SIZES, SMALL, build_learner_module, cached, hf_block, hidden_states, load_weights,
-    max_state_dict, max_tensor, run_hf_block, torch_no_grad,
+    GPT2_SIZES, SMALL, hf_block, hidden_state_outputs, learner_module, max_tensor, run_hf_block, torch_no_grad,
 )
 
 EAGER_CASES = {
@@ -19,15 +18,7 @@ EAGER_CASES = {
 
 
 def reference(cfg, shapes):
-    def build():
-        block = hf_block(cfg, seed=8)
-        data = {"state": max_state_dict(block)}
-        for batch, seq_len in shapes:
-            x = hidden_states(batch, seq_len, cfg.n_embd, seed=9)
-            data[batch, seq_len] = (x.numpy(), run_hf_block(block, x).numpy())
-        return data
-
-    return cached("block", (cfg, shapes), build)
+    return hidden_state_outputs("block", cfg, shapes, hf_block, run_hf_block, seed=8)
 
 
 def slips(cfg, x):
@@ -59,8 +50,7 @@ def slips(cfg, x):
 
 
 def learner_block(cfg, state):
-    block = build_learner_module("GPT2Block", learner_attr(6, "GPT2Block"), cfg)
-    return load_weights("GPT2Block", block, state)
+    return learner_module(6, "GPT2Block", state, cfg)
 
 
 def expect_matches(what, got, cfg, x, expected):

@@ -6,7 +6,7 @@ import pytest
 from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
 from checks.harness import LearnerError, call, learner_attr
 from checks.reference import (
-    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights,
+    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, learner_module,
     max_state_dict, max_tensor, token_ids, torch_no_grad,
 )
 
@@ -57,8 +57,7 @@ def _without_positions(body, ids):
 
 
 def learner_model(cfg, state):
-    model = build_learner_module("MaxGPT2Model", learner_attr(7, "MaxGPT2Model"), cfg)
-    return load_weights("MaxGPT2Model", model, state)
+    return learner_module(7, "MaxGPT2Model", state, cfg)
 
 
 def where_it_diverges(model, cfg, stages, expected):

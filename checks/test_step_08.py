@@ -3,9 +3,9 @@
 import pytest
 
 from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
-from checks.harness import call, learner_attr
+from checks.harness import call
 from checks.reference import (
-    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, load_weights, max_state_dict, max_tensor,
+    SMALL, cached, causal_mask_4d, hf_lm_model, learner_module, max_state_dict, max_tensor,
     token_ids, torch_no_grad,
 )
 
@@ -38,8 +38,7 @@ def slips(cfg, ids):
 
 
 def learner_model(cfg, state):
-    model = build_learner_module("MaxGPT2LMHeadModel", learner_attr(8, "MaxGPT2LMHeadModel"), cfg)
-    return load_weights("MaxGPT2LMHeadModel", model, state)
+    return learner_module(8, "MaxGPT2LMHeadModel", state, cfg)
 
 
 def check_logits(what, got, model, cfg, ids, hidden, logits):
