@@ -176,6 +176,7 @@ def check_all() -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     harness.install_sigint_handler()
+    harness.interpret_eager_ops()
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
     folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
     harness.use_steps_dir(folder)

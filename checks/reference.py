@@ -251,6 +251,7 @@ def local_tokenizer(model_max_length: int = 1024) -> Any:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Tokenizer
 
+    quiet_transformers()
     folder = harness.ROOT / "build" / "tokenizer"
     if not (folder / "vocab.json").exists() or not (folder / "merges.txt").exists():
         bpe = ByteLevelBPETokenizer()
@@ -300,10 +301,11 @@ class HFLogits:
 
 
 def quiet_transformers() -> None:
-    """No progress bars from transformers and the hub in a learner's report."""
+    """No progress bars or warnings from transformers and the hub in a learner's report."""
     import huggingface_hub.utils
     import transformers
 
+    transformers.utils.logging.set_verbosity_error()  # e.g. step 10 feeds prompts over the context
     transformers.utils.logging.disable_progress_bar()
     huggingface_hub.utils.disable_progress_bars()
 
