@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass
 class Run:
     code: int
-    output: str
+    output: str  # stdout and stderr
+    stdout: str = ""
 
     def assert_plain_failure(self, *fragments: str) -> None:
         """Exit 1, no traceback, and every fragment in the output."""
@@ -38,7 +39,7 @@ def run_command(args: list[str], timeout: float = 900, stdin: str | None = None,
         input=stdin,
         env={**os.environ, **env},
     )
-    return Run(result.returncode, result.stdout + result.stderr)
+    return Run(result.returncode, result.stdout + result.stderr, result.stdout)
 
 
 def run_checks(*args: str, timeout: float = 900) -> Run:

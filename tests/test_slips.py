@@ -239,6 +239,10 @@ SLIPS_11 = {
     "no transpose": ([(TRANSPOSE, "key: value.contiguous()")], "Transpose the Conv1D weights"),
     "lm_head transposed too": ([("    state = {\n", '    conv1d.add("lm_head.weight")\n    state = {\n')],
                                "lm_head.weight"),
+    "square attn.c_proj forgotten": ([("    state = {\n",
+                                       '    conv1d = {k for k in conv1d if not k.endswith("attn.c_proj.weight")}\n'
+                                       "    state = {\n")],
+                                     "transformer.h.0.attn.c_proj.weight was not transposed"),
     "c_fc forgotten": ([('CONV1D_LAYERS = ("c_attn", "c_proj", "c_fc")', 'CONV1D_LAYERS = ("c_attn", "c_proj")')],
                        "c_fc.weight"),
     "load, then transpose": ([(TRANSPOSE, "key: value.contiguous()"),

@@ -1,8 +1,12 @@
-"""Every solution passes its check; every untouched skeleton fails it with a plain message."""
+"""Every solution passes its check; every untouched skeleton fails it with a plain message.
+
+The same runs prove that the sample reports on the docs pages are what the checker prints.
+"""
 
 import pytest
 
-from tests.conftest import ROOT, run_checks
+from checks import samples
+from tests.conftest import ROOT, Run, run_checks
 
 STEPS = sorted(int(p.stem[-2:]) for p in (ROOT / "checks").glob("test_step_*.py"))
 
@@ -19,9 +23,19 @@ def test_solution_passes(step):
     assert run.code == 0, run.output
     assert f"Step {step} passes" in run.output
     assert "FAIL" not in run.output and "SKIP" not in run.output
+    assert_docs_sample_matches(run, step, solution=True)
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_untouched_skeleton_fails_plainly(step):
     run = run_checks(str(step))
     run.assert_plain_failure(f"Step {step} is not done yet")
+    assert_docs_sample_matches(run, step, solution=False)
+
+
+def assert_docs_sample_matches(run: Run, step: int, solution: bool) -> None:
+    page_sample = samples.report_path(step, solution)
+    assert page_sample.exists(), f"{page_sample} is missing: run python -m checks.samples"
+    assert samples.comparable(page_sample.read_text()) == samples.comparable(
+        samples.as_sample(run.stdout)
+    ), f"{page_sample} is not what the checker prints now: run python -m checks.samples"

@@ -1,0 +1,60 @@
+"""Write the sample reports the docs pages show, by running the checker as a learner would.
+
+    python -m checks.samples          # rewrite docs/reports/step_NN_{skeleton,solution}.txt
+
+Each step page includes two reports: the untouched skeleton's (what a learner sees first) and the
+solution's (what passing looks like). tests/test_solutions_and_skeletons.py runs the same commands
+and fails when a page's sample no longer matches what the checker prints.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from checks.harness import ROOT
+
+REPORTS = ROOT / "docs" / "reports"
+STEPS = range(1, 12)
+# Lines that depend on the machine's state rather than on the learner's code.
+PROGRESS = re.compile(r"^  (…|First MAX run|Later runs reuse)")
+TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
+SECONDS = re.compile(r"\d+(\.\d+)? s\)")
+
+
+def report_path(step: int, solution: bool) -> Path:
+    return REPORTS / f"step_{step:02d}_{'solution' if solution else 'skeleton'}.txt"
+
+
+def command(step: int, solution: bool) -> list[str]:
+    return [sys.executable, "-m", "checks", str(step), *(["--solutions"] if solution else [])]
+
+
+def as_sample(stdout: str) -> str:
+    """The report as a learner would see it for their own steps/ file, minus progress lines."""
+    lines = [line for line in stdout.splitlines() if not PROGRESS.match(line)]
+    text = "\n".join(lines).strip() + "\n"
+    text = text.replace("[solutions/step_", "[steps/step_")
+    return TEMPORARY.sub("/tmp/gpt2-small", text)
+
+
+def comparable(sample: str) -> str:
+    """Two samples that differ only in timings compare equal."""
+    return SECONDS.sub("N s)", sample)
+
+
+def main() -> int:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    for step in STEPS:
+        for solution in (False, True):
+            run = subprocess.run(command(step, solution), cwd=ROOT, capture_output=True, text=True)
+            report_path(step, solution).write_text(as_sample(run.stdout))
+            print(f"step {step:2d} {'solution' if solution else 'skeleton'}: exit {run.returncode}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The course site builds strictly from the real files and renders in a browser without a network."""
+
+from __future__ import annotations
+
+import functools
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
+PAGES = [DOCS / "index.md", DOCS / "setup.md", *STEP_PAGES, DOCS / "next.md"]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--enable-logging=stderr", "--v=0",
+    "--virtual-time-budget=10000",  # let mermaid and KaTeX finish before the DOM is read
+]
+FENCE = re.compile(r"^( *)```(\w+)[^\n]*\n(.*?)^\1```", re.S | re.M)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("site")
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    return folder
+
+
+def html_page(site: Path, page: Path) -> Path:
+    return site / page.relative_to(DOCS).with_suffix(".html")
+
+
+def step_of(page: Path) -> int:
+    return int(page.name[:2])
+
+
+def first_line(path: Path) -> str:
+    return path.read_text().splitlines()[0].strip('"')
+
+
+def test_there_is_a_page_per_step():
+    assert [step_of(page) for page in STEP_PAGES] == list(range(1, 12))
+
+
+@pytest.mark.parametrize("page", STEP_PAGES, ids=lambda p: p.stem)
+def test_step_page_includes_its_skeleton_solution_and_reports(site, page):
+    step = step_of(page)
+    source = page.read_text()
+    for included in (f"steps/step_{step:02d}.py", f"solutions/step_{step:02d}.py",
+                     f"docs/reports/step_{step:02d}_skeleton.txt",
+                     f"docs/reports/step_{step:02d}_solution.txt"):
+        assert f'--8<-- "{included}"' in source, f"{page.name} does not include {included}"
+    built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
+    for code in (ROOT / "steps" / f"step_{step:02d}.py", ROOT / "solutions" / f"step_{step:02d}.py"):
+        assert first_line(code) in built, f"{code.name}'s code is not on the built {page.name}"
+    assert f"Step {step} is not done yet" in built and f"Step {step} passes" in built
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_no_step_code_is_pasted(page):
+    """Python on a page is a snippet include, or a line or three of illustration."""
+    for _, language, body in FENCE.findall(page.read_text()):
+        lines = [line for line in body.strip().splitlines() if line.strip()]
+        if language == "python" and not (len(lines) == 1 and lines[0].strip().startswith("--8<--")):
+            assert len(lines) <= 3, f"{page.name} pastes {len(lines)} lines of Python:\n{body}"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    errors: list[str] = []
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+    def log_request(self, code="-", size="-") -> None:
+        if str(code).startswith(("4", "5")):
+            self.errors.append(f"{code} {self.path}")
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = type("Handler", (_Handler,), {"errors": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.errors
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("the browser test needs chromium (Debian: apt-get install chromium)")
+    return found
+
+
+def run_chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([chromium, *CHROMIUM_FLAGS, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_page_renders_in_chromium(server, chromium, site, page):
+    url, server_errors = server
+    server_errors.clear()
+    path = html_page(site, page).relative_to(site).as_posix()
+    shown = run_chromium(chromium, "--dump-dom", f"{url}/{path}")
+    dom = shown.stdout
+    console = [line for line in shown.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, f"{path} logged to the browser console:\n" + "\n".join(console)
+    assert not server_errors, f"{path} asked for files the site does not have: {server_errors}"
+    assert re.search(r"<h1[^>]*>", dom), f"{path} has no heading"
+    assert not re.search(r"https?://(unpkg\.com|cdn\.|fonts\.googleapis)", dom), f"{path} uses a CDN"
+    source = page.read_text()
+    diagrams = source.count("```mermaid")
+    rendered = dom.count('<div class="mermaid"')
+    assert rendered == diagrams and '<pre class="mermaid"' not in dom, (
+        f"{path}: {diagrams} mermaid diagrams in the source, {rendered} rendered"
+    )
+    if "\\(" in source or "\\[" in source:
+        assert 'class="katex"' in dom, f"{path}: its math was not rendered"
+        assert not re.search(r'class="arithmatex">\s*\\[(\[]', dom), f"{path}: raw TeX left"
+    if page in STEP_PAGES:
+        assert dom.count("<pre") >= 4, f"{path}: the code and reports are missing"
+
+
+@pytest.mark.parametrize("name, page", [("home", "index.html"), ("step-04", "steps/04-attention.html")])
+def test_screenshot(server, chromium, name, page):
+    """Screenshots to look at: build/screenshots/home.png and step-04.png."""
+    url, _ = server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    target = SCREENSHOTS / f"{name}.png"
+    target.unlink(missing_ok=True)
+    run_chromium(chromium, "--window-size=1280,2400", f"--screenshot={target}", f"{url}/{page}")
+    assert target.exists() and target.stat().st_size > 20_000, f"no screenshot of {page}"
