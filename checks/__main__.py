@@ -3,7 +3,11 @@
     python -m checks 4                 # your steps/step_04.py
     python -m checks 4 --solutions     # the reference solution
     python -m checks 4 --dir DIR       # any folder holding step_01.py ... step_11.py
-    python -m checks all               # every step, one line each, and what to do next
+    python -m checks progress          # every step: passed, failing or not started; what next
+    python -m checks hint 4            # step 4's hints, one at a time
+    python -m checks reset 4           # steps/step_04.py back to the skeleton (asks first)
+    python -m checks doctor            # versions, caches, device, GPT-2 weights
+    python -m checks 4 --device gpu    # the same check on the GPU, in bfloat16
 
 Exit status 0 when every check passes, 1 otherwise.
 """
@@ -13,21 +17,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import itertools
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from checks import harness
+from checks import harness, tools
 
-ALL_STEPS = range(1, 12)
+ALL_STEPS = tools.ALL_STEPS
+
+
+COMMANDS = ("all", "progress", "hint", "reset", "doctor")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
-    parser.add_argument("step", help="a step number 1-11, or `all`")
+    parser.add_argument("command", help="a step number 1-11, or all, progress, hint N, reset N, doctor")
+    parser.add_argument("step", nargs="?", help="the step, for hint and reset")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--solutions", action="store_true", help="check solutions/ instead")
     where.add_argument("--dir", type=Path, help="check the step files in this folder")
@@ -37,18 +44,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="skip the compiled-graph checks (faster; the full check runs both)",
     )
     parser.add_argument(
+        "--device", choices=("cpu", "gpu"), default="cpu",
+        help="where the checks run MAX code (cpu, float32: the default; gpu: bfloat16)",
+    )
+    parser.add_argument(
         "--time-limit", type=float, help=f"seconds per call into your code ({harness.TIME_LIMIT_S:.0f})"
     )
+    parser.add_argument("--yes", action="store_true", help="reset without asking")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
     args = parser.parse_args(argv)
-    if args.step != "all" and not (args.step.isdigit() and int(args.step) in ALL_STEPS):
-        parser.error(f"step must be 1-11 or `all`, not {args.step!r}")
+    if args.command.isdigit():
+        args.command, args.step = "check", args.command
+    elif args.command not in COMMANDS:
+        parser.error(f"the first argument must be a step 1-11 or one of {', '.join(COMMANDS)}, "
+                     f"not {args.command!r}")
+    needs_step = args.command in ("check", "hint", "reset")
+    if needs_step and not (args.step and args.step.isdigit() and int(args.step) in ALL_STEPS):
+        parser.error(f"{'check' if args.command == 'check' else args.command} needs a step 1-11"
+                     + (f", not {args.step!r}" if args.step else ""))
+    if not needs_step and args.step:
+        parser.error(f"{args.command} takes no step number")
     return args
-
-
-def max_cache_is_cold() -> bool:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modular"
-    return not base.exists() or len(list(itertools.islice(base.rglob("*"), 20))) < 20
 
 
 def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
@@ -113,7 +129,7 @@ def check_one(step: int, verbose: bool) -> bool:
     name = harness.module_name(step)
     shown = os.path.relpath(harness.steps_dir() / f"{name}.py")
     print(f"Step {step}: {harness.STEP_TITLES[step]}  [{shown}]")
-    if max_cache_is_cold():
+    if harness.max_cache_is_cold():
         print(
             "  First MAX run on this machine: MAX compiles its kernels once, which takes a few "
             "minutes.\n  Later runs reuse them and answer in seconds."
@@ -150,42 +166,32 @@ def check_one(step: int, verbose: bool) -> bool:
     return False
 
 
-def check_all() -> bool:
-    print(f"Checking every step in {os.path.relpath(harness.steps_dir())}:")
-    next_step = None
-    for step in ALL_STEPS:
-        try:
-            harness.load_step(step)
-            results = run_step(step, verbose=False, quiet=True)
-            failed = [r for r in results if not r.passed]
-            first = f"{failed[0].title}: {failed[0].messages[0].splitlines()[0]}" if failed else ""
-            status = "pass" if results and not failed else "FAIL"
-        except harness.LearnerError as error:
-            status, first = "FAIL", str(error)
-        if status != "pass" and next_step is None:
-            next_step = step
-        detail = f"  {first[:150]}" if first else ""
-        print(f"  step {step:2d}  {status}  {harness.STEP_TITLES[step]}{detail}", flush=True)
-    if next_step is None:
-        print("\nEvery step passes. Run your model: pixi run gpt2.")
-        return True
-    print(f"\nNext: step {next_step} (pixi run s{next_step} shows the details).")
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
+    harness.use_steps_dir(folder)
+    if args.command == "hint":
+        return 0 if tools.hint(int(args.step)) else 1
+    if args.command == "reset":
+        return 0 if tools.reset(int(args.step), yes=args.yes) else 1
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
-    folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
-    harness.use_steps_dir(folder)
     if args.eager_only:
         os.environ["GPT2_CHECK_EAGER_ONLY"] = "1"
     if args.time_limit:
         harness.TIME_LIMIT_S = args.time_limit
     try:
-        ok = check_all() if args.step == "all" else check_one(int(args.step), args.verbose)
+        if args.command == "doctor":
+            return 0 if tools.doctor() else 1
+        harness.use_device(args.device)
+        if args.command == "check":
+            ok = check_one(int(args.step), args.verbose)
+        else:  # all, progress
+            ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
+    except harness.LearnerError as error:
+        print(error)
+        return 1
     except KeyboardInterrupt:
         print("\nStopped.")
         return 130

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pytest_check import check
 
+from checks import harness
 from checks.harness import LearnerError
 
 # The messages of the test that is running; the report plugin reads and clears them.
@@ -41,9 +42,13 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
     if hasattr(value, "to_numpy"):  # MAX Tensor
         from max.driver import CPU
 
+        from max.dtype import DType
+
         try:
             if not isinstance(value.device, CPU):
                 value = value.to(CPU())
+            if value.dtype == DType.bfloat16:  # numpy has no bfloat16 (the --device gpu checks)
+                value = value.cast(DType.float32)
             return value.to_numpy()
         except Exception as error:
             raise LearnerError(
@@ -98,6 +103,7 @@ def mismatch(
     """
     got_np = as_numpy(got, what)
     exp_np = np.asarray(expected)
+    atol, rtol = harness.tolerances(atol, rtol)
     head = f"{what}:"
     if got_np.shape != exp_np.shape:
         return (
@@ -187,8 +193,9 @@ def expect_compiled_matches(
     from max.graph import DeviceRef
 
     first = np.asarray(cases[0][0])
-    input_type = TensorType(DType.from_numpy(first.dtype), ("batch", "seqlen", *first.shape[2:]),
-                            device=DeviceRef.CPU())
+    dtype = harness.dtype() if np.issubdtype(first.dtype, np.floating) else DType.from_numpy(first.dtype)
+    input_type = TensorType(dtype, ("batch", "seqlen", *first.shape[2:]),
+                            device=DeviceRef.from_device(harness.device()))
     graph = compile_module(what, module, input_type)
     for x, expected, *extra in cases:
         label = f"compiled, batch {x.shape[0]}, {x.shape[1]} tokens"

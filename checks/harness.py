@@ -7,14 +7,15 @@ limit, so a syntax error, an exception, a `None` or a loop that never ends reads
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import itertools
 import os
 import re
 import signal
 import sys
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -48,6 +49,58 @@ STEP_USES = {4: [3], 6: [2, 4, 5], 7: [6, 5], 8: [7], 10: [9], 11: [8, 10]}
 
 def eager_only() -> bool:
     return os.environ.get("GPT2_CHECK_EAGER_ONLY") == "1"
+
+
+# MAX's defaults on a GPU machine are the GPU and bfloat16. The checks pin the CPU and float32 so
+# they mean the same everywhere; `--device gpu` opts in to the accelerator and its bfloat16.
+DEVICE_ENV = "GPT2_CHECK_DEVICE"
+_pinned: contextlib.ExitStack | None = None
+
+
+def max_cache_is_cold() -> bool:
+    """Whether MAX has compiled nothing on this machine yet (its first run takes minutes)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modular"
+    return not base.exists() or len(list(itertools.islice(base.rglob("*"), 20))) < 20
+
+
+def device_kind() -> str:
+    return os.environ.get(DEVICE_ENV, "cpu")
+
+
+def use_device(kind: str) -> None:
+    """Make `kind` ("cpu" or "gpu") and its dtype MAX's defaults for the rest of the process."""
+    global _pinned
+    from max.driver import CPU, Accelerator, accelerator_count
+    from max.experimental.tensor import default_device, default_dtype
+
+    if kind == "gpu" and accelerator_count() == 0:
+        raise LearnerError(
+            "--device gpu: MAX sees no GPU on this machine. Run the checks without --device (they "
+            "use the CPU), or see `pixi run doctor`."
+        )
+    os.environ[DEVICE_ENV] = kind
+    if _pinned is not None:
+        _pinned.close()
+    _pinned = contextlib.ExitStack()
+    _pinned.enter_context(default_device(Accelerator() if kind == "gpu" else CPU()))
+    _pinned.enter_context(default_dtype(dtype()))
+
+
+def device() -> Any:
+    from max.experimental.tensor import defaults
+
+    return defaults()[1].devices[0]
+
+
+def dtype() -> Any:
+    from max.dtype import DType
+
+    return DType.bfloat16 if device_kind() == "gpu" else DType.float32
+
+
+def tolerances(atol: float, rtol: float) -> tuple[float, float]:
+    """A check's float32 tolerances, widened on the GPU: bfloat16 keeps about 3 decimal digits."""
+    return (atol, rtol) if device_kind() == "cpu" else (max(atol, 3e-2), max(rtol, 3e-2))
 
 
 class LearnerError(Exception):
@@ -114,7 +167,7 @@ def where_in_learner_code(tb: Any) -> str:
     return found
 
 
-@contextmanager
+@contextlib.contextmanager
 def time_limit(seconds: float, what: str) -> Iterator[None]:
     def _alarm(signum: int, frame: Any) -> None:
         raise LearnerTimeout
@@ -138,7 +191,7 @@ def _alarm_set() -> bool:
     return signal.getitimer(signal.ITIMER_REAL)[0] > 0
 
 
-@contextmanager
+@contextlib.contextmanager
 def _nothing() -> Iterator[None]:
     yield
 
@@ -225,7 +278,7 @@ class Stopwatch:
     def __init__(self, out: Any = None):
         self.out = out
 
-    @contextmanager
+    @contextlib.contextmanager
     def announce(self, text: str) -> Iterator[None]:
         out = self.out or sys.__stdout__
         print(f"  … {text}", end="", flush=True, file=out)

@@ -163,16 +163,23 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
             )
     if problems:
         raise LearnerError(f"{what} does not have GPT-2's parameters: " + "; ".join(problems) + ".")
-    harness.call(f"Loading weights into {what}", module.load_state_dict, state)
+    harness.call(f"Loading weights into {what}", module.load_state_dict, state, auto_cast=True)
+    if harness.device_kind() != "cpu":
+        harness.call(f"Moving {what} to the GPU", module.to, harness.device())
     return module
 
 
 def max_tensor(array: Any) -> Any:
+    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype."""
     from max.experimental.tensor import Tensor
 
     if hasattr(array, "numpy"):  # torch
         array = array.numpy()
-    return Tensor.from_dlpack(np.ascontiguousarray(array))
+    tensor = Tensor.from_dlpack(np.ascontiguousarray(array))
+    if harness.device_kind() == "cpu":
+        return tensor
+    tensor = tensor.to(harness.device())
+    return tensor.cast(harness.dtype()) if np.issubdtype(array.dtype, np.floating) else tensor
 
 
 def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
@@ -284,7 +291,9 @@ class HFLogits:
 
     def __call__(self, input_ids: Any) -> Any:
         torch = torch_no_grad()
-        ids = np.asarray(input_ids.to_numpy() if hasattr(input_ids, "to_numpy") else input_ids)
+        from checks.compare import as_numpy
+
+        ids = as_numpy(input_ids, "The ids given to the model")
         if ids.ndim != 2 or ids.shape[0] != 1:
             raise LearnerError(f"the model was given ids of shape {list(ids.shape)}; it takes [1, S].")
         if ids.shape[1] > self.n_positions:

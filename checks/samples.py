@@ -1,6 +1,7 @@
 """Write the sample reports the docs pages show, by running the checker as a learner would.
 
-    python -m checks.samples          # rewrite docs/reports/step_NN_{skeleton,solution}.txt
+    python -m checks.samples    # rewrite docs/reports/step_NN_{skeleton,solution}.txt and
+                                # checks/skeletons.json (what `reset` restores)
 
 Each step page includes two reports: the untouched skeleton's (what a learner sees first) and the
 solution's (what passing looks like). tests/test_solutions_and_skeletons.py runs the same commands
@@ -15,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from checks import tools
 from checks.harness import ROOT
 
 REPORTS = ROOT / "docs" / "reports"
@@ -47,6 +49,7 @@ def comparable(sample: str) -> str:
 
 
 def main() -> int:
+    tools.write_skeletons()
     REPORTS.mkdir(parents=True, exist_ok=True)
     for step in STEPS:
         for solution in (False, True):

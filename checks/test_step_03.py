@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from checks import harness
 from checks.compare import Slip, expect_close, expect_eager_only_failure
 from checks.harness import call, compile_module, eager_only, learner_attr
 from checks.reference import max_tensor
@@ -44,13 +45,11 @@ CASES = {"1 query, no cache": (1, 0), "6 queries, no cache": (6, 0),
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_mask_values(case):
     """causal_mask(sequence_length, num_tokens) hides exactly the future keys (eager)"""
-    from max.driver import CPU
-    from max.dtype import DType
-
     seq_len, num_tokens = case
     causal_mask = learner_attr(3, "causal_mask")
     what = f"causal_mask({seq_len}, {num_tokens})"
-    got = call(what, causal_mask, seq_len, num_tokens, dtype=DType.float32, device=CPU())
+    got = call(what, causal_mask, seq_len, num_tokens, dtype=harness.dtype(),
+               device=harness.device())
     expect_close(what, got, expected_mask(seq_len, num_tokens), atol=0, rtol=0,
                  slips=slips(seq_len, num_tokens))
 
@@ -73,13 +72,12 @@ def test_mask_in_compiled_graph():
     """causal_mask is right inside a graph compiled with a symbolic ("seqlen") length"""
     if eager_only():
         pytest.skip("compiled checks skipped (--eager-only)")
-    from max.dtype import DType
     from max.experimental.tensor import TensorType
     from max.graph import DeviceRef
 
     probe = MaskInGraph(learner_attr(3, "causal_mask"))
     graph = compile_module(
-        "causal_mask", probe, TensorType(DType.float32, ("seqlen",), device=DeviceRef.CPU())
+        "causal_mask", probe, TensorType(harness.dtype(), ("seqlen",), device=DeviceRef.from_device(harness.device()))
     )
     for seq_len in (6, 11):
         what = f"causal_mask(seqlen, 0) compiled, with seqlen = {seq_len}"

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from checks import harness
 from checks.compare import Slip, expect, expect_close
 from checks.harness import call, learner_attr, not_none
 from checks.reference import local_tokenizer, max_tensor
@@ -27,23 +28,20 @@ def expect_ids(what, got, ids, slips=()):
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
 def test_tokenize_text_matches_encode(text):
     """tokenize_text gives the tokenizer's ids as a [1, n] int64 Tensor on the device"""
-    from max.driver import CPU
-
     tokenizer = local_tokenizer()
-    got = call(f"tokenize_text({text!r})", learner_attr(9, "tokenize_text"), text, tokenizer, CPU())
+    device = harness.device()
+    got = call(f"tokenize_text({text!r})", learner_attr(9, "tokenize_text"), text, tokenizer, device)
     if expect_ids(f"tokenize_text({text!r})", got, tokenizer.encode(text)):
-        expect(isinstance(getattr(got, "device", None), CPU),
+        expect(getattr(got, "device", None) == device,
                "tokenize_text should return a MAX Tensor on `device` (Tensor(..., device=device)).")
 
 
 def test_tokenize_text_truncates_to_max_length():
     """tokenize_text(..., max_length=5) keeps the first 5 tokens"""
-    from max.driver import CPU
-
     tokenizer = local_tokenizer()
     ids = tokenizer.encode(LONG)
     got = call("tokenize_text(text, max_length=5)", learner_attr(9, "tokenize_text"), LONG,
-               tokenizer, CPU(), max_length=5)
+               tokenizer, harness.device(), max_length=5)
     expect_ids("tokenize_text(text, max_length=5)", got, ids[:5], slips=[
         Slip("max_length is ignored: pass max_length and truncation=True to encode.",
              np.array([ids], dtype=np.int64)),

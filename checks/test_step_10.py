@@ -5,7 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-from checks.compare import expect
+from checks import harness
+from checks.compare import as_numpy, expect
 from checks.harness import LearnerError, call, learner_attr, not_none
 from checks.reference import HFLogits, SMALL, hf_lm_model, local_tokenizer, max_tensor, torch_no_grad
 
@@ -21,7 +22,7 @@ class StandInModel:
         self.rows, self.calls, self.last_ids = [np.asarray(r, np.float32) for r in rows], 0, []
 
     def __call__(self, input_ids):
-        ids = input_ids.to_numpy()
+        ids = as_numpy(input_ids, "The ids given to the model")
         self.last_ids = ids[0].tolist()
         row = self.rows[min(self.calls, len(self.rows) - 1)]
         self.calls += 1
@@ -48,10 +49,8 @@ def setup():
 
 
 def generate(tokenizer, model, prompt, **kwargs):
-    from max.driver import CPU
-
     what = f"generate_text(prompt={prompt!r}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-    text = call(what, learner_attr(10, "generate_text"), model, tokenizer, CPU(), prompt, **kwargs)
+    text = call(what, learner_attr(10, "generate_text"), model, tokenizer, harness.device(), prompt, **kwargs)
     if not isinstance(not_none(what, text), str):
         raise LearnerError(f"{what} returned a {type(text).__name__}; it should return the text.")
     return what, text

@@ -74,3 +74,14 @@ def test_docs_task_serves_the_site():
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_tool_tasks_run(tmp_path):
+    assert run_command(command("doctor")).code == 0
+    hint = run_command(command("hint", "3"), stdin="")
+    assert hint.code == 0 and "1/4" in hint.output, hint.output
+    (tmp_path / "step_03.py").write_text("# my attempt\n")
+    reset = run_command(command("reset", "3", "--dir", str(tmp_path), "--yes"))
+    assert reset.code == 0 and "skeleton again" in reset.output, reset.output
+    progress = run_command(command("progress", "--dir", str(tmp_path)))
+    progress.assert_plain_failure("step  3  not started")

@@ -1,0 +1,208 @@
+"""What a learner reaches for between steps: progress, hints, reset and doctor.
+
+    python -m checks progress      # pixi run progress: every step passed / failing / not started
+    python -m checks hint 4        # pixi run hint 4: the hints of step 4, one at a time
+    python -m checks reset 4       # pixi run reset 4: steps/step_04.py back to the skeleton
+    python -m checks doctor        # pixi run doctor: versions, caches, device, GPT-2 weights
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Callable
+
+from checks import harness
+
+ALL_STEPS = range(1, 12)
+HINTS = harness.ROOT / "checks" / "hints"
+# The skeletons as shipped, so `reset` can restore one and `progress` can tell an untouched one.
+SKELETONS = harness.ROOT / "checks" / "skeletons.json"
+
+
+# --- skeletons ----------------------------------------------------------------------------------
+
+def skeletons() -> dict[int, str]:
+    return {int(step): text for step, text in json.loads(SKELETONS.read_text()).items()}
+
+
+def write_skeletons() -> None:
+    """Maintainers: snapshot steps/ after changing a skeleton (python -m checks.samples does it)."""
+    texts = {str(step): (harness.ROOT / "steps" / f"step_{step:02d}.py").read_text() for step in ALL_STEPS}
+    SKELETONS.write_text(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
+
+
+def untouched(folder: Path, step: int) -> bool:
+    path = folder / f"step_{step:02d}.py"
+    return path.exists() and path.read_text() == skeletons()[step]
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+def progress(run_step: Callable[[int], list]) -> bool:
+    """One line per step: passed, failing (with the first failure) or not started; then what next."""
+    folder = harness.steps_dir()
+    print(f"Your progress ({os.path.relpath(folder)}):")
+    passed, next_step = 0, None
+    for step in ALL_STEPS:
+        title = harness.STEP_TITLES[step]
+        if untouched(folder, step):
+            status, detail = "not started", ""
+        else:
+            try:
+                harness.load_step(step)
+                results = run_step(step)
+                failed = [r for r in results if not r.passed]
+                status = "passed" if results and not failed else "failing"
+                detail = failed[0].messages[0] if failed else ""
+            except harness.LearnerError as error:
+                status, detail = "failing", str(error)
+        passed += status == "passed"
+        if status != "passed" and next_step is None:
+            next_step = step
+        print(f"  step {step:2d}  {status:<11}  {title}", flush=True)
+        for line in detail.splitlines()[:1] + [l for l in detail.splitlines() if "Hint:" in l][:1]:
+            print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
+    print(f"\n{passed} of {len(ALL_STEPS)} steps pass.", end=" ")
+    if next_step is None:
+        print("Every step passes. Run your model: pixi run gpt2.")
+        return True
+    print(f"Next: step {next_step} (pixi run s{next_step} shows the details, "
+          f"pixi run hint {next_step} helps).")
+    return False
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- hint ---------------------------------------------------------------------------------------
+
+def hints(step: int) -> list[str]:
+    return tomllib.loads((HINTS / f"step_{step:02d}.toml").read_text())["hints"]
+
+
+def hint(step: int, ask: Callable[[str], str] = input) -> bool:
+    """The step's hints in increasing detail, each after the learner asks for it."""
+    all_hints = hints(step)
+    print(f"Hints for step {step}: {harness.STEP_TITLES[step]}")
+    for number, text in enumerate(all_hints, 1):
+        print(f"\n  {number}/{len(all_hints)}  {text}")
+        if number == len(all_hints):
+            break
+        try:
+            answer = ask("\nEnter for a more detailed hint, q to stop: ")
+        except EOFError:
+            print()
+            break
+        if answer.strip().lower() in {"q", "quit", "exit"}:
+            break
+    print(f"\nCheck your work: pixi run s{step}. The whole answer: solutions/step_{step:02d}.py.")
+    return True
+
+
+# --- reset --------------------------------------------------------------------------------------
+
+def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bool:
+    """Put the skeleton back in place of step_NN.py, keeping the learner's version as a backup."""
+    path = harness.steps_dir() / f"step_{step:02d}.py"
+    skeleton = skeletons()[step]
+    shown = os.path.relpath(path)
+    if path.exists() and path.read_text() == skeleton:
+        print(f"{shown} is already the untouched skeleton: nothing to do.")
+        return True
+    backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not yes:
+        keep = f" Your version is kept as {os.path.relpath(backup)}." if path.exists() else ""
+        try:
+            answer = ask(f"Replace {shown} with the untouched skeleton?{keep} [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("Nothing changed.")
+            return False
+    if path.exists():
+        path.rename(backup)
+        print(f"Your version is now {os.path.relpath(backup)}.")
+    path.write_text(skeleton)
+    print(f"{shown} is the skeleton again. Start with its TODO 1; pixi run s{step} checks it.")
+    return True
+
+
+# --- doctor -------------------------------------------------------------------------------------
+
+def _line(ok: bool | None, text: str, fix: str = "") -> bool:
+    mark = {True: " ok ", False: "FIX ", None: "note"}[ok]
+    print(f"  [{mark}] {text}" + (f"\n           {fix}" if fix and ok is not True else ""))
+    return ok is not False
+
+
+def _pins() -> dict[str, str]:
+    project = tomllib.loads((harness.ROOT / "pyproject.toml").read_text())["project"]
+    return dict(req.split("==") for req in project["dependencies"] if "==" in req)
+
+
+def doctor() -> bool:
+    """One plain status line per thing a learner's setup needs, each with its fix."""
+    print("Checking your setup:")
+    ok = _line(sys.version_info[:2] in {(3, 11), (3, 12), (3, 13)},
+               f"Python {sys.version.split()[0]}", "The course supports Python 3.11-3.13.")
+    for name, pinned in _pins().items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        ok &= _line(installed is not None and installed.split("+")[0] == pinned,
+                    f"{name} {installed or 'is not installed'} (the course pins {pinned})",
+                    "Install the pinned versions: pixi install, or python3 -m pip install -e .")
+    cold = harness.max_cache_is_cold()
+    _line(None if cold else True,
+          "MAX kernel cache: " + ("empty, so the first check compiles kernels (minutes)" if cold
+                                  else "warm (checks answer in seconds)"),
+          "Warm it once with `python -m checks all --solutions` (several minutes on 2 cores; "
+          "one step took 112 s cold), or just start: each check says when it compiles.")
+    ok &= _device_line()
+    ok &= _weights_line()
+    print("\nAll set." if ok else "\nFix the lines marked FIX, then run pixi run doctor again.")
+    return ok
+
+
+def _device_line() -> bool:
+    try:
+        from max.driver import accelerator_count
+        from max.experimental.tensor import defaults
+
+        dtype, mesh = defaults()
+        gpus = accelerator_count()
+    except Exception as error:  # a broken MAX install is exactly what doctor is for
+        return _line(False, f"MAX could not start: {type(error).__name__}: {error}",
+                     "Reinstall: pixi install, or python3 -m pip install -e .")
+    device = mesh.devices[0]
+    return _line(True, f"MAX would use {type(device).__name__} with {dtype.name} ({gpus} GPU(s) found); "
+                       "the checks use the CPU in float32 unless you add --device gpu")
+
+
+def _weights_line() -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache("gpt2", "model.safetensors"), str)
+    if cached:
+        return _line(True, "GPT-2 weights are in the HuggingFace cache (pixi run gpt2 works offline)")
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    return _line(None,
+                 "GPT-2 weights: not cached; " + ("huggingface.co is reachable, so the first "
+                 "pixi run gpt2 downloads them (about 550 MB)" if reachable else
+                 "huggingface.co can't be reached"),
+                 "Connect once to download them, or run the demo with --model pointing at a "
+                 "folder saved with save_pretrained. The checks never need them.")

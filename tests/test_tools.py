@@ -1,0 +1,130 @@
+"""progress, hint, reset and doctor, run as a learner runs them, on temporary copies of steps/."""
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from checks import tools
+from tests.conftest import ROOT, mutate, run_checks
+
+GELU = 'F.gelu(hidden_states, approximate="tanh")'
+
+
+@pytest.fixture
+def steps_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "steps"
+    shutil.copytree(ROOT / "steps", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def status_of(output: str, step: int) -> str:
+    match = re.search(rf"^  step {step:2d}  (passed|failing|not started) ", output, re.M)
+    assert match, f"no line for step {step} in:\n{output}"
+    return match.group(1)
+
+
+def test_skeleton_snapshot_is_steps():
+    assert tools.skeletons() == {step: (ROOT / "steps" / f"step_{step:02d}.py").read_text()
+                                 for step in tools.ALL_STEPS}, "run python -m checks.samples"
+
+
+def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):
+    for step in (1, 3):
+        shutil.copy(ROOT / "solutions" / f"step_{step:02d}.py", steps_copy)
+    shutil.copy(ROOT / "solutions" / "step_02.py", steps_copy)
+    mutate(steps_copy, 2, [(GELU, "F.gelu(hidden_states)")])
+    (steps_copy / "step_05.py").write_text((steps_copy / "step_05.py").read_text() + "# started\n")
+    run = run_checks("progress", "--dir", str(steps_copy), "--eager-only")
+    assert run.code == 1, run.output
+    assert "Traceback" not in run.output, run.output
+    expected = {1: "passed", 2: "failing", 3: "passed", 4: "not started", 5: "failing",
+                **{step: "not started" for step in range(6, 12)}}
+    assert {step: status_of(run.output, step) for step in expected} == expected, run.output
+    assert "exact (erf) GELU" in run.output  # the first failure's hint, under step 2
+    assert "2 of 11 steps pass. Next: step 2" in run.output
+
+
+def test_progress_when_every_step_passes():
+    run = run_checks("progress", "--solutions", "--eager-only")
+    assert run.code == 0, run.output
+    assert all(status_of(run.output, step) == "passed" for step in tools.ALL_STEPS), run.output
+    assert "11 of 11 steps pass. Every step passes" in run.output
+
+
+@pytest.mark.parametrize("step", tools.ALL_STEPS)
+def test_hints_grow_in_detail_and_end_at_the_api(step):
+    hints = tools.hints(step)
+    assert len(hints) >= 3
+    solution = (ROOT / "solutions" / f"step_{step:02d}.py").read_text()
+    # calls such as `F.softmax(` or dataclass fields such as `n_embd: int = 768`
+    code = set(re.findall(r"[A-Za-z_][\w.]*\(|\w+: [\w |]+ = \S+", hints[-1]))
+    assert any(piece.rstrip(",") in solution for piece in code), (
+        f"step {step}'s last hint names nothing its solution uses")
+
+
+def test_hint_shows_one_hint_per_request():
+    run = run_checks("hint", "4", stdin="\n")
+    assert run.code == 0, run.output
+    assert "1/4" in run.output and "2/4" in run.output and "3/4" not in run.output
+    run = run_checks("hint", "4", stdin="q\n")
+    assert "1/4" in run.output and "2/4" not in run.output
+    run = run_checks("hint", "4", stdin="\n\n\n")
+    assert "4/4" in run.output and "F.softmax" in run.output
+
+
+def test_reset_asks_keeps_a_backup_and_touches_nothing_else(steps_copy):
+    shutil.copy(ROOT / "solutions" / "step_04.py", steps_copy)
+    before = fingerprint(steps_copy)
+
+    run = run_checks("reset", "4", "--dir", str(steps_copy), stdin="n\n")
+    assert run.code == 1 and "Nothing changed" in run.output, run.output
+    assert fingerprint(steps_copy) == before
+
+    run = run_checks("reset", "4", "--dir", str(steps_copy), stdin="y\n")
+    assert run.code == 0, run.output
+    after = fingerprint(steps_copy)
+    backups = [name for name in after if name.startswith("step_04.py.bak-")]
+    assert len(backups) == 1, after
+    assert (steps_copy / backups[0]).read_text() == (ROOT / "solutions" / "step_04.py").read_text()
+    assert (steps_copy / "step_04.py").read_text() == tools.skeletons()[4]
+    changed = {name for name in set(before) | set(after) if before.get(name) != after.get(name)}
+    assert changed == {"step_04.py", backups[0]}, changed
+
+    run = run_checks("reset", "4", "--dir", str(steps_copy), "--yes")
+    assert run.code == 0 and "already the untouched skeleton" in run.output
+    assert fingerprint(steps_copy) == after
+
+
+def test_doctor_reports_each_part_of_the_setup():
+    run = run_checks("doctor")
+    assert run.code == 0, run.output
+    for fragment in ("Python 3.", "max 26.7.0", "torch 2.13.0", "transformers ", "MAX kernel cache",
+                     "MAX would use", "GPT-2 weights"):
+        assert fragment in run.output, f"{fragment!r} not in:\n{run.output}"
+
+
+def test_device_gpu():
+    from max.driver import accelerator_count
+
+    run = run_checks("4", "--solutions", "--device", "gpu")
+    if accelerator_count() == 0:
+        run.assert_plain_failure("MAX sees no GPU on this machine")
+    else:
+        assert run.code == 0, run.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["hint"], "hint needs a step 1-11"), (["reset", "12"], "reset needs a step 1-11"),
+    (["progress", "3"], "progress takes no step number"), (["frobnicate"], "must be a step 1-11"),
+])
+def test_usage_errors_are_plain(args, message):
+    run = run_checks(*args)
+    assert run.code == 2 and message in run.output and "Traceback" not in run.output, run.output
