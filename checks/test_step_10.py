@@ -158,3 +158,25 @@ def test_stops_after_end_of_text_and_at_max_new_tokens():
     expect(model.calls == 4 and got == "Hello" + tokenizer.decode([word] * 4),
            f"{what} called the model {model.calls} times and gave {got!r}: it should add exactly "
            "4 tokens.")
+
+
+def test_streams_each_new_piece_to_on_text():
+    """on_text receives the new text piece by piece, as it is generated (streaming)"""
+    tokenizer, _ = setup()
+    words = [tokenizer.encode(w)[0] for w in (" the", " model", " the")]
+    model = scripted(words, len(tokenizer))
+    pieces, calls_so_far = [], []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        calls_so_far.append(model.calls)
+
+    what, _ = generate(tokenizer, model, "Hello", max_new_tokens=3, do_sample=False,
+                       on_text=on_text)
+    expected = tokenizer.decode(words)
+    expect("".join(pieces) == expected,
+           f"{what} passed {pieces!r} to on_text; the pieces should add up to the new text, "
+           f"{expected!r}, without the prompt.")
+    expect(calls_so_far == [1, 2, 3],
+           f"on_text was called after model calls {calls_so_far}; call it once per new token, "
+           "as soon as it is generated ([1, 2, 3]), so the text streams.")

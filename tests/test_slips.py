@@ -222,6 +222,14 @@ SLIPS_10 = {
                          "has only 24 positions"),
     "no stop at end of text": ([("        if generated[-1] == tokenizer.eos_token_id:\n            break\n", "")],
                                "should stop right after it"),
+    "on_text ignored": ([("        if on_text is not None:\n", "        if False:\n")],
+                        "passed [] to on_text"),
+    "on_text at the end": ([("        if on_text is not None:\n", "        if False:\n"),
+                            ("    return prompt + decode_tokens(",
+                             "    if on_text is not None:\n        on_text(decode_tokens(Tensor.from_dlpack("
+                             "np.array(generated, dtype=np.int64)), tokenizer))\n"
+                             "    return prompt + decode_tokens(")],
+                           "on_text was called after model calls [3]"),
     "seed ignored": ([("np.random.default_rng(seed)", "np.random.default_rng()")], "Two runs with seed=7"),
 }
 
