@@ -25,7 +25,6 @@ from pathlib import Path
 
 from checks import harness, tools
 
-ALL_STEPS = tools.ALL_STEPS
 
 
 COMMANDS = ("all", "progress", "hint", "reset", "doctor")
@@ -33,7 +32,8 @@ COMMANDS = ("all", "progress", "hint", "reset", "doctor")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
-    parser.add_argument("command", help="a step number 1-11, or all, progress, hint N, reset N, doctor")
+    parser.add_argument(
+        "command", help="a step number 1-11 or kv (the extension); or all, progress, hint N, reset N, doctor")
     parser.add_argument("step", nargs="?", help="the step, for hint and reset")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--solutions", action="store_true", help="check solutions/ instead")
@@ -53,15 +53,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--yes", action="store_true", help="reset without asking")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
     args = parser.parse_args(argv)
-    if args.command.isdigit():
+    if harness.parse_step(args.command) is not None or args.command.isdigit():
         args.command, args.step = "check", args.command
     elif args.command not in COMMANDS:
         parser.error(f"the first argument must be a step 1-11 or one of {', '.join(COMMANDS)}, "
                      f"not {args.command!r}")
     needs_step = args.command in ("check", "hint", "reset")
-    if needs_step and not (args.step and args.step.isdigit() and int(args.step) in ALL_STEPS):
-        parser.error(f"{'check' if args.command == 'check' else args.command} needs a step 1-11"
-                     + (f", not {args.step!r}" if args.step else ""))
+    if needs_step and harness.parse_step(args.step) is None:
+        parser.error(f"{'check' if args.command == 'check' else args.command} needs a step 1-11 "
+                     "or kv" + (f", not {args.step!r}" if args.step else ""))
     if not needs_step and args.step:
         parser.error(f"{args.command} takes no step number")
     return args
@@ -74,7 +74,7 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
     from checks.report import ReportPlugin
 
     plugin = ReportPlugin()
-    test_file = str(harness.ROOT / "checks" / f"test_step_{step:02d}.py")
+    test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
     # Only the plugins the checks use (autoloading every installed plugin costs seconds), and no
     # assertion rewriting: the checks report through pytest-check and plain messages.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -128,7 +128,7 @@ def print_report(step: int, results: list, verbose: bool) -> None:
 def check_one(step: int, verbose: bool) -> bool:
     name = harness.module_name(step)
     shown = os.path.relpath(harness.steps_dir() / f"{name}.py")
-    print(f"Step {step}: {harness.STEP_TITLES[step]}  [{shown}]")
+    print(f"{harness.step_name(step)}: {harness.STEP_TITLES[step]}  [{shown}]")
     if harness.max_cache_is_cold():
         print(
             "  First MAX run on this machine: MAX compiles its kernels once, which takes a few "
@@ -139,7 +139,8 @@ def check_one(step: int, verbose: bool) -> bool:
         harness.load_step(step)
     except harness.LearnerError as error:
         print(f"  FAIL  {error}")
-        print(f"\nStep {step} is not done yet: fix the problem above, then run the check again.")
+        print(f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
+              "check again.")
         return False
     results = run_step(step, verbose=verbose)
     print_report(step, results, verbose)
@@ -149,18 +150,19 @@ def check_one(step: int, verbose: bool) -> bool:
         print("\nNo checks ran: the checker could not collect its tests (run with -v).")
         return False
     if not failed:
-        nxt = f" Next: step {step + 1}." if step < 11 else " Run your model: pixi run gpt2."
-        print(f"\nStep {step} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}")
+        nxt = {11: " Run your model: pixi run gpt2.",
+               harness.EXTENSION: " Compare the speeds: pixi run bench."}.get(step, f" Next: step {step + 1}.")
+        print(f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}")
         return True
     for earlier in harness.STEP_USES.get(step, []):
         if not step_passes(earlier):
             print(
-                f"\nStep {step} runs on your step {earlier}, which does not pass its own check yet: "
+                f"\n{harness.step_name(step)} runs on your step {earlier}, which does not pass its own check yet: "
                 f"fix step {earlier} first (pixi run s{earlier})."
             )
             break
     print(
-        f"\nStep {step} is not done yet: {len(failed)} of {len(results)} checks failed "
+        f"\n{harness.step_name(step)} is not done yet: {len(failed)} of {len(results)} checks failed "
         f"({elapsed:.1f} s). Start with the first failure above."
     )
     return False
@@ -171,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
     harness.use_steps_dir(folder)
     if args.command == "hint":
-        return 0 if tools.hint(int(args.step)) else 1
+        return 0 if tools.hint(harness.parse_step(args.step)) else 1
     if args.command == "reset":
-        return 0 if tools.reset(int(args.step), yes=args.yes) else 1
+        return 0 if tools.reset(harness.parse_step(args.step), yes=args.yes) else 1
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if tools.doctor() else 1
         harness.use_device(args.device)
         if args.command == "check":
-            ok = check_one(int(args.step), args.verbose)
+            ok = check_one(harness.parse_step(args.step), args.verbose)
         else:  # all, progress
             ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
     except harness.LearnerError as error:

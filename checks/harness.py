@@ -40,11 +40,16 @@ STEP_TITLES = {
     9: "encoding and decoding tokens",
     10: "text generation (generate_text)",
     11: "pretrained weights and the demo (step_11.py)",
+    12: "the KV cache (ext_kv_cache.py)",
 }
+
+STEPS = range(1, 12)  # the course
+EXTENSION = 12  # the KV-cache chapter after it: ext_kv_cache.py, `python -m checks kv`
+ALL_STEPS = range(1, 13)
 
 
 # Which of the learner's earlier steps each step runs on (to say "fix step 4 first").
-STEP_USES = {4: [3], 6: [2, 4, 5], 7: [6, 5], 8: [7], 10: [9], 11: [8, 10]}
+STEP_USES = {4: [3], 6: [2, 4, 5], 7: [6, 5], 8: [7], 10: [9], 11: [8, 10], 12: [2, 3, 5, 10]}
 
 
 def eager_only() -> bool:
@@ -138,7 +143,23 @@ def interpret_eager_ops() -> None:
 
 
 def module_name(step: int) -> str:
-    return f"step_{step:02d}"
+    return "ext_kv_cache" if step == EXTENSION else f"step_{step:02d}"
+
+
+def step_name(step: int) -> str:
+    """How reports name a step: "Step 4", or "The KV-cache extension"."""
+    return "The KV-cache extension" if step == EXTENSION else f"Step {step}"
+
+
+def step_command(step: int) -> str:
+    return "pixi run kv" if step == EXTENSION else f"pixi run s{step}"
+
+
+def parse_step(text: str | None) -> int | None:
+    """A step number 1-11, or `kv` for the extension; None for anything else."""
+    if text == "kv":
+        return EXTENSION
+    return int(text) if text and text.isdigit() and int(text) in STEPS else None
 
 
 def steps_dir() -> Path:

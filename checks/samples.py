@@ -16,11 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from checks import tools
+from checks import harness, tools
 from checks.harness import ROOT
 
 REPORTS = ROOT / "docs" / "reports"
-STEPS = range(1, 12)
+STEPS = harness.ALL_STEPS
 # Lines that depend on the machine's state rather than on the learner's code.
 PROGRESS = re.compile(r"^  (…|First MAX run|Later runs reuse)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
@@ -28,18 +28,19 @@ SECONDS = re.compile(r"\d+(\.\d+)? s\)")
 
 
 def report_path(step: int, solution: bool) -> Path:
-    return REPORTS / f"step_{step:02d}_{'solution' if solution else 'skeleton'}.txt"
+    return REPORTS / f"{harness.module_name(step)}_{'solution' if solution else 'skeleton'}.txt"
 
 
 def command(step: int, solution: bool) -> list[str]:
-    return [sys.executable, "-m", "checks", str(step), *(["--solutions"] if solution else [])]
+    name = "kv" if step == harness.EXTENSION else str(step)
+    return [sys.executable, "-m", "checks", name, *(["--solutions"] if solution else [])]
 
 
 def as_sample(stdout: str) -> str:
     """The report as a learner would see it for their own steps/ file, minus progress lines."""
     lines = [line for line in stdout.splitlines() if not PROGRESS.match(line)]
     text = "\n".join(lines).strip() + "\n"
-    text = text.replace("[solutions/step_", "[steps/step_")
+    text = text.replace("[solutions/", "[steps/")
     return TEMPORARY.sub("/tmp/gpt2-small", text)
 
 
@@ -59,7 +60,7 @@ def main() -> int:
             changed = not path.exists() or comparable(path.read_text()) != comparable(sample)
             if changed:
                 path.write_text(sample)
-            print(f"step {step:2d} {'solution' if solution else 'skeleton'}: exit {run.returncode}"
+            print(f"{harness.module_name(step)} {'solution' if solution else 'skeleton'}: exit {run.returncode}"
                   f"{', rewritten' if changed else ''}")
     return 0
 

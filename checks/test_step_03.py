@@ -5,7 +5,7 @@ import pytest
 
 from checks import harness
 from checks.compare import Slip, expect_close, expect_eager_only_failure
-from checks.harness import call, compile_module, eager_only, learner_attr
+from checks.harness import LearnerError, call, compile_module, eager_only, learner_attr
 from checks.reference import max_tensor
 
 
@@ -14,6 +14,17 @@ def expected_mask(seq_len: int, num_tokens: int) -> np.ndarray:
     keys = np.arange(seq_len + num_tokens)[None, :]
     queries = np.arange(seq_len)[:, None]
     return np.where(keys <= queries + num_tokens, 0.0, -np.inf).astype(np.float32)
+
+
+IGNORES_NUM_TOKENS = ("the mask ignores num_tokens: the num_tokens cached keys come first and every "
+                      "query sees them all, so the mask is [S, num_tokens + S].")
+
+
+SYMBOLIC_NUM_TOKENS = (
+    "inside a compiled graph num_tokens is a symbolic size, and F.band_part needs a Python int: "
+    "keep num_upper=0 on the [S, S] triangle and give the num_tokens cached keys a block of zeros "
+    "of their own, joined with F.concat."
+)
 
 
 def slips(seq_len: int, num_tokens: int):
@@ -32,9 +43,9 @@ def slips(seq_len: int, num_tokens: int):
                  np.full((seq_len, seq_len), -np.inf, np.float32), 0)),
         Slip("the diagonal is shifted by one: query i sees one key too many.",
              expected_mask(seq_len, num_tokens + 1)[:, : seq_len + num_tokens]),
-        Slip("the mask ignores num_tokens: the diagonal moves right by num_tokens (the cached keys "
-             "come first and are all visible).",
+        Slip(IGNORES_NUM_TOKENS,
              np.pad(expected_mask(seq_len, 0), ((0, 0), (0, num_tokens)), constant_values=-np.inf)),
+        Slip(IGNORES_NUM_TOKENS, expected_mask(seq_len, 0)),
     ]
 
 
@@ -55,35 +66,43 @@ def test_mask_values(case):
 
 
 class MaskInGraph:
-    """A module whose compiled graph calls the learner's mask with a symbolic sequence length."""
+    """A module whose compiled graph calls the learner's mask with symbolic sizes: the length of
+    its first input is sequence_length, the length of its second is num_tokens."""
 
     def __new__(cls, causal_mask):
         from max.experimental.nn import Module
 
         class _Probe(Module):
-            def forward(self, positions):
-                return causal_mask(positions.shape[0], 0, dtype=positions.dtype,
-                                   device=positions.device)
+            def forward(self, queries, cached_keys):
+                return causal_mask(queries.shape[0], cached_keys.shape[0], dtype=queries.dtype,
+                                   device=queries.device)
 
         return _Probe()
 
 
 def test_mask_in_compiled_graph():
-    """causal_mask is right inside a graph compiled with a symbolic ("seqlen") length"""
+    """causal_mask is right inside a graph compiled with symbolic sequence_length and num_tokens"""
     if eager_only():
         pytest.skip("compiled checks skipped (--eager-only)")
     from max.experimental.tensor import TensorType
     from max.graph import DeviceRef
 
     probe = MaskInGraph(learner_attr(3, "causal_mask"))
-    graph = compile_module(
-        "causal_mask", probe, TensorType(harness.dtype(), ("seqlen",), device=DeviceRef.from_device(harness.device()))
-    )
-    for seq_len in (6, 11):
-        what = f"causal_mask(seqlen, 0) compiled, with seqlen = {seq_len}"
-        got = call(what, graph, max_tensor(np.zeros(seq_len, np.float32)))
-        if not expect_close(what, got, expected_mask(seq_len, 0), atol=0, rtol=0,
-                            slips=slips(seq_len, 0)):
-            eager = call(f"causal_mask({seq_len}, 0)", probe, max_tensor(np.zeros(seq_len, np.float32)))
-            expect_eager_only_failure(eager, expected_mask(seq_len, 0))
+    device = DeviceRef.from_device(harness.device())
+    try:
+        graph = compile_module("causal_mask", probe,
+                               TensorType(harness.dtype(), ("seqlen",), device=device),
+                               TensorType(harness.dtype(), ("cached",), device=device))
+    except LearnerError as error:
+        if "Dim" not in str(error):
+            raise
+        raise LearnerError(f"{error}\n  Hint: {SYMBOLIC_NUM_TOKENS}") from None
+    for seq_len, num_tokens in ((6, 0), (11, 0), (5, 3), (1, 7)):
+        what = f"causal_mask(seqlen, cached) compiled, with seqlen = {seq_len}, cached = {num_tokens}"
+        inputs = [max_tensor(np.zeros(n, np.float32)) for n in (seq_len, num_tokens)]
+        expected = expected_mask(seq_len, num_tokens)
+        got = call(what, graph, *inputs)
+        if not expect_close(what, got, expected, atol=0, rtol=0, slips=slips(seq_len, num_tokens)):
+            eager = call(f"causal_mask({seq_len}, {num_tokens})", probe, *inputs)
+            expect_eager_only_failure(eager, expected)
             break

@@ -49,7 +49,8 @@ def setup():
 
 
 def generate(tokenizer, model, prompt, **kwargs):
-    what = f"generate_text(prompt={prompt!r}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    shown = ", ".join(f"{k}={'<callback>' if callable(v) else repr(v)}" for k, v in kwargs.items())
+    what = f"generate_text(prompt={prompt!r}, {shown})"
     text = call(what, learner_attr(10, "generate_text"), model, tokenizer, harness.device(), prompt, **kwargs)
     if not isinstance(not_none(what, text), str):
         raise LearnerError(f"{what} returned a {type(text).__name__}; it should return the text.")

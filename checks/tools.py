@@ -19,7 +19,7 @@ from typing import Callable
 
 from checks import harness
 
-ALL_STEPS = range(1, 12)
+ALL_STEPS = harness.ALL_STEPS  # the eleven steps and the KV-cache extension
 HINTS = harness.ROOT / "checks" / "hints"
 # The skeletons as shipped, so `reset` can restore one and `progress` can tell an untouched one.
 SKELETONS = harness.ROOT / "checks" / "skeletons.json"
@@ -33,12 +33,13 @@ def skeletons() -> dict[int, str]:
 
 def write_skeletons() -> None:
     """Maintainers: snapshot steps/ after changing a skeleton (python -m checks.samples does it)."""
-    texts = {str(step): (harness.ROOT / "steps" / f"step_{step:02d}.py").read_text() for step in ALL_STEPS}
+    texts = {str(step): (harness.ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
+             for step in ALL_STEPS}
     SKELETONS.write_text(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
 
 
 def untouched(folder: Path, step: int) -> bool:
-    path = folder / f"step_{step:02d}.py"
+    path = folder / f"{harness.module_name(step)}.py"
     return path.exists() and path.read_text() == skeletons()[step]
 
 
@@ -62,17 +63,22 @@ def progress(run_step: Callable[[int], list]) -> bool:
                 detail = failed[0].messages[0] if failed else ""
             except harness.LearnerError as error:
                 status, detail = "failing", str(error)
-        passed += status == "passed"
+        passed += status == "passed" and step in harness.STEPS
         if status != "passed" and next_step is None:
             next_step = step
-        print(f"  step {step:2d}  {status:<11}  {title}", flush=True)
+        label = "kv" if step == harness.EXTENSION else f"{step:2d}"
+        print(f"  step {label}  {status:<11}  {title}", flush=True)
         for line in detail.splitlines()[:1] + [l for l in detail.splitlines() if "Hint:" in l][:1]:
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
-    print(f"\n{passed} of {len(ALL_STEPS)} steps pass.", end=" ")
+    print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
-        print("Every step passes. Run your model: pixi run gpt2.")
+        print("Every step and the extension pass. Compare the speeds: pixi run bench.")
         return True
-    print(f"Next: step {next_step} (pixi run s{next_step} shows the details, "
+    if next_step == harness.EXTENSION:
+        print("Every step passes: run your model with pixi run gpt2. Next: the KV-cache extension "
+              "(pixi run kv shows the details, pixi run hint kv helps).")
+        return True
+    print(f"Next: step {next_step} ({harness.step_command(next_step)} shows the details, "
           f"pixi run hint {next_step} helps).")
     return False
 
@@ -84,13 +90,14 @@ def shorten(text: str, width: int) -> str:
 # --- hint ---------------------------------------------------------------------------------------
 
 def hints(step: int) -> list[str]:
-    return tomllib.loads((HINTS / f"step_{step:02d}.toml").read_text())["hints"]
+    return tomllib.loads((HINTS / f"{harness.module_name(step)}.toml").read_text())["hints"]
 
 
 def hint(step: int, ask: Callable[[str], str] = input) -> bool:
     """The step's hints in increasing detail, each after the learner asks for it."""
     all_hints = hints(step)
-    print(f"Hints for step {step}: {harness.STEP_TITLES[step]}")
+    name = harness.step_name(step)
+    print(f"Hints for {name[0].lower()}{name[1:]}: {harness.STEP_TITLES[step]}")
     for number, text in enumerate(all_hints, 1):
         print(f"\n  {number}/{len(all_hints)}  {text}")
         if number == len(all_hints):
@@ -102,7 +109,8 @@ def hint(step: int, ask: Callable[[str], str] = input) -> bool:
             break
         if answer.strip().lower() in {"q", "quit", "exit"}:
             break
-    print(f"\nCheck your work: pixi run s{step}. The whole answer: solutions/step_{step:02d}.py.")
+    print(f"\nCheck your work: {harness.step_command(step)}. The whole answer: "
+          f"solutions/{harness.module_name(step)}.py.")
     return True
 
 
@@ -110,7 +118,7 @@ def hint(step: int, ask: Callable[[str], str] = input) -> bool:
 
 def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bool:
     """Put the skeleton back in place of step_NN.py, keeping the learner's version as a backup."""
-    path = harness.steps_dir() / f"step_{step:02d}.py"
+    path = harness.steps_dir() / f"{harness.module_name(step)}.py"
     skeleton = skeletons()[step]
     shown = os.path.relpath(path)
     if path.exists() and path.read_text() == skeleton:
@@ -130,7 +138,8 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
         path.rename(backup)
         print(f"Your version is now {os.path.relpath(backup)}.")
     path.write_text(skeleton)
-    print(f"{shown} is the skeleton again. Start with its TODO 1; pixi run s{step} checks it.")
+    print(f"{shown} is the skeleton again. Start with its TODO 1; {harness.step_command(step)} "
+          "checks it.")
     return True
 
 

@@ -125,9 +125,13 @@ def run_model(
     temperature: float = 0.8,
     greedy: bool = False,
     seed: int | None = None,
+    build=None,
 ) -> None:
-    """Generate once for `prompt`, or ask for prompts until quit/exit/q, Ctrl+C or end of input."""
-    model, tokenizer, device = build_model(model_name_or_path)
+    """Generate once for `prompt`, or ask for prompts until quit/exit/q, Ctrl+C or end of input.
+
+    `build` replaces build_model (the KV-cache chapter passes its faster model this way).
+    """
+    model, tokenizer, device = (build or build_model)(model_name_or_path)
 
     def generate(text: str) -> None:
         print(text, end="", flush=True)
@@ -148,7 +152,7 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, build=None) -> int:
     parser = argparse.ArgumentParser(description="Generate text with your GPT-2 on MAX.")
     parser.add_argument("--model", default="gpt2", help="a HuggingFace name or a local folder")
     parser.add_argument("--prompt", help="generate once for this prompt (default: interactive)")
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, interrupt)
     try:
         run_model(args.model, args.prompt, args.max_new_tokens, args.temperature, args.greedy,
-                  args.seed)
+                  args.seed, build)
     except KeyboardInterrupt:
         print("\nStopped.")
     except Exception as error:  # most often a step that is not finished yet

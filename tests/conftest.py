@@ -52,12 +52,13 @@ def copy_solutions(tmp_path: Path) -> Path:
     return folder
 
 
-def mutate(folder: Path, step: int, replacements: list[tuple[str, str]]) -> None:
-    """Apply exact text replacements to `step_NN.py`; each must match, so a test can't go stale."""
-    path = folder / f"step_{step:02d}.py"
+def mutate(folder: Path, step: int | str, replacements: list[tuple[str, str]]) -> None:
+    """Apply exact text replacements to `step_NN.py` (or a named module, such as
+    "ext_kv_cache"); each must match, so a test can't go stale."""
+    path = folder / (f"{step}.py" if isinstance(step, str) else f"step_{step:02d}.py")
     text = path.read_text()
     for old, new in replacements:
-        assert old in text, f"{old!r} is no longer in solutions/step_{step:02d}.py: update the test"
+        assert old in text, f"{old!r} is no longer in solutions/{path.name}: update the test"
         text = text.replace(old, new)
     path.write_text(text)
 

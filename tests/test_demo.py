@@ -43,3 +43,14 @@ def test_learner_demo_names_the_step_to_finish(small_model):
     run = run_command(command("gpt2", "--model", small_model, "--prompt", "Hi"))
     assert run.code == 1, run.output
     assert "Finish step" in run.output and "Traceback" not in run.output
+
+
+def test_kv_cache_demo_gives_the_simple_models_text(small_model):
+    """gpt2-reference runs the KV-cache model; --no-cache runs step 11's; greedy text is the same."""
+    args = ["--model", small_model, "--prompt", "Hello world", "--greedy", "--max-new-tokens", "8"]
+    cached = run_command(command("gpt2-reference", *args))
+    simple = run_command(command("gpt2-reference", *args, "--no-cache"))
+    assert cached.code == 0 and simple.code == 0, cached.output + simple.output
+    assert "with a KV cache" in cached.output and "with a KV cache" not in simple.output
+    assert cached.stdout.splitlines()[-1] == simple.stdout.splitlines()[-1]
+    assert cached.stdout.splitlines()[-1].startswith("Hello world")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from checks import harness
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
@@ -53,21 +54,22 @@ def first_line(path: Path) -> str:
 
 
 def test_there_is_a_page_per_step():
-    assert [step_of(page) for page in STEP_PAGES] == list(range(1, 12))
+    assert [step_of(page) for page in STEP_PAGES] == list(harness.ALL_STEPS)
 
 
 @pytest.mark.parametrize("page", STEP_PAGES, ids=lambda p: p.stem)
 def test_step_page_includes_its_skeleton_solution_and_reports(site, page):
     step = step_of(page)
+    name = harness.module_name(step)
     source = page.read_text()
-    for included in (f"steps/step_{step:02d}.py", f"solutions/step_{step:02d}.py",
-                     f"docs/reports/step_{step:02d}_skeleton.txt",
-                     f"docs/reports/step_{step:02d}_solution.txt"):
+    for included in (f"steps/{name}.py", f"solutions/{name}.py",
+                     f"docs/reports/{name}_skeleton.txt", f"docs/reports/{name}_solution.txt"):
         assert f'--8<-- "{included}"' in source, f"{page.name} does not include {included}"
     built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
-    for code in (ROOT / "steps" / f"step_{step:02d}.py", ROOT / "solutions" / f"step_{step:02d}.py"):
+    for code in (ROOT / "steps" / f"{name}.py", ROOT / "solutions" / f"{name}.py"):
         assert first_line(code) in built, f"{code.name}'s code is not on the built {page.name}"
-    assert f"Step {step} is not done yet" in built and f"Step {step} passes" in built
+    step_name = harness.step_name(step)
+    assert f"{step_name} is not done yet" in built and f"{step_name} passes" in built
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)

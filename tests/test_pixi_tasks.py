@@ -34,6 +34,7 @@ def test_pins_match_pyproject():
 def test_step_tasks_are_the_checker():
     for step in range(1, 12):
         assert TASKS[f"s{step}"] == f"python -m checks {step}"
+    assert TASKS["kv"] == "python -m checks kv"
 
 
 @pytest.mark.parametrize("step", [1, 4])

@@ -39,12 +39,12 @@ SLIPS = {
     # step 3
     "mask of ones": (3, [('Tensor(float("-inf"),', "Tensor(1.0,")],
                      "use 0 where a key is visible and -inf"),
-    "mask shifted": (3, [("num_upper=num_tokens,", "num_upper=num_tokens + 1,")],
+    "mask shifted": (3, [("num_upper=0,", "num_upper=1,")],
                      "query i sees one key too many"),
-    "mask ignores num_tokens": (3, [("num_upper=num_tokens,", "num_upper=0,")],
+    "mask ignores num_tokens": (3, [("return F.concat([cached, causal], axis=-1)", "return causal")],
                                 "the mask ignores num_tokens"),
-    "mask transposed": (3, [("num_lower=None, num_upper=num_tokens, exclude=True",
-                             "num_lower=None, num_upper=num_tokens, exclude=False")],
+    "mask transposed": (3, [("num_lower=None, num_upper=0, exclude=True",
+                             "num_lower=None, num_upper=0, exclude=False")],
                         "visible and hidden are swapped"),
     # step 4
     "no scale": (4, [(" / math.sqrt(self.head_dim)", "")], "without the 1/sqrt(head_dim) scale"),
@@ -88,12 +88,32 @@ def test_slip_fails_with_its_hint(learner_copy, slip):
 
 
 def test_mask_shifted_in_step_3_is_named_from_step_4(learner_copy):
-    mutate(learner_copy, 3, [("num_upper=num_tokens,", "num_upper=num_tokens + 1,")])
+    mutate(learner_copy, 3, [("num_upper=0,", "num_upper=1,")])
     run = run_checks("4", "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure("the mask is shifted by one", "fix step 3 first")
 
 
+BAND_PART_WITH_NUM_TOKENS = '''
+    total_length = Dim(sequence_length) + num_tokens
+    mask = Tensor(float("-inf"), dtype=dtype, device=device)
+    mask = F.broadcast_to(mask, shape=(sequence_length, total_length))
+    return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)
+'''
+
+
+def test_band_part_with_symbolic_num_tokens_gets_its_hint(learner_copy):
+    """Right eagerly for int sizes, but F.band_part can't take a symbolic num_tokens when compiled."""
+    solution = (learner_copy / "step_03.py").read_text()
+    body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
+    mutate(learner_copy, 3, [(body, BAND_PART_WITH_NUM_TOKENS),
+                             ("from max.graph import DimLike", "from max.graph import Dim, DimLike")])
+    run = run_checks("3", "--dir", str(learner_copy))
+    run.assert_plain_failure("num_tokens is a symbolic size", "Step 3 is not done yet")
+    assert run.output.count("FAIL") == 1, run.output  # the eager values are right
+
+
 ARANGE_MASK = '''
+    total_length = Dim(sequence_length) + num_tokens
     keys = Tensor.arange(total_length, dtype=DType.int64, device=device)
     queries = Tensor.arange(sequence_length, dtype=DType.int64, device=device)
     visible = F.unsqueeze(keys, 0) <= F.unsqueeze(queries, 1) + num_tokens  # [S, S+N]
@@ -111,12 +131,10 @@ def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
     Step 3's own probe compiles this mask correctly; the slip shows once the mask meets the
     [batch, heads, S, S] scores inside step 4's compiled attention, so that is where it is caught.
     """
-    mutate(learner_copy, 3, [
-        ('    mask = Tensor(float("-inf"), dtype=dtype, device=device)\n', ""),
-        ("    mask = F.broadcast_to(mask, shape=(sequence_length, total_length))  # [S, S+N], all -inf\n", ""),
-        ("    return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)\n",
-         ARANGE_MASK),
-    ])
+    solution = (learner_copy / "step_03.py").read_text()
+    body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
+    mutate(learner_copy, 3, [(body, ARANGE_MASK),
+                             ("from max.graph import DimLike", "from max.graph import Dim, DimLike")])
     run = run_checks("4", "--dir", str(learner_copy))
     run.assert_plain_failure("right eagerly but wrong inside the compiled graph", "F.band_part")
     assert "FAIL  Attention output matches HuggingFace's GPT2Attention (eager" not in run.output
@@ -270,3 +288,25 @@ def test_slip_in_step_11_fails_with_its_message(learner_copy, slip):
     replacements, message = slip
     mutate(learner_copy, 11, replacements)
     run_checks("11", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 11 is not done yet")
+
+
+SLIPS_KV = {
+    "cache not appended": ([("        key = F.concat([past_key, key], axis=2)  # [B, H, N + S, D]\n"
+                             "        value = F.concat([past_value, value], axis=2)\n", "")],
+                           "append the new keys and values"),
+    "mask ignores the cached length": ([("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
+                                       "causal_mask(S, N, ...) with N = past_key.shape[2]"),
+    "whole window every call": ([("        if ids[: len(self.seen)] != self.seen or len(ids) <= len(self.seen):",
+                                  "        if True:")],
+                                "it should feed the prompt once and then only the newest token"),
+    "positions restart at 0": ([("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
+                               "the positions restart at 0"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_KV.values(), ids=SLIPS_KV.keys())
+def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, "ext_kv_cache", replacements)
+    run_checks("kv", "--dir", str(learner_copy), "--eager-only").assert_plain_failure(
+        message, "The KV-cache extension is not done yet")

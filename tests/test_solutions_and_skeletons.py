@@ -5,31 +5,33 @@ The same runs prove that the sample reports on the docs pages are what the check
 
 import pytest
 
-from checks import samples
+from checks import harness, samples
 from tests.conftest import ROOT, Run, run_checks
 
-STEPS = sorted(int(p.stem[-2:]) for p in (ROOT / "checks").glob("test_step_*.py"))
+STEPS = list(harness.ALL_STEPS)  # the eleven steps and the KV-cache extension
 
 
 def test_every_step_has_a_skeleton_a_solution_and_a_check():
     for step in STEPS:
-        assert (ROOT / "steps" / f"step_{step:02d}.py").exists()
-        assert (ROOT / "solutions" / f"step_{step:02d}.py").exists()
+        name = harness.module_name(step)
+        for path in (ROOT / "steps" / f"{name}.py", ROOT / "solutions" / f"{name}.py",
+                     ROOT / "checks" / f"test_{name}.py", ROOT / "checks" / "hints" / f"{name}.toml"):
+            assert path.exists(), path
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_solution_passes(step):
-    run = run_checks(str(step), "--solutions")
+    run = run_checks(*samples.command(step, solution=True)[3:])
     assert run.code == 0, run.output
-    assert f"Step {step} passes" in run.output
+    assert f"{harness.step_name(step)} passes" in run.output
     assert "FAIL" not in run.output and "SKIP" not in run.output
     assert_docs_sample_matches(run, step, solution=True)
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_untouched_skeleton_fails_plainly(step):
-    run = run_checks(str(step))
-    run.assert_plain_failure(f"Step {step} is not done yet")
+    run = run_checks(*samples.command(step, solution=False)[3:])
+    run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
     assert_docs_sample_matches(run, step, solution=False)
 
 

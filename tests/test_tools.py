@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import tools
+from checks import harness, tools
 from tests.conftest import ROOT, mutate, run_checks
 
 GELU = 'F.gelu(hidden_states, approximate="tanh")'
@@ -26,13 +26,14 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 def status_of(output: str, step: int) -> str:
-    match = re.search(rf"^  step {step:2d}  (passed|failing|not started) ", output, re.M)
+    label = "kv" if step == harness.EXTENSION else f"{step:2d}"
+    match = re.search(rf"^  step {label}  (passed|failing|not started) ", output, re.M)
     assert match, f"no line for step {step} in:\n{output}"
     return match.group(1)
 
 
 def test_skeleton_snapshot_is_steps():
-    assert tools.skeletons() == {step: (ROOT / "steps" / f"step_{step:02d}.py").read_text()
+    assert tools.skeletons() == {step: (ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
                                  for step in tools.ALL_STEPS}, "run python -m checks.samples"
 
 
@@ -46,7 +47,7 @@ def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):
     assert run.code == 1, run.output
     assert "Traceback" not in run.output, run.output
     expected = {1: "passed", 2: "failing", 3: "passed", 4: "not started", 5: "failing",
-                **{step: "not started" for step in range(6, 12)}}
+                **{step: "not started" for step in range(6, 13)}}
     assert {step: status_of(run.output, step) for step in expected} == expected, run.output
     assert "exact (erf) GELU" in run.output  # the first failure's hint, under step 2
     assert "2 of 11 steps pass. Next: step 2" in run.output
@@ -56,14 +57,14 @@ def test_progress_when_every_step_passes():
     run = run_checks("progress", "--solutions", "--eager-only")
     assert run.code == 0, run.output
     assert all(status_of(run.output, step) == "passed" for step in tools.ALL_STEPS), run.output
-    assert "11 of 11 steps pass. Every step passes" in run.output
+    assert "11 of 11 steps pass. Every step and the extension pass" in run.output
 
 
 @pytest.mark.parametrize("step", tools.ALL_STEPS)
 def test_hints_grow_in_detail_and_end_at_the_api(step):
     hints = tools.hints(step)
     assert len(hints) >= 3
-    solution = (ROOT / "solutions" / f"step_{step:02d}.py").read_text()
+    solution = (ROOT / "solutions" / f"{harness.module_name(step)}.py").read_text()
     # calls such as `F.softmax(` or dataclass fields such as `n_embd: int = 768`
     code = set(re.findall(r"[A-Za-z_][\w.]*\(|\w+: [\w |]+ = \S+", hints[-1]))
     assert any(piece.rstrip(",") in solution for piece in code), (

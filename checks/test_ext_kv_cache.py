@@ -1,0 +1,180 @@
+"""The KV-cache extension: the cached model's logits equal HuggingFace's at every step, and its
+greedy text equals HuggingFace generate()'s, token for token."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from checks import harness
+from checks.compare import Slip, expect, expect_eager_only_failure, mismatch
+from checks.harness import EXTENSION, LearnerError, call, compile_module, eager_only, learner_attr
+from checks.reference import (
+    SMALL, cached, hf_lm_model, learner_module, local_tokenizer, max_state_dict,
+    max_tensor, token_ids, torch_no_grad,
+)
+
+# (start, end) of the ids fed at each call: the prompt, single tokens, then chunks of new tokens
+# after cached ones (where a mask that ignores the cached length shows).
+CHUNKS = ((0, 5), (5, 6), (6, 7), (7, 10), (10, 12))
+BATCH = 2
+TOLERANCE = 2e-4
+MODEL = "CachedGPT2LMHeadModel"
+
+
+def reference():
+    def build():
+        torch = torch_no_grad()
+        from transformers import DynamicCache
+
+        model = hf_lm_model(SMALL, seed=21)
+        ids = token_ids(BATCH, CHUNKS[-1][1], SMALL.vocab_size, seed=22)
+        full = model(ids).logits.numpy()
+        restarted, cache = [], DynamicCache()
+        for start, end in CHUNKS:  # the positions-restart-at-0 slip, made with HuggingFace's cache
+            out = model(ids[:, start:end], past_key_values=cache, use_cache=True,
+                        position_ids=torch.arange(end - start)[None].expand(BATCH, -1))
+            restarted.append(out.logits[:, -1].numpy())
+        return {"state": max_state_dict(model), "ids": ids.numpy(),
+                "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
+                "restarted": [logits[:, None] for logits in restarted]}
+
+    return cached("kv_cache", (SMALL, CHUNKS), build)
+
+
+def empty_cache():
+    head_dim = SMALL.n_embd // SMALL.n_head
+    empty = max_tensor(np.zeros((BATCH, SMALL.n_head, 0, head_dim), np.float32))
+    return [empty] * (2 * SMALL.n_layer)
+
+
+def input_types():
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    device = DeviceRef.from_device(harness.device())
+    head_dim = SMALL.n_embd // SMALL.n_head
+    cache = TensorType(harness.dtype(), ("batch", SMALL.n_head, "cached", head_dim), device=device)
+    return [TensorType(DType.int64, ("batch", "seqlen"), device=device)] + [cache] * (2 * SMALL.n_layer)
+
+
+def run_chunks(model, mode: str):
+    """Feed CHUNKS one after the other; yields (label, logits, expected, slips) or raises."""
+    ref = reference()
+    cache = empty_cache()
+    for (start, end), expected, restarted in zip(CHUNKS, ref["expected"], ref["restarted"]):
+        new = f"{end - start} new token{'s' if end - start > 1 else ''}"
+        label = f"{new} after {start} cached ({mode})" if start else f"the {new} of the prompt ({mode})"
+        what = f"{MODEL} on {label}"
+        try:
+            out = call(what, model, max_tensor(ref["ids"][:, start:end]), *cache)
+        except LearnerError as error:
+            raise LearnerError(f"{error}{cache_hint(start, end)}") from None
+        if not isinstance(out, (tuple, list)) or len(out) != 1 + 2 * SMALL.n_layer:
+            raise LearnerError(
+                f"{what} returned {type(out).__name__}; it should return (logits, *caches): the "
+                f"last position's logits [B, 1, V] and 2 * n_layer = {2 * SMALL.n_layer} caches.")
+        logits, *cache = out
+        grown = [list(map(int, c.shape)) for c in cache]
+        want = [BATCH, SMALL.n_head, end, SMALL.n_embd // SMALL.n_head]
+        if any(shape != want for shape in grown):
+            raise LearnerError(
+                f"After {label} the caches have shapes {grown[0]}, ...; expected {want}: the cache "
+                "is not appended to. Concatenate the new keys and values to the cached ones "
+                "along the sequence axis (F.concat([past_key, key], axis=2)) and return them.")
+        slips = [Slip("the positions restart at 0 for every call: the new tokens' positions "
+                      "continue after the cached ones (N, N + 1, ...).", restarted)]
+        yield label, logits, expected, slips
+
+
+def check_chunks(model, mode: str) -> int | None:
+    """Compare every step's logits; stop at the first wrong one (later ones follow from it) and
+    return its number, or None when all match."""
+    for number, (label, logits, expected, slips) in enumerate(run_chunks(model, mode)):
+        problem = mismatch(f"The logits for {label}", logits, expected, atol=TOLERANCE,
+                           rtol=TOLERANCE, slips=slips)
+        if problem:
+            if number and "Hint:" not in problem:
+                problem += ("\n  Hint: the prompt matched and this step does not: check what "
+                            "changes once there is a cache (keys and values appended, the mask "
+                            "for N cached keys, positions from N).")
+            expect(False, problem)
+            return number
+    return None
+
+
+@functools.cache
+def learner_model():
+    return learner_module(EXTENSION, MODEL, reference()["state"], SMALL)
+
+
+def cache_hint(start: int, end: int) -> str:
+    """Where a call fails says what to look at: the first call with a cache, or the first chunk."""
+    if start == 0:
+        return ""
+    if end - start == 1:
+        return ("\n  Hint: the prompt ran but the first call with a cache did not: append the new "
+                "keys and values to the cached ones (F.concat([past_key, key], axis=2)), so the "
+                "scores are [B, H, S, N + S], and return them grown.")
+    return ("\n  Hint: single new tokens work, several after a cache do not: the mask for S "
+            "queries after N cached keys is causal_mask(S, N, ...) with N = past_key.shape[2].")
+
+
+def test_logits_match_at_every_step_eager():
+    """The last position's logits equal HuggingFace's after every call: the prompt, single tokens, chunks (eager)"""
+    check_chunks(learner_model(), "eager")
+
+
+@functools.cache
+def compiled_model():
+    return compile_module(MODEL, learner_model(), *input_types())
+
+
+def test_logits_match_at_every_step_compiled():
+    """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
+    if eager_only():
+        pytest.skip("compiled checks skipped (--eager-only)")
+    wrong = check_chunks(compiled_model(), "compiled")
+    if wrong is not None:
+        for number, (_, logits, expected, _) in enumerate(run_chunks(learner_model(), "eager")):
+            if number == wrong:
+                expect_eager_only_failure(logits, expected, TOLERANCE)
+                break
+
+
+@functools.cache
+def generation_setup():
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    cfg = type(SMALL)(**{**SMALL.__dict__, "vocab_size": len(tokenizer)})
+    hf = hf_lm_model(cfg, seed=23, eos_token_id=tokenizer.eos_token_id)
+    hf.generation_config.pad_token_id = tokenizer.eos_token_id
+    return tokenizer, cfg, hf
+
+
+@pytest.mark.parametrize("prompt", ["Hello world", "naïve café"], ids=["plain prompt", "accented prompt"])
+def test_greedy_text_matches_huggingface_generate(prompt):
+    """generate_with_cache(do_sample=False) gives HuggingFace generate()'s text, token for token"""
+    torch = torch_no_grad()
+    tokenizer, cfg, hf = generation_setup()
+    ids = torch.tensor([tokenizer.encode(prompt)])
+    new_tokens = 10
+    out = hf.generate(ids, do_sample=False, max_new_tokens=new_tokens,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+    expected = tokenizer.decode(out[0], skip_special_tokens=True)
+    model = learner_module(EXTENSION, MODEL, max_state_dict(hf), cfg)
+    fed: list[int] = []
+
+    def spy(input_ids, *cache):
+        fed.append(int(input_ids.shape[1]))
+        return model(input_ids, *cache)
+
+    what = f"generate_with_cache(prompt={prompt!r}, max_new_tokens={new_tokens}, do_sample=False)"
+    got = call(what, learner_attr(EXTENSION, "generate_with_cache"), spy, cfg, tokenizer,
+               harness.device(), prompt, max_new_tokens=new_tokens, do_sample=False)
+    expect(got == expected, f"{what} gave {got!r}; HuggingFace generate() (and the model without "
+                            f"a cache) gives {expected!r}.")
+    once = [len(ids[0])] + [1] * (len(fed) - 1)
+    expect(fed == once, f"{what} fed the model {fed} ids per call; it should feed the prompt once "
+                        f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "
+                        "the ids the cache has not seen.")
