@@ -151,6 +151,11 @@ def step_name(step: int) -> str:
     return "The KV-cache extension" if step == EXTENSION else f"Step {step}"
 
 
+def step_argument(step: int) -> str:
+    """The step as `python -m checks` takes it: "4", or "kv"."""
+    return "kv" if step == EXTENSION else str(step)
+
+
 def step_command(step: int) -> str:
     return "pixi run kv" if step == EXTENSION else f"pixi run s{step}"
 

@@ -32,8 +32,8 @@ def report_path(step: int, solution: bool) -> Path:
 
 
 def command(step: int, solution: bool) -> list[str]:
-    name = "kv" if step == harness.EXTENSION else str(step)
-    return [sys.executable, "-m", "checks", name, *(["--solutions"] if solution else [])]
+    return [sys.executable, "-m", "checks", harness.step_argument(step),
+            *(["--solutions"] if solution else [])]
 
 
 def as_sample(stdout: str) -> str:

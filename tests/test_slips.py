@@ -6,6 +6,7 @@ except where compilation is the point.
 
 import pytest
 
+from checks import harness
 from tests.conftest import mutate, run_checks
 
 GELU = 'F.gelu(hidden_states, approximate="tanh")'
@@ -79,12 +80,17 @@ SLIPS = {
 }
 
 
+def assert_caught(folder, step: int, replacements, message: str, *flags: str) -> None:
+    """Make the slip in the copy of the solutions; its check must fail plainly, with `message`."""
+    mutate(folder, harness.module_name(step), replacements)
+    run_checks(harness.step_argument(step), "--dir", str(folder), *flags).assert_plain_failure(
+        message, f"{harness.step_name(step)} is not done yet")
+
+
 @pytest.mark.parametrize("slip", SLIPS.values(), ids=SLIPS.keys())
 def test_slip_fails_with_its_hint(learner_copy, slip):
     step, replacements, message = slip
-    mutate(learner_copy, step, replacements)
-    run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only")
-    run.assert_plain_failure(message, f"Step {step} is not done yet")
+    assert_caught(learner_copy, step, replacements, message, "--eager-only")
 
 
 def test_mask_shifted_in_step_3_is_named_from_step_4(learner_copy):
@@ -218,9 +224,7 @@ SLIPS_9 = {
 
 @pytest.mark.parametrize("slip", SLIPS_9.values(), ids=SLIPS_9.keys())
 def test_slip_in_step_9_fails_with_its_message(learner_copy, slip):
-    replacements, message = slip
-    mutate(learner_copy, 9, replacements)
-    run_checks("9", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 9 is not done yet")
+    assert_caught(learner_copy, 9, *slip)
 
 
 RETURN = "return prompt + decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)"
@@ -254,9 +258,7 @@ SLIPS_10 = {
 
 @pytest.mark.parametrize("slip", SLIPS_10.values(), ids=SLIPS_10.keys())
 def test_slip_in_step_10_fails_with_its_message(learner_copy, slip):
-    replacements, message = slip
-    mutate(learner_copy, 10, replacements)
-    run_checks("10", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 10 is not done yet")
+    assert_caught(learner_copy, 10, *slip)
 
 
 TRANSPOSE = "key: (value.T if key in conv1d else value).contiguous()"
@@ -285,9 +287,7 @@ SLIPS_11 = {
 
 @pytest.mark.parametrize("slip", SLIPS_11.values(), ids=SLIPS_11.keys())
 def test_slip_in_step_11_fails_with_its_message(learner_copy, slip):
-    replacements, message = slip
-    mutate(learner_copy, 11, replacements)
-    run_checks("11", "--dir", str(learner_copy)).assert_plain_failure(message, "Step 11 is not done yet")
+    assert_caught(learner_copy, 11, *slip)
 
 
 SLIPS_KV = {
@@ -306,7 +306,4 @@ SLIPS_KV = {
 
 @pytest.mark.parametrize("slip", SLIPS_KV.values(), ids=SLIPS_KV.keys())
 def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
-    replacements, message = slip
-    mutate(learner_copy, "ext_kv_cache", replacements)
-    run_checks("kv", "--dir", str(learner_copy), "--eager-only").assert_plain_failure(
-        message, "The KV-cache extension is not done yet")
+    assert_caught(learner_copy, harness.EXTENSION, *slip, "--eager-only")

@@ -21,7 +21,7 @@ def test_every_step_has_a_skeleton_a_solution_and_a_check():
 
 @pytest.mark.parametrize("step", STEPS)
 def test_solution_passes(step):
-    run = run_checks(*samples.command(step, solution=True)[3:])
+    run = run_checks(harness.step_argument(step), "--solutions")
     assert run.code == 0, run.output
     assert f"{harness.step_name(step)} passes" in run.output
     assert "FAIL" not in run.output and "SKIP" not in run.output
@@ -30,7 +30,7 @@ def test_solution_passes(step):
 
 @pytest.mark.parametrize("step", STEPS)
 def test_untouched_skeleton_fails_plainly(step):
-    run = run_checks(*samples.command(step, solution=False)[3:])
+    run = run_checks(harness.step_argument(step))
     run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
     assert_docs_sample_matches(run, step, solution=False)
 
