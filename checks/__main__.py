@@ -60,8 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                      f"not {args.command!r}")
     needs_step = args.command in ("check", "hint", "reset")
     if needs_step and harness.parse_step(args.step) is None:
-        parser.error(f"{'check' if args.command == 'check' else args.command} needs a step 1-11 "
-                     "or kv" + (f", not {args.step!r}" if args.step else ""))
+        what = "the step must be" if args.command == "check" else f"{args.command} needs a step"
+        parser.error(f"{what} 1-11 or kv" + (f", not {args.step!r}" if args.step else ""))
     if not needs_step and args.step:
         parser.error(f"{args.command} takes no step number")
     return args

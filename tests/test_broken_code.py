@@ -59,4 +59,4 @@ def test_missing_step_file(tmp_path):
 
 def test_bad_step_number_is_a_usage_error():
     run = run_checks("12")
-    assert run.code == 2 and "step must be 1-11" in run.output
+    assert run.code == 2 and "the step must be 1-11 or kv, not '12'" in run.output
