@@ -56,16 +56,16 @@ def eager_only() -> bool:
     return os.environ.get("GPT2_CHECK_EAGER_ONLY") == "1"
 
 
-# MAX's defaults on a GPU machine are the GPU and bfloat16. The checks pin the CPU and float32 so
-# they mean the same everywhere; `--device gpu` opts in to the accelerator and its bfloat16.
-DEVICE_ENV = "GPT2_CHECK_DEVICE"
-_pinned: contextlib.ExitStack | None = None
-
-
 def max_cache_is_cold() -> bool:
     """Whether MAX has compiled nothing on this machine yet (its first run takes minutes)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modular"
     return not base.exists() or len(list(itertools.islice(base.rglob("*"), 20))) < 20
+
+
+# MAX's defaults on a GPU machine are the GPU and bfloat16. The checks pin the CPU and float32 so
+# they mean the same everywhere; `--device gpu` opts in to the accelerator and its bfloat16.
+DEVICE_ENV = "GPT2_CHECK_DEVICE"
+_pinned: contextlib.ExitStack | None = None
 
 
 def device_kind() -> str:
