@@ -8,7 +8,9 @@ import pytest
 
 from checks import harness
 from checks.compare import Slip, expect, expect_eager_only_failure, mismatch
-from checks.harness import EXTENSION, LearnerError, call, compile_module, eager_only, learner_attr
+from checks.harness import (
+    EXTENSION, LearnerError, call, compile_module, eager_only, learner_attr, not_none,
+)
 from checks.reference import (
     SMALL, cached, hf_lm_model, learner_module, local_tokenizer, max_state_dict,
     max_tensor, token_ids, torch_no_grad,
@@ -135,6 +137,7 @@ def test_logits_match_at_every_step_compiled():
     """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
     if eager_only():
         pytest.skip("compiled checks skipped (--eager-only)")
+    next(run_chunks(learner_model(), "eager"))  # a forward that can't run eagerly: say so, don't compile
     wrong = check_chunks(compiled_model(), "compiled")
     if wrong is not None:
         for number, (_, logits, expected, _) in enumerate(run_chunks(learner_model(), "eager")):
@@ -169,6 +172,11 @@ def test_greedy_text_matches_huggingface_generate(prompt):
         fed.append(int(input_ids.shape[1]))
         return model(input_ids, *cache)
 
+    cached_lm = call("CachedLM(model, config, device)", learner_attr(EXTENSION, "CachedLM"), spy,
+                     cfg, harness.device())
+    not_none("CachedLM(model, config, device)(prompt ids)",
+             call("CachedLM(model, config, device)(prompt ids)", cached_lm, max_tensor(ids.numpy())))
+    fed.clear()
     what = f"generate_with_cache(prompt={prompt!r}, max_new_tokens={new_tokens}, do_sample=False)"
     got = call(what, learner_attr(EXTENSION, "generate_with_cache"), spy, cfg, tokenizer,
                harness.device(), prompt, max_new_tokens=new_tokens, do_sample=False)
