@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step_01, step_08, step_10, step_11, kv = (
         harness.load_step(n) for n in (1, 8, 10, 11, harness.EXTENSION))
-    max_config = step_01.GPT2Config(**{name: getattr(config, name) for name in (
-        "vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "layer_norm_epsilon")})
+    max_config = step_01.GPT2Config(
+        **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__})
     device = defaults()[1].devices[0]
 
     def build(model_class, *input_types):

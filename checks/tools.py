@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as metadata
 import json
 import os
@@ -27,6 +28,7 @@ SKELETONS = harness.ROOT / "checks" / "skeletons.json"
 
 # --- skeletons ----------------------------------------------------------------------------------
 
+@functools.cache
 def skeletons() -> dict[int, str]:
     return {int(step): text for step, text in json.loads(SKELETONS.read_text()).items()}
 
@@ -36,6 +38,7 @@ def write_skeletons() -> None:
     texts = {str(step): (harness.ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
              for step in ALL_STEPS}
     SKELETONS.write_text(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
+    skeletons.cache_clear()
 
 
 def untouched(folder: Path, step: int) -> bool:
@@ -66,8 +69,7 @@ def progress(run_step: Callable[[int], list]) -> bool:
         passed += status == "passed" and step in harness.STEPS
         if status != "passed" and next_step is None:
             next_step = step
-        label = "kv" if step == harness.EXTENSION else f"{step:2d}"
-        print(f"  step {label}  {status:<11}  {title}", flush=True)
+        print(f"  step {harness.step_argument(step):>2}  {status:<11}  {title}", flush=True)
         for line in detail.splitlines()[:1] + [l for l in detail.splitlines() if "Hint:" in l][:1]:
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")

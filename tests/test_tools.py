@@ -26,8 +26,8 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 def status_of(output: str, step: int) -> str:
-    label = "kv" if step == harness.EXTENSION else f"{step:2d}"
-    match = re.search(rf"^  step {label}  (passed|failing|not started) ", output, re.M)
+    match = re.search(rf"^  step {harness.step_argument(step):>2}  (passed|failing|not started) ",
+                      output, re.M)
     assert match, f"no line for step {step} in:\n{output}"
     return match.group(1)
 
