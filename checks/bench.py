@@ -8,38 +8,27 @@ One process times the same greedy generation (same prompt ids, same number of ne
 HuggingFace generate() with its KV cache, HuggingFace without a cache, step 10's loop on the
 compiled step-11 model, and the KV-cache extension; it prints tokens/s (median and best of the
 repeats, the warm-up run reported apart), the ratio to HuggingFace generate(), compile times and
-peak memory, and exits 1 unless all four produced the same tokens. The MAX models are the ones in
-solutions/.
+peak memory, and exits 1 unless all four produced the same tokens. The MAX models are the
+learner's own, from steps/ (`--solutions` times the reference answers, `--dir` any folder); the
+steps they need are tried on a tiny model first, so an unfinished one is named in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from checks import harness
-
-
-class IdTokenizer:
-    """Text is space-separated token ids: lets step 10's generate_text run on any vocabulary."""
-
-    def __init__(self, model_max_length: int):
-        self.model_max_length = model_max_length
-        self.eos_token_id = -1  # never generated: every run makes exactly max_new_tokens
-
-    def encode(self, text: str, max_length: int | None = None, truncation: bool = False) -> list[int]:
-        ids = [int(word) for word in text.split()]
-        return ids[:max_length] if truncation and max_length else ids
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return "".join(f" {i}" for i in ids)
+from checks.reference import IdTokenizer
 
 
 @dataclass
@@ -91,10 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=50, help="new tokens per run (50)")
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (3)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--solutions", action="store_true", help="time solutions/ instead of steps/")
+    where.add_argument("--dir", type=Path, help="time the step files in this folder")
     args = parser.parse_args(argv)
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
-    harness.use_steps_dir(harness.ROOT / "solutions")
+    harness.use_steps_dir(args.dir or harness.ROOT / ("solutions" if args.solutions else "steps"))
+    try:
+        steps = ready_steps()
+    except harness.LearnerError as error:
+        print(error)
+        return 1
 
     import torch
 
@@ -129,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from max.experimental.tensor import TensorType, defaults
     from max.graph import DeviceRef
 
-    step_01, step_08, step_10, step_11, kv = (
-        harness.load_step(n) for n in (1, 8, 10, 11, harness.EXTENSION))
+    step_01, step_08, step_10, step_11, kv = steps
     max_config = step_01.GPT2Config(
         **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__})
     device = defaults()[1].devices[0]
@@ -159,6 +155,77 @@ def main(argv: list[str] | None = None) -> int:
         cached, max_config, tokenizer, device, prompt, max_new_tokens=args.tokens,
         do_sample=False)), cached_compile)
     return report(results, args.tokens)
+
+
+NEEDED = (1, 8, 10, 11, harness.EXTENSION)  # the config, the model, the loop, loading, the cache
+
+
+def ready_steps() -> list:
+    """The modules the bench runs, after a quick try of each on a tiny model; a step that is not
+    done yet raises a LearnerError of one sentence, before anything is timed."""
+    from checks import tools
+
+    folder = harness.steps_dir()
+    modules = []
+    for step in NEEDED:
+        if tools.untouched(folder, step):
+            raise not_ready(step, "is still the untouched skeleton")
+        try:
+            modules.append(harness.load_step(step))
+        except harness.LearnerError as error:
+            raise not_ready(step, f"does not load ({error})") from None
+    step_01, step_08, step_10, step_11, kv = modules
+    try:
+        try_on_a_tiny_model(step_01, step_08, step_11, kv)
+    except harness.LearnerError as error:
+        raise not_ready(None, str(error)) from None
+    return modules
+
+
+def not_ready(step: int | None, problem: str) -> harness.LearnerError:
+    folder = os.path.relpath(harness.steps_dir())
+    if step is None:
+        what = f"your models in {folder}/ do not run yet: {problem}"
+        fix = "pixi run progress shows which step fails"
+    else:
+        what = f"{harness.module_name(step)}.py in {folder}/ {problem}"
+        fix = f"finish it ({harness.step_command(step)})"
+    return harness.LearnerError(
+        f"The bench times your own models, and {what}. Then run the bench again: {fix}, or time "
+        "the reference answers with pixi run bench --solutions.")
+
+
+def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
+    """One eager forward of the simple and the cached model on a 1-layer GPT-2, against
+    HuggingFace's logits: a None, an exception or wrong numbers show in seconds."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from checks.compare import mismatch
+    from checks.reference import build_learner_module, max_tensor
+
+    torch.set_grad_enabled(False)
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=64,
+                                    n_positions=16)).eval()
+    config = harness.call("GPT2Config(...)", step_01.GPT2Config, **{
+        name: getattr(hf.config, name) for name in step_01.GPT2Config.__dataclass_fields__})
+    ids = torch.tensor([[1, 5, 9, 2]])
+    expected = hf(ids).logits.numpy()
+    simple = build_learner_module("MaxGPT2LMHeadModel", step_08.MaxGPT2LMHeadModel, config)
+    harness.call("transfer_weights", step_11.transfer_weights, hf, simple)
+    problem = mismatch("MaxGPT2LMHeadModel's logits (step 8)",
+                       harness.call("MaxGPT2LMHeadModel", simple, max_tensor(ids)), expected,
+                       atol=1e-3, rtol=1e-3)
+    cached = build_learner_module("CachedGPT2LMHeadModel", kv.CachedGPT2LMHeadModel, config)
+    harness.call("transfer_weights", step_11.transfer_weights, hf, cached)
+    empty = harness.call("empty_cache", kv.empty_cache, config, harness.device())
+    out = harness.call("CachedGPT2LMHeadModel", cached, max_tensor(ids), *empty)
+    if problem is None and isinstance(out, (tuple, list)) and out:
+        problem = mismatch("CachedGPT2LMHeadModel's logits (the KV-cache extension)", out[0],
+                           expected[:, -1:], atol=1e-3, rtol=1e-3)
+    if problem is not None:
+        raise harness.LearnerError(problem.split("\n")[0])
 
 
 def report(results: list[Result], tokens: int) -> int:

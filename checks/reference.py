@@ -8,6 +8,7 @@ layer-norm gains are not one, attention scores are of order one).
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import sys
 from dataclasses import asdict, dataclass
@@ -41,18 +42,34 @@ class CheckConfig:
 SMALL = CheckConfig(vocab_size=101, n_positions=24, n_embd=32, n_layer=2, n_head=4)
 # GPT-2 small's widths, for the pieces that stay fast at that size.
 GPT2_SIZES = CheckConfig()
+# An MLP width set in the config (GPT-2 small leaves it None, meaning 4 * n_embd).
+SMALL_WITH_N_INNER = CheckConfig(**{**asdict(SMALL), "n_inner": 40})
+
+
+def fingerprint(name: str, key: tuple, caller: Path) -> str:
+    """A name for what (name, key) builds with the installed versions, this file and the caller's."""
+    import importlib.metadata as metadata
+
+    text = repr((
+        name, key, metadata.version("torch"), metadata.version("transformers"),
+        Path(__file__).read_bytes(), caller.read_bytes() if caller.exists() else b"",
+    ))
+    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def cached_folder(name: str, make: Callable[[Path], Any]) -> Path:
+    """A folder under build/ that `make(folder)` fills once per version of the code making it."""
+    folder = CACHE_DIR / fingerprint(name, (), Path(sys._getframe(1).f_code.co_filename))
+    if not folder.exists():
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        make(partial)
+        partial.replace(folder)
+    return folder
 
 
 def cached(name: str, key: tuple, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`build()`'s arrays, computed once per (name, key, versions, this file and the caller's file)."""
-    import importlib.metadata as metadata
-
-    caller = Path(sys._getframe(1).f_code.co_filename)
-    fingerprint = repr((
-        name, key, metadata.version("torch"), metadata.version("transformers"),
-        Path(__file__).read_bytes(), caller.read_bytes() if caller.exists() else b"",
-    ))
-    path = CACHE_DIR / f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}.pkl"
+    path = CACHE_DIR / f"{fingerprint(name, key, Path(sys._getframe(1).f_code.co_filename))}.pkl"
     if path.exists():
         try:
             return pickle.loads(path.read_bytes())
@@ -157,9 +174,11 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
         problems.append(f"it has parameters HuggingFace's module does not: {', '.join(extra)}")
     for name in sorted(set(params) & set(expected)):
         if params[name] != expected[name]:
+            width = ("the MLP's width is config.n_inner, or 4 * n_embd when that is None; "
+                     if ".mlp." in f".{name}" else "")
             problems.append(
-                f"{name} has shape {params[name]}, expected {expected[name]} (a MAX Linear stores "
-                "its weight as [out_features, in_features])"
+                f"{name} has shape {params[name]}, expected {expected[name]} ({width}a MAX Linear "
+                "stores its weight as [out_features, in_features])"
             )
     if problems:
         raise LearnerError(f"{what} does not have GPT-2's parameters: " + "; ".join(problems) + ".")
@@ -170,16 +189,20 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
 
 
 def max_tensor(array: Any) -> Any:
-    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype."""
+    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype.
+
+    bfloat16 goes through torch, which has it (numpy has none): a MAX cast would compile a graph.
+    """
     from max.experimental.tensor import Tensor
 
-    if hasattr(array, "numpy"):  # torch
+    if hasattr(array, "detach") and str(array.dtype) != "torch.bfloat16":
         array = array.numpy()
-    tensor = Tensor.from_dlpack(np.ascontiguousarray(array))
-    if harness.device_kind() == "cpu":
-        return tensor
-    tensor = tensor.to(harness.device())
-    return tensor.cast(harness.dtype()) if np.issubdtype(array.dtype, np.floating) else tensor
+    if isinstance(array, np.ndarray) and harness.low_precision() and np.issubdtype(
+            array.dtype, np.floating):
+        array = torch_no_grad().tensor(array).bfloat16()
+    tensor = Tensor.from_dlpack(np.ascontiguousarray(array) if isinstance(array, np.ndarray)
+                                else array.contiguous())
+    return tensor.to(harness.device()) if harness.device_kind() != "cpu" else tensor
 
 
 def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
@@ -275,6 +298,22 @@ def local_tokenizer(model_max_length: int = 1024) -> Any:
     tokenizer.model_max_length = model_max_length  # from vocab + merges alone it is ~1e30
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+class IdTokenizer:
+    """Text is space-separated token ids ("3 14 15"): step 10's generate_text runs on any
+    vocabulary, with no trained tokenizer. `eos_token_id` -1 never ends a text."""
+
+    def __init__(self, model_max_length: int, eos_token_id: int = -1):
+        self.model_max_length = model_max_length
+        self.eos_token_id = eos_token_id
+
+    def encode(self, text: str, max_length: int | None = None, truncation: bool = False) -> list[int]:
+        ids = [int(word) for word in text.split()]
+        return ids[:max_length] if truncation and max_length else ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(f" {i}" for i in ids if not (skip_special_tokens and i == self.eos_token_id))
 
 
 class HFLogits:

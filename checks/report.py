@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from checks import compare
-from checks.harness import LearnerError
+from checks import compare, harness
+from checks.harness import ROOT, LearnerError
+
+
+# Compiling takes 10-60 s and can only repeat what an eager failure already said.
+COMPILED_AFTER_EAGER_FAILURE = ("not run, because a check above failed: fix that first (the "
+                                "compiled check would only compile your code to say the same)")
 
 
 @dataclass
@@ -28,12 +36,67 @@ def title_of(item: pytest.Item) -> str:
     return doc
 
 
+class PassedBefore:
+    """The compiled checks that passed, each for the exact code it ran: the learner's step files,
+    the checker, MAX's version, the device and dtype. The same code passes again without
+    compiling (a cached graph still takes seconds to load); any edit compiles anew."""
+
+    FOLDER = ROOT / "build" / "passed-compiled"
+
+    def __init__(self) -> None:
+        import importlib.metadata
+
+        digest = hashlib.sha256()
+        for folder in (harness.steps_dir(), ROOT / "checks"):
+            for path in sorted(folder.glob("*.py")):
+                digest.update(path.name.encode() + path.read_bytes())
+        digest.update(repr((importlib.metadata.version("max"), harness.device_kind(),
+                            harness.dtype_name())).encode())
+        self.code = digest.hexdigest()
+
+    def path(self, item: pytest.Item) -> Path:
+        name = hashlib.sha256(f"{item.nodeid}\n{self.code}".encode()).hexdigest()[:24]
+        return self.FOLDER / name
+
+    def __contains__(self, item: pytest.Item) -> bool:
+        return self.path(item).exists()
+
+    def add(self, item: pytest.Item) -> None:
+        with contextlib.suppress(OSError):
+            self.FOLDER.mkdir(parents=True, exist_ok=True)
+            self.path(item).write_text(item.nodeid + "\n")
+
+
+def is_compiled(item: pytest.Item) -> bool:
+    return "compiled" in item.name
+
+
+# Whether a check before this one failed: a check may then run eagerly what it would compile.
+EARLIER_FAILURE = pytest.StashKey[bool]()
+
+
+def earlier_failure(request: pytest.FixtureRequest) -> bool:
+    return request.config.stash.get(EARLIER_FAILURE, False)
+
+
 class ReportPlugin:
     def __init__(self) -> None:
         self.results: list[Result] = []
+        self.passed_before = PassedBefore()
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         compare.messages.clear()
+        failed = any(not r.passed for r in self.results)
+        item.config.stash[EARLIER_FAILURE] = failed
+        if is_compiled(item) and failed:
+            pytest.skip(COMPILED_AFTER_EAGER_FAILURE)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """True (the call is done, and passed) for a compiled check this exact code passed before."""
+        if is_compiled(pyfuncitem) and not harness.eager_only() and pyfuncitem in self.passed_before:
+            return True
+        return None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -62,6 +125,8 @@ class ReportPlugin:
                     )
                     text = "".join(traceback.format_exception(error))
             self.results.append(Result(title_of(item), report.passed, False, messages, text))
+            if report.when == "call" and report.passed and is_compiled(item) and not messages:
+                self.passed_before.add(item)
 
 
 def _is_check_failure(error: BaseException) -> bool:

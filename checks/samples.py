@@ -22,7 +22,7 @@ from checks.harness import ROOT
 REPORTS = ROOT / "docs" / "reports"
 STEPS = harness.ALL_STEPS
 # Lines that depend on the machine's state rather than on the learner's code.
-PROGRESS = re.compile(r"^  (…|First MAX run|Later runs reuse)")
+PROGRESS = re.compile(r"^  (…|First MAX run|`pixi run warm` does it ahead)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
 SECONDS = re.compile(r"\d+(\.\d+)? s\)")
 
@@ -54,7 +54,8 @@ def main() -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     for step in STEPS:
         for solution in (False, True):
-            run = subprocess.run(command(step, solution), cwd=ROOT, capture_output=True, text=True)
+            run = subprocess.run(command(step, solution), cwd=ROOT, capture_output=True, text=True,
+                                 env=harness.child_env())
             path, sample = report_path(step, solution), as_sample(run.stdout)
             # Timings vary from run to run: keep a page's sample unless its words changed.
             changed = not path.exists() or comparable(path.read_text()) != comparable(sample)

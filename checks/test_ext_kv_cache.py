@@ -8,12 +8,13 @@ import pytest
 
 from checks import harness
 from checks.compare import Slip, expect, expect_eager_only_failure, mismatch
+from checks.report import earlier_failure
 from checks.harness import (
     EXTENSION, LearnerError, call, compile_module, eager_only, learner_attr, not_none,
 )
 from checks.reference import (
-    SMALL, cached, hf_lm_model, learner_module, local_tokenizer, max_state_dict,
-    max_tensor, token_ids, torch_no_grad,
+    SMALL, IdTokenizer, cached, hf_lm_model, learner_module, max_state_dict, max_tensor, token_ids,
+    torch_no_grad,
 )
 
 # (start, end) of the ids fed at each call: the prompt, single tokens, then chunks of new tokens
@@ -22,6 +23,10 @@ CHUNKS = ((0, 5), (5, 6), (6, 7), (7, 10), (10, 12))
 BATCH = 2
 TOLERANCE = 2e-4
 MODEL = "CachedGPT2LMHeadModel"
+# Greedy generation on the same model, its text written as token ids ("3 14 15").
+PROMPTS = {"5-token prompt": [3, 14, 15, 92, 65], "2-token prompt": [35, 89]}
+NEW_TOKENS = 10
+EOS = SMALL.vocab_size - 1  # the checks' small GPT-2 ends texts with its last id
 
 
 def reference():
@@ -30,6 +35,8 @@ def reference():
         from transformers import DynamicCache
 
         model = hf_lm_model(SMALL, seed=21)
+        # Strong position embeddings, so a position mistake changes the greedy text too.
+        model.transformer.wpe.weight.mul_(3.0)
         ids = token_ids(BATCH, CHUNKS[-1][1], SMALL.vocab_size, seed=22)
         full = model(ids).logits.numpy()
         restarted, cache = [], DynamicCache()
@@ -37,11 +44,17 @@ def reference():
             out = model(ids[:, start:end], past_key_values=cache, use_cache=True,
                         position_ids=torch.arange(end - start)[None].expand(BATCH, -1))
             restarted.append(out.logits[:, -1].numpy())
+        greedy = {}
+        for prompt in PROMPTS.values():
+            out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=NEW_TOKENS,
+                                 eos_token_id=EOS, pad_token_id=EOS)
+            greedy[tuple(prompt)] = (out[0, len(prompt):].tolist(),
+                                     greedy_with_positions_restarting(model, prompt))
         return {"state": max_state_dict(model), "ids": ids.numpy(),
                 "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
-                "restarted": [logits[:, None] for logits in restarted]}
+                "restarted": [logits[:, None] for logits in restarted], "greedy": greedy}
 
-    return cached("kv_cache", (SMALL, CHUNKS), build)
+    return cached("kv_cache", (SMALL, CHUNKS, PROMPTS, NEW_TOKENS), build)
 
 
 def empty_cache():
@@ -85,9 +98,12 @@ def run_chunks(model, mode: str):
                 f"After {label} the caches have shapes {grown[0]}, ...; expected {want}: the cache "
                 "is not appended to. Concatenate the new keys and values to the cached ones "
                 "along the sequence axis (F.concat([past_key, key], axis=2)) and return them.")
-        slips = [Slip("the positions restart at 0 for every call: the new tokens' positions "
-                      "continue after the cached ones (N, N + 1, ...).", restarted)]
+        slips = [Slip(POSITIONS_RESTART, restarted)]
         yield label, logits, expected, slips
+
+
+POSITIONS_RESTART = ("the positions restart at 0 for every call: the new tokens' positions "
+                     "continue after the cached ones (N, N + 1, ...).")
 
 
 def check_chunks(model, mode: str) -> int | None:
@@ -146,26 +162,32 @@ def test_logits_match_at_every_step_compiled():
                 break
 
 
-@functools.cache
-def generation_setup():
-    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
-    cfg = type(SMALL)(**{**SMALL.__dict__, "vocab_size": len(tokenizer)})
-    hf = hf_lm_model(cfg, seed=23, eos_token_id=tokenizer.eos_token_id)
-    hf.generation_config.pad_token_id = tokenizer.eos_token_id
-    return tokenizer, cfg, hf
-
-
-@pytest.mark.parametrize("prompt", ["Hello world", "naïve café"], ids=["plain prompt", "accented prompt"])
-def test_greedy_text_matches_huggingface_generate(prompt):
-    """generate_with_cache(do_sample=False) gives HuggingFace generate()'s text, token for token"""
+def greedy_with_positions_restarting(hf, prompt: list[int]) -> list[int]:
+    """The greedy ids of a cached model whose every call numbers its new tokens from 0 (a slip)."""
     torch = torch_no_grad()
-    tokenizer, cfg, hf = generation_setup()
-    ids = torch.tensor([tokenizer.encode(prompt)])
-    new_tokens = 10
-    out = hf.generate(ids, do_sample=False, max_new_tokens=new_tokens,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
-    expected = tokenizer.decode(out[0], skip_special_tokens=True)
-    model = learner_module(EXTENSION, MODEL, max_state_dict(hf), cfg)
+    from transformers import DynamicCache
+
+    cache, fed, out = DynamicCache(), torch.tensor([prompt]), []
+    for _ in range(NEW_TOKENS):
+        logits = hf(fed, past_key_values=cache, use_cache=True,
+                    position_ids=torch.arange(fed.shape[1])[None]).logits
+        out.append(int(logits[0, -1].argmax()))
+        if out[-1] == EOS:
+            break
+        fed = torch.tensor([[out[-1]]])
+    return out
+
+
+@pytest.mark.parametrize("prompt", PROMPTS.values(), ids=PROMPTS.keys())
+def test_greedy_text_matches_huggingface_generate(prompt, request):
+    """generate_with_cache(do_sample=False) gives HuggingFace generate()'s text, token for token"""
+    expected_ids, restarted_ids = reference()["greedy"][tuple(prompt)]
+    tokenizer = IdTokenizer(SMALL.n_positions, eos_token_id=EOS)
+    text = " ".join(map(str, prompt))
+    expected, restarted = (text + tokenizer.decode(ids) for ids in (expected_ids, restarted_ids))
+    # The compiled model generates in milliseconds a token, the eager one in a third of a second;
+    # after a failure above, or with --eager-only, nothing is compiled for this check.
+    model = learner_model() if eager_only() or earlier_failure(request) else compiled_model()
     fed: list[int] = []
 
     def spy(input_ids, *cache):
@@ -173,16 +195,18 @@ def test_greedy_text_matches_huggingface_generate(prompt):
         return model(input_ids, *cache)
 
     cached_lm = call("CachedLM(model, config, device)", learner_attr(EXTENSION, "CachedLM"), spy,
-                     cfg, harness.device())
+                     SMALL, harness.device())
     not_none("CachedLM(model, config, device)(prompt ids)",
-             call("CachedLM(model, config, device)(prompt ids)", cached_lm, max_tensor(ids.numpy())))
+             call("CachedLM(model, config, device)(prompt ids)", cached_lm,
+                  max_tensor(np.array([prompt], np.int64))))
     fed.clear()
-    what = f"generate_with_cache(prompt={prompt!r}, max_new_tokens={new_tokens}, do_sample=False)"
-    got = call(what, learner_attr(EXTENSION, "generate_with_cache"), spy, cfg, tokenizer,
-               harness.device(), prompt, max_new_tokens=new_tokens, do_sample=False)
+    what = f"generate_with_cache(prompt={text!r}, max_new_tokens={NEW_TOKENS}, do_sample=False)"
+    got = call(what, learner_attr(EXTENSION, "generate_with_cache"), spy, SMALL, tokenizer,
+               harness.device(), text, max_new_tokens=NEW_TOKENS, do_sample=False)
+    hint = f"\n  Hint: {POSITIONS_RESTART}" if got == restarted != expected else ""
     expect(got == expected, f"{what} gave {got!r}; HuggingFace generate() (and the model without "
-                            f"a cache) gives {expected!r}.")
-    once = [len(ids[0])] + [1] * (len(fed) - 1)
+                            f"a cache) gives {expected!r}.{hint}")
+    once = [len(prompt)] + [1] * (len(fed) - 1)
     expect(fed == once, f"{what} fed the model {fed} ids per call; it should feed the prompt once "
                         f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "
                         "the ids the cache has not seen.")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.compare import Slip, expect_close, expect_eager_only_failure
+from checks.compare import Slip, as_numpy, expect_close, expect_eager_only_failure
 from checks.harness import LearnerError, call, compile_module, eager_only, learner_attr
 from checks.reference import max_tensor
 
@@ -27,10 +27,22 @@ SYMBOLIC_NUM_TOKENS = (
 )
 
 
-def slips(seq_len: int, num_tokens: int):
+FINITE_HIDDEN = (
+    "hidden keys get a large finite number ({value:g}) instead of -inf. Use -inf: exp(-inf) is "
+    "exactly 0, so a hidden key gets exactly zero weight whatever the scores (as in "
+    "HuggingFace), where a finite number is only small, and can be outweighed by large scores "
+    "or turn into a wrong answer when a whole row is hidden.")
+
+
+def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
     right = expected_mask(seq_len, num_tokens)
     visible = right == 0
-    return [
+    finite = []
+    if got is not None and got.shape == right.shape and np.isfinite(got).all():
+        value = float(got.min())  # the learner's stand-in for -inf, wherever it is hidden
+        if value <= -1e3:
+            finite = [Slip(FINITE_HIDDEN.format(value=value), np.where(visible, 0.0, value))]
+    return finite + [
         Slip(
             "your mask uses 1 and 0 (or True/False): attention adds it to the scores, so use 0 "
             "where a key is visible and -inf where it is hidden.",
@@ -59,29 +71,52 @@ def test_mask_values(case):
     seq_len, num_tokens = case
     causal_mask = learner_attr(3, "causal_mask")
     what = f"causal_mask({seq_len}, {num_tokens})"
-    got = call(what, causal_mask, seq_len, num_tokens, dtype=harness.dtype(),
-               device=harness.device())
+    got = as_numpy(call(what, causal_mask, seq_len, num_tokens, dtype=harness.dtype(),
+                        device=harness.device()), what)
     expect_close(what, got, expected_mask(seq_len, num_tokens), atol=0, rtol=0,
-                 slips=slips(seq_len, num_tokens))
+                 slips=slips(seq_len, num_tokens, got))
 
 
 class MaskInGraph:
-    """A module whose compiled graph calls the learner's mask with symbolic sizes: the length of
-    its first input is sequence_length, the length of its second is num_tokens."""
+    """A module whose compiled graph uses the learner's mask the way attention does: added to
+    [1, 1, S, N + S] scores and followed by a softmax. The length of its first input is
+    sequence_length, the length of its second num_tokens, both symbolic."""
 
     def __new__(cls, causal_mask):
+        from max.experimental import functional as F
         from max.experimental.nn import Module
 
         class _Probe(Module):
             def forward(self, queries, cached_keys):
-                return causal_mask(queries.shape[0], cached_keys.shape[0], dtype=queries.dtype,
+                keys = F.concat([cached_keys, queries], axis=2)  # [B, H, N + S, D]
+                scores = queries @ keys.transpose(-1, -2)  # [B, H, S, N + S]
+                mask = causal_mask(queries.shape[2], cached_keys.shape[2], dtype=queries.dtype,
                                    device=queries.device)
+                return F.softmax(scores + mask, axis=-1)
 
         return _Probe()
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # a row hidden entirely is NaN, as in MAX and torch
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+# Queries and cached keys shaped as in attention: [batch, heads, length, head_dim].
+PROBE_SHAPE = (2, 2, 4)
+
+
+def probe_inputs(seq_len: int, num_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    batch, heads, head_dim = PROBE_SHAPE
+    rng = np.random.default_rng(seq_len * 31 + num_tokens)
+    values = rng.uniform(-1.0, 1.0, (batch, heads, num_tokens + seq_len, head_dim))
+    return (values[:, :, num_tokens:].astype(np.float32),
+            values[:, :, :num_tokens].astype(np.float32))
+
+
 def test_mask_in_compiled_graph():
-    """causal_mask is right inside a graph compiled with symbolic sequence_length and num_tokens"""
+    """causal_mask is right inside a compiled graph, added to attention scores before a softmax, with symbolic sequence_length and num_tokens"""
     if eager_only():
         pytest.skip("compiled checks skipped (--eager-only)")
     from max.experimental.tensor import TensorType
@@ -90,19 +125,28 @@ def test_mask_in_compiled_graph():
     probe = MaskInGraph(learner_attr(3, "causal_mask"))
     device = DeviceRef.from_device(harness.device())
     try:
-        graph = compile_module("causal_mask", probe,
-                               TensorType(harness.dtype(), ("seqlen",), device=device),
-                               TensorType(harness.dtype(), ("cached",), device=device))
+        _, heads, head_dim = PROBE_SHAPE
+        graph = compile_module(
+            "causal_mask", probe,
+            TensorType(harness.dtype(), ("batch", heads, "seqlen", head_dim), device=device),
+            TensorType(harness.dtype(), ("batch", heads, "cached", head_dim), device=device))
     except LearnerError as error:
         if "Dim" not in str(error):
             raise
         raise LearnerError(f"{error}\n  Hint: {SYMBOLIC_NUM_TOKENS}") from None
     for seq_len, num_tokens in ((6, 0), (11, 0), (5, 3), (1, 7)):
-        what = f"causal_mask(seqlen, cached) compiled, with seqlen = {seq_len}, cached = {num_tokens}"
-        inputs = [max_tensor(np.zeros(n, np.float32)) for n in (seq_len, num_tokens)]
-        expected = expected_mask(seq_len, num_tokens)
+        what = (f"softmax(scores + causal_mask(seqlen, cached)) compiled, with seqlen = {seq_len}, "
+                f"cached = {num_tokens}")
+        queries, cached_keys = probe_inputs(seq_len, num_tokens)
+        scores = queries @ np.concatenate([cached_keys, queries], axis=2).swapaxes(-1, -2)
+        expected = softmax(scores + expected_mask(seq_len, num_tokens))
+        slips_here = [Slip(slip.hint, softmax(scores + slip.output))
+                      for slip in slips(seq_len, num_tokens) if slip.output.shape == scores.shape[2:]]
+        slips_here.append(Slip("every key is visible: the mask was not applied in the compiled "
+                               "graph.", softmax(scores)))
+        inputs = [max_tensor(queries), max_tensor(cached_keys)]
         got = call(what, graph, *inputs)
-        if not expect_close(what, got, expected, atol=0, rtol=0, slips=slips(seq_len, num_tokens)):
-            eager = call(f"causal_mask({seq_len}, {num_tokens})", probe, *inputs)
+        if not expect_close(what, got, expected, atol=1e-6, rtol=1e-5, slips=slips_here):
+            eager = call(f"the same, run eagerly", probe, *inputs)
             expect_eager_only_failure(eager, expected)
             break

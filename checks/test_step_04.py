@@ -78,6 +78,10 @@ SLIPS = [
      "head_dim] first, then transpose axes 1 and 2.", dict(split="no_transpose")),
     ("the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
      "[B, S, n_head, head_dim] before reshaping to [B, S, E].", dict(merge="no_transpose")),
+    ("the heads are reshaped straight to [B, n_head, S, head_dim] and straight back, without "
+     "the transposes: split with reshape to [B, S, n_head, head_dim] then transpose(1, 2), and "
+     "merge with transpose(1, 2) then reshape to [B, S, E].",
+     dict(split="no_transpose", merge="no_transpose")),
 ]
 
 EAGER_CASES = {

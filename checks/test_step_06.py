@@ -7,13 +7,14 @@ import pytest
 from checks.compare import Slip, expect_close, expect_compiled_matches
 from checks.harness import call
 from checks.reference import (
-    GPT2_SIZES, SMALL, hf_block, hidden_state_outputs, learner_module, max_tensor, run_hf_block, torch_no_grad,
+    GPT2_SIZES, SMALL, SMALL_WITH_N_INNER, hf_block, hidden_state_outputs, learner_module, max_tensor, run_hf_block, torch_no_grad,
 )
 
 EAGER_CASES = {
     "eager, small config, batch 2, 7 tokens": (SMALL, 2, 7),
     "eager, small config, batch 2, the full 24 positions": (SMALL, 2, SMALL.n_positions),
     "eager, GPT-2 sizes, batch 1, 5 tokens": (GPT2_SIZES, 1, 5),
+    "eager, small config with n_inner = 40, batch 2, 7 tokens": (SMALL_WITH_N_INNER, 2, 7),
 }
 
 
@@ -33,7 +34,11 @@ def slips(cfg, x):
 
     after_attn = x + attn(block.ln_1(x))
     post_norm = block.ln_1(x + attn(x))
+    attn_normed = residual_after_norm(block.ln_1, attn, x)
     return [
+        Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, attn_normed)),
+        Slip(NORMALIZED_RESIDUAL, attn_normed + block.mlp(block.ln_2(attn_normed))),
+        Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, after_attn)),
         Slip("the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
              "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
              block.ln_2(post_norm + block.mlp(post_norm))),
@@ -47,6 +52,18 @@ def slips(cfg, x):
         Slip("the attention's layer norm is missing: x + attn(ln_1(x)).",
              (x + attn(x)) + block.mlp(block.ln_2(x + attn(x)))),
     ]
+
+
+NORMALIZED_RESIDUAL = (
+    "the residual adds the normalized input: keep the block's input x for the residual and "
+    "normalize only what goes into the layer, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)) "
+    "(not h = ln_1(x); h = h + attn(h)).")
+
+
+def residual_after_norm(norm, layer, x):
+    """The slip: h = norm(x); h + layer(h), where GPT-2 computes x + layer(norm(x))."""
+    normed = norm(x)
+    return normed + layer(normed)
 
 
 def learner_block(cfg, state):

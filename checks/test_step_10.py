@@ -16,22 +16,37 @@ LONG_PROMPT = "Language models predict the next token from the tokens before it.
 
 class StandInModel:
     """A model whose logits are given: call k returns rows[k] (the last row again after the end)
-    at every position, and the ids it was given are kept. Checks the loop, not the network."""
+    at every position, and the ids it was given are kept. Checks the loop, not the network.
+    `bfloat16` returns them in bfloat16, as a model on a GPU does."""
 
-    def __init__(self, rows):
+    def __init__(self, rows, bfloat16=False):
         self.rows, self.calls, self.last_ids = [np.asarray(r, np.float32) for r in rows], 0, []
+        self.bfloat16 = bfloat16
 
     def __call__(self, input_ids):
         ids = as_numpy(input_ids, "The ids given to the model")
         self.last_ids = ids[0].tolist()
         row = self.rows[min(self.calls, len(self.rows) - 1)]
         self.calls += 1
-        return max_tensor(np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy())
+        logits = np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy()
+        if self.bfloat16:  # through torch, which has bfloat16 (numpy has none)
+            torch = torch_no_grad()
+            return max_tensor(torch.from_numpy(logits).bfloat16())
+        return max_tensor(logits)
 
 
-def scripted(next_ids, vocab_size):
+def scripted(next_ids, vocab_size, bfloat16=False):
     """A stand-in model whose greedy choice at call k is next_ids[k]."""
-    return StandInModel([10.0 * np.eye(vocab_size)[i] for i in next_ids])
+    return StandInModel([10.0 * np.eye(vocab_size)[i] for i in next_ids], bfloat16)
+
+
+def new_text(got, prompt):
+    """What generate_text added after the prompt, however it handled the prompt: only the greedy
+    check words a prompt mistake, so the other checks judge the new tokens alone."""
+    for head in (prompt + prompt, prompt):
+        if head and got.startswith(head):
+            return got[len(head):]
+    return got
 
 
 @functools.cache
@@ -58,10 +73,14 @@ def generate(tokenizer, model, prompt, **kwargs):
 
 
 def hf_greedy(tokenizer, model, prompt, max_new_tokens):
+    """HuggingFace generate()'s greedy text; in bfloat16 it picks from the logits rounded to
+    bfloat16 (what the learner's loop receives), the first of equal ones as argmax does."""
     torch = torch_no_grad()
     ids = torch.tensor([tokenizer.encode(prompt)])
+    rounding = [lambda _, scores: scores.bfloat16().float()] if harness.low_precision() else []
     out = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
+                         logits_processor=rounding)
     return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
@@ -93,8 +112,9 @@ def test_low_temperature_gives_the_greedy_tokens():
     expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
     what, got = generate(tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=8,
                          temperature=1e-3, do_sample=True, seed=0)
-    expect(got == expected, f"{what} gave {got!r}; at so low a temperature sampling must pick "
-           f"the greedy tokens, {expected!r}. Divide the logits by the temperature.")
+    added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]):]
+    expect(added == greedy, f"{what} added {added!r}; at so low a temperature sampling must pick "
+           f"the greedy tokens, {greedy!r}. Divide the logits by the temperature.")
 
 
 @pytest.mark.parametrize("temperature", [0.7, 1.6])
@@ -141,9 +161,12 @@ def test_same_seed_same_text():
 def test_long_prompt_keeps_to_the_context():
     """A prompt longer than the context plus 30 new tokens never feeds the model more than n_positions"""
     tokenizer, model = setup()
-    what, got = generate(tokenizer, HFLogits(model), LONG_PROMPT, max_new_tokens=30,
-                         temperature=1.0, seed=1)
-    expect(got.startswith(LONG_PROMPT), f"{what} should start with the prompt; it gave {got[:80]!r}.")
+    logits = HFLogits(model)  # refuses more than n_positions ids, in a sentence
+    what, _ = generate(tokenizer, logits, LONG_PROMPT, max_new_tokens=30, temperature=1.0, seed=1)
+    expect(len(logits.last_ids) == logits.n_positions,
+           f"{what} gave the model {len(logits.last_ids)} ids at its last call; with a prompt "
+           f"longer than the context it should see the last {logits.n_positions} "
+           "(tokenizer.model_max_length) ids.")
 
 
 def test_stops_after_end_of_text_and_at_max_new_tokens():
@@ -156,9 +179,10 @@ def test_stops_after_end_of_text_and_at_max_new_tokens():
                              "<|endoftext|>, so generation should stop right after it (3 calls).")
     model = scripted([word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
-    expect(model.calls == 4 and got == "Hello" + tokenizer.decode([word] * 4),
-           f"{what} called the model {model.calls} times and gave {got!r}: it should add exactly "
-           "4 tokens.")
+    added = new_text(got, "Hello")
+    expect(model.calls == 4 and added == tokenizer.decode([word] * 4),
+           f"{what} called the model {model.calls} times and added {added!r}: it should add "
+           "exactly 4 tokens.")
 
 
 def test_streams_each_new_piece_to_on_text():
@@ -181,3 +205,45 @@ def test_streams_each_new_piece_to_on_text():
     expect(calls_so_far == [1, 2, 3],
            f"on_text was called after model calls {calls_so_far}; call it once per new token, "
            "as soon as it is generated ([1, 2, 3]), so the text streams.")
+
+
+def test_streams_whole_characters_when_a_character_spans_two_tokens():
+    """on_text never receives half a character: "é" made of two byte tokens arrives whole"""
+    tokenizer, _ = setup()
+    # GPT-2's tokens are bytes: "é" is the bytes C3 A9, here two tokens of one byte each.
+    halves = tokenizer.convert_tokens_to_ids(["\u00c3", "\u00a9"])
+    words = [*halves, tokenizer.encode(" the")[0]]
+    model = scripted(words, len(tokenizer))
+    pieces, calls_so_far = [], []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        calls_so_far.append(model.calls)
+
+    what, _ = generate(tokenizer, model, "Hello", max_new_tokens=3, do_sample=False,
+                       on_text=on_text)
+    expected = tokenizer.decode(words)
+    expect("".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
+           f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
+           "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
+           "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
+           "only the part not shown yet.")
+    expect(calls_so_far == [2, 3],
+           f"on_text was called after model calls {calls_so_far}; \"é\" is complete after call "
+           "2 and \" the\" after call 3, so [2, 3]: pass each piece on as soon as it is whole.")
+
+
+def test_bfloat16_logits_as_on_a_gpu():
+    """generate_text works when the model returns bfloat16 logits, as it does on a GPU"""
+    tokenizer, _ = setup()
+    word = tokenizer.encode(" the")[0]
+    model = scripted([word], len(tokenizer), bfloat16=True)
+    try:
+        what, got = generate(tokenizer, model, "Hello", max_new_tokens=1, do_sample=False)
+    except LearnerError as error:
+        hint = ("\n  Hint: numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
+                "logits.cast(DType.float32), when logits.dtype is not DType.float32.")
+        raise LearnerError(f"{error}{hint if 'dtype' in str(error).lower() else ''}") from None
+    added = new_text(got, "Hello")
+    expect(added == tokenizer.decode([word]),
+           f"{what} with bfloat16 logits added {added!r}, expected {tokenizer.decode([word])!r}.")

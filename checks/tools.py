@@ -4,6 +4,8 @@
     python -m checks hint 4        # pixi run hint 4: the hints of step 4, one at a time
     python -m checks reset 4       # pixi run reset 4: steps/step_04.py back to the skeleton
     python -m checks doctor        # pixi run doctor: versions, caches, device, GPT-2 weights
+    python -m checks warm          # pixi run warm: compile ahead what the checks compile
+    python -m checks save-model D  # pixi run save-model D: a small GPT-2 folder for --model
 """
 
 from __future__ import annotations
@@ -145,6 +147,62 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
     return True
 
 
+# --- warm ---------------------------------------------------------------------------------------
+
+# Seconds each step's check spent on an empty MAX cache when run in this order on 2 cores (see
+# README): the estimate scales them by how fast this machine has been so far.
+COLD_SECONDS = {2: 200, 3: 60, 4: 90, 5: 60, 6: 60, 7: 60, 8: 60, 10: 60, 11: 90, 12: 200}
+
+
+def warm(run_step: Callable[[int], list]) -> bool:
+    """Run every compiling check on the reference solutions, so MAX compiles its kernels, the
+    checks' graphs and HuggingFace's reference outputs once, ahead of the learner's first checks."""
+    steps = [step for step in ALL_STEPS if step in harness.COMPILING_STEPS]
+    total = sum(COLD_SECONDS[step] for step in steps)
+    print("Warming the caches: MAX's kernels, the checks' graphs and HuggingFace's reference "
+          "outputs.\nOn an empty cache this takes several minutes on 2 cores; read the setup page "
+          "meanwhile.", flush=True)
+    start, expected_so_far, ok = time.monotonic(), 0, True
+    for number, step in enumerate(steps):
+        elapsed = time.monotonic() - start
+        pace = elapsed / expected_so_far if expected_so_far else 1.0
+        left = (total - expected_so_far) * pace
+        filled = round(20 * expected_so_far / total)
+        print(f"  [{'#' * filled}{'.' * (20 - filled)}] {number}/{len(steps)}  step "
+              f"{harness.step_argument(step):>2}: {harness.STEP_TITLES[step]}  "
+              f"({minutes(elapsed)} so far, about {minutes(left)} left)", flush=True)
+        results = run_step(step)
+        if not results or not all(r.passed for r in results):
+            ok = False
+            print(f"      the reference solution of step {harness.step_argument(step)} did not pass "
+                  "its check here: run python -m checks "
+                  f"{harness.step_argument(step)} --solutions to see why.")
+        expected_so_far += COLD_SECONDS[step]
+    print(f"  [{'#' * 20}] {len(steps)}/{len(steps)}  done in {minutes(time.monotonic() - start)}. "
+          "A check whose code matches the reference now skips its compiles; your own graphs "
+          "compile once each (10-60 s), on MAX's warm kernels.")
+    return ok
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+# --- save-model ---------------------------------------------------------------------------------
+
+def save_model(folder: Path) -> bool:
+    """A small random GPT-2 and a working tokenizer, saved as `--model` and from_pretrained expect."""
+    from checks.reference import save_small_model
+
+    if folder.exists() and any(folder.iterdir()):
+        print(f"{folder} is not empty: give a new folder, so nothing of yours is overwritten.")
+        return False
+    save_small_model(folder)
+    print(f"Saved a small GPT-2 (2 layers, 32 wide, random weights; the checks' tokenizer) in "
+          f"{folder}.\nTry it: python steps/step_11.py --model {folder} --prompt \"Hello\" --greedy")
+    return True
+
+
 # --- doctor -------------------------------------------------------------------------------------
 
 def _line(ok: bool | None, text: str, fix: str = "") -> bool:
@@ -175,8 +233,8 @@ def doctor() -> bool:
     _line(None if cold else True,
           "MAX kernel cache: " + ("empty, so the first check compiles kernels (minutes)" if cold
                                   else "warm (checks answer in seconds)"),
-          "Warm it once with `python -m checks all --solutions` (several minutes on 2 cores; "
-          "one step took 112 s cold), or just start: each check says when it compiles.")
+          "Warm it once with `pixi run warm` (python -m checks warm) in a second terminal "
+          "while you read the setup page, or just start: each check says when it compiles.")
     ok &= _device_line()
     ok &= _weights_line()
     print("\nAll set." if ok else "\nFix the lines marked FIX, then run pixi run doctor again.")

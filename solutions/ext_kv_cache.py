@@ -105,16 +105,17 @@ class CachedGPT2LMHeadModel(Module):
 
 
 def empty_cache(config: GPT2Config, device: Device, batch: int = 1) -> list[Tensor]:
-    """Keys and values of no tokens yet: 2 * n_layer tensors of shape [batch, n_head, 0, head_dim]."""
+    """Keys and values of no tokens yet: 2 * n_layer tensors of shape [batch, n_head, 0, head_dim],
+    in MAX's default dtype, the model's (float32 on a CPU, bfloat16 on a GPU)."""
     shape = (batch, config.n_head, 0, config.n_embd // config.n_head)
-    empty = Tensor.from_dlpack(np.zeros(shape, dtype=np.float32)).to(device)
+    empty = Tensor.zeros(shape, dtype=defaults()[0], device=device)
     return [empty] * (2 * config.n_layer)
 
 
 def cache_input_types(config: GPT2Config, device: Device) -> list[TensorType]:
     """The compiled model's inputs: ids of any batch and length, caches of any cached length."""
     where = DeviceRef.from_device(device)
-    cache = TensorType(DType.float32, ("batch", config.n_head, "cached", config.n_embd // config.n_head),
+    cache = TensorType(defaults()[0], ("batch", config.n_head, "cached", config.n_embd // config.n_head),
                        device=where)
     return [TensorType(DType.int64, ("batch", "seqlen"), device=where)] + [cache] * (2 * config.n_layer)
 

@@ -4,6 +4,7 @@ from typing import Callable
 
 import numpy as np
 from max.driver import CPU, Device
+from max.dtype import DType
 from max.experimental.tensor import Tensor
 
 from step_09 import decode_tokens, tokenize_text
@@ -43,6 +44,8 @@ def generate_text(
     for _ in range(max_new_tokens):
         window = np.array([(ids + generated)[-tokenizer.model_max_length:]], dtype=np.int64)
         logits = model(Tensor.from_dlpack(window).to(device))  # [1, S, V]
+        if logits.dtype != DType.float32:  # bfloat16 on a GPU: numpy has no bfloat16
+            logits = logits.cast(DType.float32)
         last = logits.to(CPU()).to_numpy()[0, -1]  # [V], the prediction for the next token
         generated.append(next_token(last, temperature, do_sample, rng))
         if on_text is not None:

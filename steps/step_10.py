@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 from max.driver import CPU, Device
+from max.dtype import DType
 from max.experimental.tensor import Tensor
 
 from step_09 import decode_tokens, tokenize_text
@@ -55,10 +56,14 @@ def generate_text(
     #   ids, take the logits of the last position, pick the next id with next_token, append it.
     # Hint: Tensor.from_dlpack(np.array([window], dtype=np.int64)).to(device) as the input;
     #   logits.to(CPU()).to_numpy()[0, -1] is the last position's [V] logits.
+    # Hint: numpy has no bfloat16, the dtype MAX uses on a GPU: when logits.dtype is not
+    #   DType.float32, cast first (logits.cast(DType.float32)).
 
     # TODO 5: stop right after the end-of-text token (tokenizer.eos_token_id).
 
     # TODO 6: when on_text is given, pass it each new piece of decoded text (for streaming).
+    # Hint: a character can be split across two tokens ("\ufffd" when decoded alone): decode all
+    #   the new tokens, wait while the text ends with "\ufffd", pass only the part not yet shown.
 
     # TODO 7: return the prompt followed by the decoded new tokens.
     # Hint: decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)

@@ -13,16 +13,19 @@ Check your work: pixi run s11. Then talk to your model: pixi run gpt2.
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 from max.dtype import DType
 from max.experimental import functional as F
 from max.experimental.nn import Linear
-from max.experimental.tensor import TensorType, defaults
+from max.experimental.tensor import TensorType, default_dtype, defaults
 from max.graph import DeviceRef
 
 from step_01 import GPT2Config
@@ -160,20 +163,45 @@ def main(argv: list[str] | None = None, build=None) -> int:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--greedy", action="store_true", help="always take the likeliest token")
     parser.add_argument("--seed", type=int, help="make sampling reproducible")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"),
+                        help="the model's dtype (default: MAX's, float32 on a CPU, bfloat16 on a GPU)")
     args = parser.parse_args(argv)
     if args.temperature <= 0:
         parser.error("--temperature must be above 0 (use --greedy for deterministic text)")
     # Python 3.11 runs MAX's eager ops ~100x slower under the default SIGINT handler.
     signal.signal(signal.SIGINT, interrupt)
+    dtype = default_dtype(getattr(DType, args.dtype)) if args.dtype else contextlib.nullcontext()
     try:
-        run_model(args.model, args.prompt, args.max_new_tokens, args.temperature, args.greedy,
-                  args.seed, build)
+        with dtype:
+            run_model(args.model, args.prompt, args.max_new_tokens, args.temperature, args.greedy,
+                      args.seed, announced(build or build_model))
     except KeyboardInterrupt:
         print("\nStopped.")
     except Exception as error:  # most often a step that is not finished yet
         print(unfinished_step_message(error), file=sys.stderr)
         return 1
     return 0
+
+
+def announced(build):
+    """`build`, saying every 15 s that it is still at work: loading GPT-2 and compiling it takes
+    minutes the first time, and a graph is compiled again whenever the model's code changes."""
+
+    def build_and_announce(*args):
+        done, start = threading.Event(), time.monotonic()
+
+        def heartbeat() -> None:
+            while not done.wait(15):
+                print(f"  … still loading and compiling ({time.monotonic() - start:.0f} s)",
+                      file=sys.stderr, flush=True)
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+        try:
+            return build(*args)
+        finally:
+            done.set()
+
+    return build_and_announce
 
 
 def unfinished_step_message(error: Exception) -> str:

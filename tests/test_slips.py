@@ -132,11 +132,9 @@ ARANGE_MASK = '''
 
 
 def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
-    """The trap measured on max 26.7: arange comparisons + where, fine eagerly, wrong in a graph.
-
-    Step 3's own probe compiles this mask correctly; the slip shows once the mask meets the
-    [batch, heads, S, S] scores inside step 4's compiled attention, so that is where it is caught.
-    """
+    """The trap measured on max 26.7: arange comparisons + where, fine eagerly, wrong in a graph
+    once a softmax follows. Step 3 catches it (tests/test_messages.py); step 4's compiled
+    attention, run on such a step 3, says so too."""
     solution = (learner_copy / "step_03.py").read_text()
     body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
     mutate(learner_copy, 3, [(body, ARANGE_MASK),
