@@ -83,9 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--solutions", action="store_true", help="time solutions/ instead of steps/")
     where.add_argument("--dir", type=Path, help="time the step files in this folder")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="where the MAX models run (gpu: in bfloat16)")
     args = parser.parse_args(argv)
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
+    try:
+        harness.use_device(args.device)
+    except harness.LearnerError as error:
+        print(error)
+        return 1
     harness.use_steps_dir(args.dir or harness.ROOT / ("solutions" if args.solutions else "steps"))
     try:
         steps = ready_steps()

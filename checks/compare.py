@@ -47,8 +47,10 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
         try:
             if not isinstance(value.device, CPU):
                 value = value.to(CPU())
-            if value.dtype == DType.bfloat16:  # numpy has no bfloat16 (the --device gpu checks)
-                value = value.cast(DType.float32)
+            if value.dtype == DType.bfloat16:  # numpy has none; torch reads it without a MAX cast
+                import torch
+
+                return torch.from_dlpack(value).float().numpy()
             return value.to_numpy()
         except Exception as error:
             raise LearnerError(
@@ -109,7 +111,8 @@ def mismatch(
     """
     got_np = as_numpy(got, what)
     exp_np = np.asarray(expected)
-    atol, rtol = harness.tolerances(atol, rtol)
+    finite = np.abs(exp_np[np.isfinite(exp_np)]) if exp_np.size else np.zeros(1)
+    atol, rtol = harness.tolerances(atol, rtol, scale=float(finite.max(initial=1.0)))
     head = f"{what}:"
     if got_np.shape != exp_np.shape:
         return (

@@ -132,7 +132,7 @@ def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
         if isinstance(child, Conv1D)
     }
     return {
-        key: np.ascontiguousarray(value.numpy().T if key in conv1d else value.numpy())
+        key: np.ascontiguousarray(value.float().numpy().T if key in conv1d else value.float().numpy())
         for key, value in hf_module.state_dict().items()
     }
 
@@ -182,14 +182,18 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
             )
     if problems:
         raise LearnerError(f"{what} does not have GPT-2's parameters: " + "; ".join(problems) + ".")
+    if harness.low_precision():  # cast here, through torch: a MAX cast compiles a graph per shape
+        torch = torch_no_grad()
+        state = {name: torch.tensor(value).bfloat16() for name, value in state.items()}
     harness.call(f"Loading weights into {what}", module.load_state_dict, state, auto_cast=True)
     if harness.device_kind() != "cpu":
         harness.call(f"Moving {what} to the GPU", module.to, harness.device())
     return module
 
 
-def max_tensor(array: Any) -> Any:
-    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype.
+def max_tensor(array: Any, float32: bool = False) -> Any:
+    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype
+    (or kept in float32).
 
     bfloat16 goes through torch, which has it (numpy has none): a MAX cast would compile a graph.
     """
@@ -197,7 +201,7 @@ def max_tensor(array: Any) -> Any:
 
     if hasattr(array, "detach") and str(array.dtype) != "torch.bfloat16":
         array = array.numpy()
-    if isinstance(array, np.ndarray) and harness.low_precision() and np.issubdtype(
+    if isinstance(array, np.ndarray) and harness.low_precision() and not float32 and np.issubdtype(
             array.dtype, np.floating):
         array = torch_no_grad().tensor(array).bfloat16()
     tensor = Tensor.from_dlpack(np.ascontiguousarray(array) if isinstance(array, np.ndarray)
@@ -345,7 +349,25 @@ class HFLogits:
         self.calls += 1
         self.last_ids = ids[0].tolist()
         logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
-        return max_tensor(logits.numpy())
+        if harness.low_precision():  # a bfloat16 model's logits, cast to float32 as step 8 does
+            logits = logits.bfloat16().float()
+        return max_tensor(logits.numpy(), float32=True)
+
+
+def near_greedy_problem(hf_model: Any, ids: list[int], prompt_length: int) -> str | None:
+    """For bfloat16, where greedy text may part from float32's wherever two tokens score within
+    rounding: each generated id must score, in HuggingFace's float32 model, within 5% of the
+    logits' range below the best. None when all do, else what is wrong, in a sentence."""
+    torch = torch_no_grad()
+    logits = hf_model(torch.tensor([ids[:-1]])).logits[0].double().numpy()  # row i predicts i + 1
+    for position in range(prompt_length - 1, len(ids) - 1):
+        row, chosen = logits[position], ids[position + 1]
+        margin = 0.05 * max(1.0, float(np.abs(row).max()))
+        if row[chosen] < row.max() - margin:
+            return (f"generated token {position + 2 - prompt_length} (id {chosen}) scores "
+                    f"{row[chosen]:.3g} where the best (id {int(row.argmax())}) scores "
+                    f"{row.max():.3g}: further than bfloat16 rounding explains.")
+    return None
 
 
 def quiet_transformers() -> None:

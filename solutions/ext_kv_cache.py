@@ -101,7 +101,9 @@ class CachedGPT2LMHeadModel(Module):
         hidden_states, present = self.transformer(input_ids, *past)
         # Only the next token's logits are needed: skip the head for the other positions.
         last = hidden_states[:, -1:]  # [B, 1, E]
-        return (self.lm_head(last), *present)  # [B, 1, V], 2 * n_layer caches
+        logits = self.lm_head(last)  # [B, 1, V]
+        logits = logits if logits.dtype == DType.float32 else logits.cast(DType.float32)  # as step 8
+        return (logits, *present)  # 2 * n_layer caches
 
 
 def empty_cache(config: GPT2Config, device: Device, batch: int = 1) -> list[Tensor]:

@@ -1,5 +1,6 @@
 """Step 8 solution: the language-model head on top of the GPT-2 body."""
 
+from max.dtype import DType
 from max.experimental.nn import Linear, Module
 from max.experimental.tensor import Tensor
 
@@ -16,4 +17,7 @@ class MaxGPT2LMHeadModel(Module):
 
     def forward(self, input_ids: Tensor) -> Tensor:
         hidden_states = self.transformer(input_ids)  # [B, S, E]
-        return self.lm_head(hidden_states)  # [B, S, V]
+        logits = self.lm_head(hidden_states)  # [B, S, V]
+        # On a GPU the model computes in bfloat16; sampling (and numpy) want float32. Inside the
+        # compiled graph this cast is free; outside it, each cast would compile a graph of its own.
+        return logits if logits.dtype == DType.float32 else logits.cast(DType.float32)

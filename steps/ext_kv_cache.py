@@ -110,6 +110,7 @@ class CachedGPT2LMHeadModel(Module):
         # TODO 8: the body, then lm_head on the last position only: [B, S, E] -> [B, 1, E] -> [B, 1, V].
         #   Return (logits, *caches).
         # Hint: hidden_states[:, -1:] is the last position, keeping its axis.
+        # Hint: as in step 8, cast bfloat16 logits to float32 (logits.cast(DType.float32)).
         return None
 
 

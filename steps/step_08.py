@@ -8,6 +8,7 @@ must match: in step 11 the pretrained weights load by name.
 Check your work: pixi run s8
 """
 
+from max.dtype import DType
 from max.experimental.nn import Linear, Module
 from max.experimental.tensor import Tensor
 
@@ -27,4 +28,7 @@ class MaxGPT2LMHeadModel(Module):
 
     def forward(self, input_ids: Tensor) -> Tensor:
         # TODO 3: the body's hidden states, then lm_head: [B, S] -> [B, S, E] -> [B, S, V].
+        # Hint: on a GPU MAX computes in bfloat16, which numpy can't read: return
+        #   logits.cast(DType.float32) when logits.dtype is not DType.float32 (free inside the
+        #   compiled graph; step 10 then reads the logits directly).
         return None

@@ -56,6 +56,7 @@ def transfer_weights(hf_model, max_model) -> None:
 
 def load_huggingface(model_name_or_path: str):
     """GPT2LMHeadModel and GPT2Tokenizer from a local folder, the cache, or the hub."""
+    import torch
     from transformers import GPT2LMHeadModel, GPT2Tokenizer
 
     path = Path(model_name_or_path)
@@ -72,7 +73,9 @@ def load_huggingface(model_name_or_path: str):
         )
     if not local:
         print(f"Downloading {model_name_or_path} from HuggingFace (GPT-2 small: about 550 MB)...")
-    hf_model = GPT2LMHeadModel.from_pretrained(model_name_or_path, local_files_only=local)
+    # In MAX's default dtype (bfloat16 on a GPU), so loading the weights casts nothing.
+    dtype = torch.bfloat16 if defaults()[0] == DType.bfloat16 else torch.float32
+    hf_model = GPT2LMHeadModel.from_pretrained(model_name_or_path, local_files_only=local, dtype=dtype)
     tokenizer = GPT2Tokenizer.from_pretrained(model_name_or_path, local_files_only=local)
     # transformers 5 can return an empty tokenizer instead of raising when files are missing.
     if len(tokenizer) <= 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from checks.harness import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ def run_command(args: list[str], timeout: float = 900, stdin: str | None = None,
         text=True,
         timeout=timeout,
         input=stdin,
-        env={**os.environ, **env},
+        env=child_env(**env),
     )
     return Run(result.returncode, result.stdout + result.stderr, result.stdout)
 

@@ -6,7 +6,7 @@ from tests.test_pixi_tasks import command
 
 
 def test_bench_runs_and_the_four_agree():
-    run = run_command(command("bench", "--tiny", "--tokens", "6", "--repeats", "1"))
+    run = run_command(command("bench", "--solutions", "--tiny", "--tokens", "6", "--repeats", "1"))
     assert run.code == 0, run.output
     for row in ("HuggingFace generate(), KV cache", "HuggingFace generate(), no cache",
                 "MAX, step 10 loop, no cache", "MAX, KV cache (extension)"):

@@ -35,7 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("site")
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        cwd=ROOT, capture_output=True, text=True, env=harness.child_env(NO_MKDOCS_2_WARNING="1"),
     )
     assert build.returncode == 0, build.stdout + build.stderr
     return folder
@@ -114,6 +114,7 @@ def chromium() -> str:
 
 def run_chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([chromium, *CHROMIUM_FLAGS, *args], capture_output=True, text=True,
+                          env=harness.child_env(),
                           timeout=120)
 
 

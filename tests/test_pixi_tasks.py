@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from checks.harness import child_env
 from tests.conftest import ROOT, run_command
 
 TASKS = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
@@ -59,7 +60,8 @@ def test_docs_task_serves_the_site():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(command("docs", "--dev-addr", f"127.0.0.1:{port}"), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=child_env())
     try:
         page = None
         for _ in range(120):  # the first build takes a few seconds
