@@ -29,16 +29,19 @@ from pathlib import Path
 from checks import harness, tools
 
 
-
 COMMANDS = ("all", "progress", "hint", "reset", "doctor", "warm", "save-model")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "command", help="a step number 1-11 or kv (the extension); or all, progress, hint N, "
-                        "reset N, doctor, warm, save-model DIR")
-    parser.add_argument("step", nargs="?", help="the step, for hint and reset; the folder, for save-model")
+        "command",
+        help="a step number 1-11 or kv (the extension); or all, progress, hint N, "
+        "reset N, doctor, warm, save-model DIR",
+    )
+    parser.add_argument(
+        "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--solutions", action="store_true", help="check solutions/ instead")
     where.add_argument("--dir", type=Path, help="check the step files in this folder")
@@ -48,16 +51,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="skip the compiled-graph checks (faster; the full check runs both)",
     )
     parser.add_argument(
-        "--device", choices=("cpu", "gpu"), default="cpu",
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
         help="where the checks run MAX code (cpu, float32: the default; gpu: bfloat16)",
     )
     parser.add_argument(
-        "--dtype", choices=harness.DTYPES,
+        "--dtype",
+        choices=harness.DTYPES,
         help="the float dtype of the checks (default: float32 on the CPU, bfloat16 on a GPU); "
-             "bfloat16 widens the tolerances",
+        "bfloat16 widens the tolerances",
     )
     parser.add_argument(
-        "--time-limit", type=float, help=f"seconds per call into your code ({harness.TIME_LIMIT_S:.0f})"
+        "--time-limit",
+        type=float,
+        help=f"seconds per call into your code ({harness.TIME_LIMIT_S:.0f})",
     )
     parser.add_argument("--yes", action="store_true", help="reset without asking")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
@@ -65,8 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if harness.parse_step(args.command) is not None or args.command.isdigit():
         args.command, args.step = "check", args.command
     elif args.command not in COMMANDS:
-        parser.error(f"the first argument must be a step 1-11 or one of {', '.join(COMMANDS)}, "
-                     f"not {args.command!r}")
+        parser.error(
+            f"the first argument must be a step 1-11 or one of {', '.join(COMMANDS)}, "
+            f"not {args.command!r}"
+        )
     needs_step = args.command in ("check", "hint", "reset")
     if needs_step and harness.parse_step(args.step) is None:
         what = "the step must be" if args.command == "check" else f"{args.command} needs a step"
@@ -90,8 +100,18 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
     # Only the plugins the checks use (autoloading every installed plugin costs seconds), and no
     # assertion rewriting: the checks report through pytest-check and plain messages.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    pytest_args = [test_file, "-s", "-p", "pytest_check.plugin", "-p", "no:cacheprovider",
-                   "--assert=plain", f"--rootdir={harness.ROOT}", "-c", os.devnull]
+    pytest_args = [
+        test_file,
+        "-s",
+        "-p",
+        "pytest_check.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--assert=plain",
+        f"--rootdir={harness.ROOT}",
+        "-c",
+        os.devnull,
+    ]
     if verbose and not quiet:
         pytest.main([*pytest_args, "-v", "--tb=long"], plugins=[plugin])
     else:
@@ -146,8 +166,10 @@ def check_one(step: int, verbose: bool) -> bool:
         harness.load_step(step)
     except harness.LearnerError as error:
         print(f"  FAIL  {error}")
-        print(f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
-              "check again.")
+        print(
+            f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
+            "check again."
+        )
         return False
     results = run_step(step, verbose=verbose)
     print_report(step, results, verbose)
@@ -157,9 +179,13 @@ def check_one(step: int, verbose: bool) -> bool:
         print("\nNo checks ran: the checker could not collect its tests (run with -v).")
         return False
     if not failed:
-        nxt = {11: " Run your model: pixi run gpt2.",
-               harness.EXTENSION: " Compare the speeds: pixi run bench."}.get(step, f" Next: step {step + 1}.")
-        print(f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}")
+        nxt = {
+            11: " Run your model: pixi run gpt2.",
+            harness.EXTENSION: " Compare the speeds: pixi run bench.",
+        }.get(step, f" Next: step {step + 1}.")
+        print(
+            f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}"
+        )
         return True
     for earlier in harness.STEP_USES.get(step, []):
         if not step_passes(earlier):

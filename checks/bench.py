@@ -68,14 +68,20 @@ def huggingface_model(args: argparse.Namespace):
     torch.set_grad_enabled(False)
     if args.model:
         return GPT2LMHeadModel.from_pretrained(args.model).eval(), f"{args.model} weights"
-    sizes = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128) if args.tiny else {}
+    sizes = (
+        dict(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128) if args.tiny else {}
+    )
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(**sizes)).eval(), "random weights, seed 0"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m checks.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="a HuggingFace name or folder (default: random 124M weights)")
+    parser = argparse.ArgumentParser(
+        prog="python -m checks.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--model", help="a HuggingFace name or folder (default: random 124M weights)"
+    )
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model instead of 124M")
     parser.add_argument("--tokens", type=int, default=50, help="new tokens per run (50)")
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
@@ -83,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--solutions", action="store_true", help="time solutions/ instead of steps/")
     where.add_argument("--dir", type=Path, help="time the step files in this folder")
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="where the MAX models run (gpu: in bfloat16)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="where the MAX models run (gpu: in bfloat16)",
+    )
     args = parser.parse_args(argv)
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
@@ -104,20 +114,32 @@ def main(argv: list[str] | None = None) -> int:
 
     hf, weights = huggingface_model(args)
     config = hf.config
-    prompt_ids = np.random.default_rng(0).integers(0, config.vocab_size, args.prompt_tokens).tolist()
+    prompt_ids = (
+        np.random.default_rng(0).integers(0, config.vocab_size, args.prompt_tokens).tolist()
+    )
     prompt = " ".join(map(str, prompt_ids))
     tokenizer = IdTokenizer(config.n_positions)
     results: list[Result] = []
-    print(f"Greedy generation: GPT-2 {config.n_layer} layers x {config.n_embd} wide ({weights}), "
-          f"{args.prompt_tokens}-token prompt, {args.tokens} new tokens, {args.repeats} timed runs "
-          f"after a warm-up; torch uses {torch.get_num_threads()} threads.", flush=True)
+    print(
+        f"Greedy generation: GPT-2 {config.n_layer} layers x {config.n_embd} wide ({weights}), "
+        f"{args.prompt_tokens}-token prompt, {args.tokens} new tokens, {args.repeats} timed runs "
+        f"after a warm-up; torch uses {torch.get_num_threads()} threads.",
+        flush=True,
+    )
 
     def hf_run(use_cache: bool) -> Callable[[], list[int]]:
         def run() -> list[int]:
-            out = hf.generate(torch.tensor([prompt_ids]), do_sample=False, use_cache=use_cache,
-                              max_new_tokens=args.tokens, min_new_tokens=args.tokens,
-                              pad_token_id=0, eos_token_id=None)
-            return out[0, len(prompt_ids):].tolist()
+            out = hf.generate(
+                torch.tensor([prompt_ids]),
+                do_sample=False,
+                use_cache=use_cache,
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                pad_token_id=0,
+                eos_token_id=None,
+            )
+            return out[0, len(prompt_ids) :].tolist()
+
         return run
 
     def record(name: str, run: Callable[[], list[int]], compile_s: float | None = None) -> None:
@@ -135,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step_01, step_08, step_10, step_11, kv = steps
     max_config = step_01.GPT2Config(
-        **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__})
+        **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__}
+    )
     device = defaults()[1].devices[0]
 
     def build(model_class, *input_types):
@@ -147,20 +170,44 @@ def main(argv: list[str] | None = None) -> int:
         compiled = model.compile(*input_types)
         return compiled, time.perf_counter() - start
 
-    print("  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True)
-    simple, simple_compile = build(step_08.MaxGPT2LMHeadModel, TensorType(
-        DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)))
-    cached, cached_compile = build(kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device))
+    print(
+        "  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True
+    )
+    simple, simple_compile = build(
+        step_08.MaxGPT2LMHeadModel,
+        TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)),
+    )
+    cached, cached_compile = build(
+        kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+    )
 
     def ids_of(text: str) -> list[int]:
-        return tokenizer.encode(text)[len(prompt_ids):]
+        return tokenizer.encode(text)[len(prompt_ids) :]
 
-    record("MAX, step 10 loop, no cache", lambda: ids_of(step_10.generate_text(
-        simple, tokenizer, device, prompt, max_new_tokens=args.tokens, do_sample=False)),
-        simple_compile)
-    record("MAX, KV cache (extension)", lambda: ids_of(kv.generate_with_cache(
-        cached, max_config, tokenizer, device, prompt, max_new_tokens=args.tokens,
-        do_sample=False)), cached_compile)
+    record(
+        "MAX, step 10 loop, no cache",
+        lambda: ids_of(
+            step_10.generate_text(
+                simple, tokenizer, device, prompt, max_new_tokens=args.tokens, do_sample=False
+            )
+        ),
+        simple_compile,
+    )
+    record(
+        "MAX, KV cache (extension)",
+        lambda: ids_of(
+            kv.generate_with_cache(
+                cached,
+                max_config,
+                tokenizer,
+                device,
+                prompt,
+                max_new_tokens=args.tokens,
+                do_sample=False,
+            )
+        ),
+        cached_compile,
+    )
     return report(results, args.tokens)
 
 
@@ -199,7 +246,8 @@ def not_ready(step: int | None, problem: str) -> harness.LearnerError:
         fix = f"finish it ({harness.step_command(step)})"
     return harness.LearnerError(
         f"The bench times your own models, and {what}. Then run the bench again: {fix}, or time "
-        "the reference answers with pixi run bench --solutions.")
+        "the reference answers with pixi run bench --solutions."
+    )
 
 
 def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
@@ -213,37 +261,56 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
 
     torch.set_grad_enabled(False)
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=64,
-                                    n_positions=16)).eval()
-    config = harness.call("GPT2Config(...)", step_01.GPT2Config, **{
-        name: getattr(hf.config, name) for name in step_01.GPT2Config.__dataclass_fields__})
+    hf = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=64, n_positions=16)
+    ).eval()
+    config = harness.call(
+        "GPT2Config(...)",
+        step_01.GPT2Config,
+        **{name: getattr(hf.config, name) for name in step_01.GPT2Config.__dataclass_fields__},
+    )
     ids = torch.tensor([[1, 5, 9, 2]])
     expected = hf(ids).logits.numpy()
     simple = build_learner_module("MaxGPT2LMHeadModel", step_08.MaxGPT2LMHeadModel, config)
     harness.call("transfer_weights", step_11.transfer_weights, hf, simple)
-    problem = mismatch("MaxGPT2LMHeadModel's logits (step 8)",
-                       harness.call("MaxGPT2LMHeadModel", simple, max_tensor(ids)), expected,
-                       atol=1e-3, rtol=1e-3)
+    problem = mismatch(
+        "MaxGPT2LMHeadModel's logits (step 8)",
+        harness.call("MaxGPT2LMHeadModel", simple, max_tensor(ids)),
+        expected,
+        atol=1e-3,
+        rtol=1e-3,
+    )
     cached = build_learner_module("CachedGPT2LMHeadModel", kv.CachedGPT2LMHeadModel, config)
     harness.call("transfer_weights", step_11.transfer_weights, hf, cached)
     empty = harness.call("empty_cache", kv.empty_cache, config, harness.device())
     out = harness.call("CachedGPT2LMHeadModel", cached, max_tensor(ids), *empty)
     if problem is None and isinstance(out, (tuple, list)) and out:
-        problem = mismatch("CachedGPT2LMHeadModel's logits (the KV-cache extension)", out[0],
-                           expected[:, -1:], atol=1e-3, rtol=1e-3)
+        problem = mismatch(
+            "CachedGPT2LMHeadModel's logits (the KV-cache extension)",
+            out[0],
+            expected[:, -1:],
+            atol=1e-3,
+            rtol=1e-3,
+        )
     if problem is not None:
         raise harness.LearnerError(problem.split("\n")[0])
 
 
 def report(results: list[Result], tokens: int) -> int:
     baseline = statistics.median(results[0].runs_s)
-    print(f"\n| {'model':<34} | tok/s median | tok/s best | vs HF generate() | warm-up s | compile s | peak RSS MB |")
-    print(f"|{'-' * 36}|-------------:|-----------:|-----------------:|----------:|----------:|------------:|")
+    print(
+        f"\n| {'model':<34} | tok/s median | tok/s best | vs HF generate() | warm-up s | compile s | peak RSS MB |"
+    )
+    print(
+        f"|{'-' * 36}|-------------:|-----------:|-----------------:|----------:|----------:|------------:|"
+    )
     for r in results:
         median = statistics.median(r.runs_s)
         compile_s = f"{r.compile_s:.1f}" if r.compile_s is not None else "-"
-        print(f"| {r.name:<34} | {r.rate(median):12.1f} | {r.rate(min(r.runs_s)):10.1f} | "
-              f"{baseline / median:15.2f}x | {r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |")
+        print(
+            f"| {r.name:<34} | {r.rate(median):12.1f} | {r.rate(min(r.runs_s)):10.1f} | "
+            f"{baseline / median:15.2f}x | {r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |"
+        )
     print("\nPeak RSS is the process's peak so far, after each row (the models stay loaded).")
     same = all(r.tokens == results[0].tokens and len(r.tokens) == tokens for r in results)
     if same:

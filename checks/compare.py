@@ -77,9 +77,7 @@ def abs_difference(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(diff), np.inf, diff)
 
 
-def difference(
-    got: np.ndarray, expected: np.ndarray, atol: float, rtol: float
-) -> tuple[bool, str]:
+def difference(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> tuple[bool, str]:
     """(close?, description) for two arrays of the same shape."""
     got64, exp64 = got.astype(np.float64), expected.astype(np.float64)
     diff = abs_difference(got64, exp64)
@@ -178,12 +176,15 @@ def expect(ok: bool, message: str) -> bool:
 def expect_eager_only_failure(eager_output: Any, expected: Any, tolerance: float = 1e-4) -> None:
     """After a compiled mismatch: say so plainly when the same code is right eagerly."""
     if mismatch("eager", eager_output, expected, atol=tolerance, rtol=tolerance) is None:
-        expect(False, (
-            "Your code is right eagerly but wrong inside the compiled graph. With max 26.7 a "
-            "causal mask built from Tensor.arange comparisons and F.where, once a softmax "
-            "follows it in a compiled graph, hides nothing: build it with F.band_part in step 3, "
-            "as its page shows."
-        ))
+        expect(
+            False,
+            (
+                "Your code is right eagerly but wrong inside the compiled graph. With max 26.7 a "
+                "causal mask built from Tensor.arange comparisons and F.where, once a softmax "
+                "follows it in a compiled graph, hides nothing: build it with F.band_part in step 3, "
+                "as its page shows."
+            ),
+        )
 
 
 def expect_compiled_matches(
@@ -211,9 +212,14 @@ def expect_compiled_matches(
     from max.graph import DeviceRef
 
     first = np.asarray(cases[0][0])
-    dtype = harness.dtype() if np.issubdtype(first.dtype, np.floating) else DType.from_numpy(first.dtype)
-    input_type = TensorType(dtype, ("batch", "seqlen", *first.shape[2:]),
-                            device=DeviceRef.from_device(harness.device()))
+    dtype = (
+        harness.dtype()
+        if np.issubdtype(first.dtype, np.floating)
+        else DType.from_numpy(first.dtype)
+    )
+    input_type = TensorType(
+        dtype, ("batch", "seqlen", *first.shape[2:]), device=DeviceRef.from_device(harness.device())
+    )
     graph = compile_module(what, module, input_type)
     for x, expected, *extra in cases:
         label = f"compiled, batch {x.shape[0]}, {x.shape[1]} tokens"

@@ -20,38 +20,26 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from checks.course import (  # noqa: F401  the registry of steps, reached through the harness
+    ALL_STEPS,
+    COMPILING_STEPS,
+    EXTENSION,
+    STEP_TITLES,
+    STEP_USES,
+    STEPS,
+    module_name,
+    parse_step,
+    step_argument,
+    step_command,
+    step_name,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR_ENV = "GPT2_STEPS_DIR"
 
 # On a cold cache one eager call can spend minutes compiling kernels (a first MLP forward: 139 s
 # here); a loop that never ends is still reported. `python -m checks N --time-limit S` changes it.
 TIME_LIMIT_S = float(os.environ.get("GPT2_CHECK_TIME_LIMIT", "300"))
-
-STEP_TITLES = {
-    1: "the GPT-2 configuration (GPT2Config)",
-    2: "the feed-forward network (GPT2MLP)",
-    3: "the causal mask (causal_mask)",
-    4: "multi-head attention (GPT2MultiHeadAttention)",
-    5: "layer normalization (LayerNorm)",
-    6: "the transformer block (GPT2Block)",
-    7: "the stacked GPT-2 body (MaxGPT2Model)",
-    8: "the language-model head (MaxGPT2LMHeadModel)",
-    9: "encoding and decoding tokens",
-    10: "text generation (generate_text)",
-    11: "pretrained weights and the demo (step_11.py)",
-    12: "the KV cache (ext_kv_cache.py)",
-}
-
-STEPS = range(1, 12)  # the course
-EXTENSION = 12  # the KV-cache chapter after it: ext_kv_cache.py, `python -m checks kv`
-ALL_STEPS = range(1, 13)
-
-
-# The checks that run MAX operations (steps 1 and 9 run none).
-COMPILING_STEPS = frozenset({2, 3, 4, 5, 6, 7, 8, 10, 11, 12})
-
-# Which of the learner's earlier steps each step runs on (to say "fix step 4 first").
-STEP_USES = {4: [3], 6: [2, 4, 5], 7: [6, 5], 8: [7], 10: [9], 11: [8, 10], 12: [2, 3, 5, 10]}
 
 
 def eager_only() -> bool:
@@ -180,31 +168,6 @@ def interpret_eager_ops() -> None:
     )
 
 
-def module_name(step: int) -> str:
-    return "ext_kv_cache" if step == EXTENSION else f"step_{step:02d}"
-
-
-def step_name(step: int) -> str:
-    """How reports name a step: "Step 4", or "The KV-cache extension"."""
-    return "The KV-cache extension" if step == EXTENSION else f"Step {step}"
-
-
-def step_argument(step: int) -> str:
-    """The step as `python -m checks` takes it: "4", or "kv"."""
-    return "kv" if step == EXTENSION else str(step)
-
-
-def step_command(step: int) -> str:
-    return "pixi run kv" if step == EXTENSION else f"pixi run s{step}"
-
-
-def parse_step(text: str | None) -> int | None:
-    """A step number 1-11, or `kv` for the extension; None for anything else."""
-    if text == "kv":
-        return EXTENSION
-    return int(text) if text and text.isdigit() and int(text) in STEPS else None
-
-
 def steps_dir() -> Path:
     return Path(os.environ.get(STEPS_DIR_ENV, ROOT / "steps")).resolve()
 
@@ -293,9 +256,13 @@ def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     A call that takes long is announced: on a first run MAX compiles the kernels of each new
     operation here (20-60 s each on 2 cores)."""
     try:
-        with (time_limit(TIME_LIMIT_S, what) if not _alarm_set() else contextlib.nullcontext(),
-              waiting.announce(f"running {what} (a first run also compiles MAX's kernels for "
-                               "each new kind of operation, once per machine)")):
+        with (
+            time_limit(TIME_LIMIT_S, what) if not _alarm_set() else contextlib.nullcontext(),
+            waiting.announce(
+                f"running {what} (a first run also compiles MAX's kernels for "
+                "each new kind of operation, once per machine)"
+            ),
+        ):
             return fn(*args, **kwargs)
     except LearnerError:
         raise
@@ -401,8 +368,10 @@ def say(line: str) -> None:
 
 waiting = Waiting()
 
-COMPILE_NOTE = ("compiling your {what} into a MAX graph (again whenever your code changes: "
-                "10-60 s on 2 cores; a few seconds when it is unchanged)")
+COMPILE_NOTE = (
+    "compiling your {what} into a MAX graph (again whenever your code changes: "
+    "10-60 s on 2 cores; a few seconds when it is unchanged)"
+)
 
 
 def compile_module(what: str, module: Any, *input_types: Any) -> Any:

@@ -50,10 +50,16 @@ def fingerprint(name: str, key: tuple, caller: Path) -> str:
     """A name for what (name, key) builds with the installed versions, this file and the caller's."""
     import importlib.metadata as metadata
 
-    text = repr((
-        name, key, metadata.version("torch"), metadata.version("transformers"),
-        Path(__file__).read_bytes(), caller.read_bytes() if caller.exists() else b"",
-    ))
+    text = repr(
+        (
+            name,
+            key,
+            metadata.version("torch"),
+            metadata.version("transformers"),
+            Path(__file__).read_bytes(),
+            caller.read_bytes() if caller.exists() else b"",
+        )
+    )
     return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -96,8 +102,12 @@ def hf_config(cfg: CheckConfig, eos_token_id: int | None = None) -> Any:
     # GPT-2's <|endoftext|> is 50256; a small vocabulary needs its own (also the start token).
     eos = eos_token_id if eos_token_id is not None else min(50256, cfg.vocab_size - 1)
     config = transformers.GPT2Config(
-        **asdict(cfg), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=eos, eos_token_id=eos,
+        **asdict(cfg),
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=eos,
+        eos_token_id=eos,
     )
     config._attn_implementation = "eager"
     return config
@@ -132,7 +142,9 @@ def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
         if isinstance(child, Conv1D)
     }
     return {
-        key: np.ascontiguousarray(value.float().numpy().T if key in conv1d else value.float().numpy())
+        key: np.ascontiguousarray(
+            value.float().numpy().T if key in conv1d else value.float().numpy()
+        )
         for key, value in hf_module.state_dict().items()
     }
 
@@ -156,7 +168,9 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
     try:
         params = {name: [int(d) for d in t.shape] for name, t in module.parameters}
     except Exception as error:
-        raise LearnerError(harness.describe_exception(f"Listing the parameters of {what}", error))
+        raise LearnerError(
+            harness.describe_exception(f"Listing the parameters of {what}", error)
+        ) from error
     expected = {name: list(value.shape) for name, value in state.items()}
     missing = sorted(set(expected) - set(params))
     extra = sorted(set(params) - set(expected))
@@ -174,8 +188,11 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
         problems.append(f"it has parameters HuggingFace's module does not: {', '.join(extra)}")
     for name in sorted(set(params) & set(expected)):
         if params[name] != expected[name]:
-            width = ("the MLP's width is config.n_inner, or 4 * n_embd when that is None; "
-                     if ".mlp." in f".{name}" else "")
+            width = (
+                "the MLP's width is config.n_inner, or 4 * n_embd when that is None; "
+                if ".mlp." in f".{name}"
+                else ""
+            )
             problems.append(
                 f"{name} has shape {params[name]}, expected {expected[name]} ({width}a MAX Linear "
                 "stores its weight as [out_features, in_features])"
@@ -201,11 +218,16 @@ def max_tensor(array: Any, float32: bool = False) -> Any:
 
     if hasattr(array, "detach") and str(array.dtype) != "torch.bfloat16":
         array = array.numpy()
-    if isinstance(array, np.ndarray) and harness.low_precision() and not float32 and np.issubdtype(
-            array.dtype, np.floating):
+    if (
+        isinstance(array, np.ndarray)
+        and harness.low_precision()
+        and not float32
+        and np.issubdtype(array.dtype, np.floating)
+    ):
         array = torch_no_grad().tensor(array).bfloat16()
-    tensor = Tensor.from_dlpack(np.ascontiguousarray(array) if isinstance(array, np.ndarray)
-                                else array.contiguous())
+    tensor = Tensor.from_dlpack(
+        np.ascontiguousarray(array) if isinstance(array, np.ndarray) else array.contiguous()
+    )
     return tensor.to(harness.device()) if harness.device_kind() != "cpu" else tensor
 
 
@@ -290,7 +312,10 @@ def local_tokenizer(model_max_length: int = 1024) -> Any:
     if not (folder / "vocab.json").exists() or not (folder / "merges.txt").exists():
         bpe = ByteLevelBPETokenizer()
         bpe.train_from_iterator(
-            TOKENIZER_CORPUS, vocab_size=400, min_frequency=1, show_progress=False,
+            TOKENIZER_CORPUS,
+            vocab_size=400,
+            min_frequency=1,
+            show_progress=False,
             special_tokens=["<|endoftext|>"],
         )
         folder.mkdir(parents=True, exist_ok=True)
@@ -312,7 +337,9 @@ class IdTokenizer:
         self.model_max_length = model_max_length
         self.eos_token_id = eos_token_id
 
-    def encode(self, text: str, max_length: int | None = None, truncation: bool = False) -> list[int]:
+    def encode(
+        self, text: str, max_length: int | None = None, truncation: bool = False
+    ) -> list[int]:
         ids = [int(word) for word in text.split()]
         return ids[:max_length] if truncation and max_length else ids
 
@@ -338,7 +365,9 @@ class HFLogits:
 
         ids = as_numpy(input_ids, "The ids given to the model")
         if ids.ndim != 2 or ids.shape[0] != 1:
-            raise LearnerError(f"the model was given ids of shape {list(ids.shape)}; it takes [1, S].")
+            raise LearnerError(
+                f"the model was given ids of shape {list(ids.shape)}; it takes [1, S]."
+            )
         if ids.shape[1] > self.n_positions:
             raise LearnerError(
                 f"the model was given {ids.shape[1]} tokens but has only {self.n_positions} "
@@ -364,9 +393,11 @@ def near_greedy_problem(hf_model: Any, ids: list[int], prompt_length: int) -> st
         row, chosen = logits[position], ids[position + 1]
         margin = 0.05 * max(1.0, float(np.abs(row).max()))
         if row[chosen] < row.max() - margin:
-            return (f"generated token {position + 2 - prompt_length} (id {chosen}) scores "
-                    f"{row[chosen]:.3g} where the best (id {int(row.argmax())}) scores "
-                    f"{row.max():.3g}: further than bfloat16 rounding explains.")
+            return (
+                f"generated token {position + 2 - prompt_length} (id {chosen}) scores "
+                f"{row[chosen]:.3g} where the best (id {int(row.argmax())}) scores "
+                f"{row.max():.3g}: further than bfloat16 rounding explains."
+            )
     return None
 
 

@@ -15,8 +15,10 @@ from checks.harness import ROOT, LearnerError
 
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
-COMPILED_AFTER_EAGER_FAILURE = ("not run, because a check above failed: fix that first (the "
-                                "compiled check would only compile your code to say the same)")
+COMPILED_AFTER_EAGER_FAILURE = (
+    "not run, because a check above failed: fix that first (the "
+    "compiled check would only compile your code to say the same)"
+)
 
 
 @dataclass
@@ -50,8 +52,11 @@ class PassedBefore:
         for folder in (harness.steps_dir(), ROOT / "checks"):
             for path in sorted(folder.glob("*.py")):
                 digest.update(path.name.encode() + path.read_bytes())
-        digest.update(repr((importlib.metadata.version("max"), harness.device_kind(),
-                            harness.dtype_name())).encode())
+        digest.update(
+            repr(
+                (importlib.metadata.version("max"), harness.device_kind(), harness.dtype_name())
+            ).encode()
+        )
         self.code = digest.hexdigest()
 
     def path(self, item: pytest.Item) -> Path:
@@ -94,7 +99,11 @@ class ReportPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         """True (the call is done, and passed) for a compiled check this exact code passed before."""
-        if is_compiled(pyfuncitem) and not harness.eager_only() and pyfuncitem in self.passed_before:
+        if (
+            is_compiled(pyfuncitem)
+            and not harness.eager_only()
+            and pyfuncitem in self.passed_before
+        ):
             return True
         return None
 

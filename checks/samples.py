@@ -1,7 +1,7 @@
 """Write the sample reports the docs pages show, by running the checker as a learner would.
 
     python -m checks.samples    # rewrite docs/reports/step_NN_{skeleton,solution}.txt and
-                                # checks/skeletons.json (what `reset` restores)
+                                # checks/skeletons/ (what `reset` restores)
 
 Each step page includes two reports: the untouched skeleton's (what a learner sees first) and the
 solution's (what passing looks like). tests/test_solutions_and_skeletons.py runs the same commands
@@ -24,6 +24,7 @@ STEPS = harness.ALL_STEPS
 # Lines that depend on the machine's state rather than on the learner's code.
 PROGRESS = re.compile(r"^  (…|First MAX run|`pixi run warm` does it ahead)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
+SMALL_MODEL = re.compile(r"/\S*/build/reference-cache/small-model-[0-9a-f]+")
 SECONDS = re.compile(r"\d+(\.\d+)? s\)")
 
 
@@ -32,8 +33,13 @@ def report_path(step: int, solution: bool) -> Path:
 
 
 def command(step: int, solution: bool) -> list[str]:
-    return [sys.executable, "-m", "checks", harness.step_argument(step),
-            *(["--solutions"] if solution else [])]
+    return [
+        sys.executable,
+        "-m",
+        "checks",
+        harness.step_argument(step),
+        *(["--solutions"] if solution else []),
+    ]
 
 
 def as_sample(stdout: str) -> str:
@@ -41,7 +47,7 @@ def as_sample(stdout: str) -> str:
     lines = [line for line in stdout.splitlines() if not PROGRESS.match(line)]
     text = "\n".join(lines).strip() + "\n"
     text = text.replace("[solutions/", "[steps/")
-    return TEMPORARY.sub("/tmp/gpt2-small", text)
+    return TEMPORARY.sub("/tmp/gpt2-small", SMALL_MODEL.sub("/tmp/gpt2-small", text))
 
 
 def comparable(sample: str) -> str:
@@ -54,15 +60,22 @@ def main() -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     for step in STEPS:
         for solution in (False, True):
-            run = subprocess.run(command(step, solution), cwd=ROOT, capture_output=True, text=True,
-                                 env=harness.child_env())
+            run = subprocess.run(
+                command(step, solution),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env=harness.child_env(),
+            )
             path, sample = report_path(step, solution), as_sample(run.stdout)
             # Timings vary from run to run: keep a page's sample unless its words changed.
             changed = not path.exists() or comparable(path.read_text()) != comparable(sample)
             if changed:
                 path.write_text(sample)
-            print(f"{harness.module_name(step)} {'solution' if solution else 'skeleton'}: exit {run.returncode}"
-                  f"{', rewritten' if changed else ''}")
+            print(
+                f"{harness.module_name(step)} {'solution' if solution else 'skeleton'}: exit {run.returncode}"
+                f"{', rewritten' if changed else ''}"
+            )
     return 0
 
 

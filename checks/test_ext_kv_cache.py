@@ -10,11 +10,25 @@ from checks import harness
 from checks.compare import Slip, as_numpy, expect, expect_eager_only_failure, mismatch
 from checks.report import earlier_failure
 from checks.harness import (
-    EXTENSION, LearnerError, call, compile_module, eager_only, learner_attr, not_none,
+    EXTENSION,
+    LearnerError,
+    call,
+    compile_module,
+    eager_only,
+    learner_attr,
+    not_none,
 )
 from checks.reference import (
-    SMALL, IdTokenizer, cached, hf_lm_model, learner_module, max_state_dict, max_tensor,
-    near_greedy_problem, token_ids, torch_no_grad,
+    SMALL,
+    IdTokenizer,
+    cached,
+    hf_lm_model,
+    learner_module,
+    max_state_dict,
+    max_tensor,
+    near_greedy_problem,
+    token_ids,
+    torch_no_grad,
 )
 
 # (start, end) of the ids fed at each call: the prompt, single tokens, then chunks of new tokens
@@ -39,18 +53,33 @@ def reference():
         full = model(ids).logits.numpy()
         restarted, cache = [], DynamicCache()
         for start, end in CHUNKS:  # the positions-restart-at-0 slip, made with HuggingFace's cache
-            out = model(ids[:, start:end], past_key_values=cache, use_cache=True,
-                        position_ids=torch.arange(end - start)[None].expand(BATCH, -1))
+            out = model(
+                ids[:, start:end],
+                past_key_values=cache,
+                use_cache=True,
+                position_ids=torch.arange(end - start)[None].expand(BATCH, -1),
+            )
             restarted.append(out.logits[:, -1].numpy())
         greedy = {}
         for prompt in PROMPTS.values():
-            out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=NEW_TOKENS,
-                                 eos_token_id=EOS, pad_token_id=EOS)
-            greedy[tuple(prompt)] = (out[0, len(prompt):].tolist(),
-                                     greedy_with_positions_restarting(model, prompt))
-        return {"state": max_state_dict(model), "ids": ids.numpy(),
-                "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
-                "restarted": [logits[:, None] for logits in restarted], "greedy": greedy}
+            out = model.generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                max_new_tokens=NEW_TOKENS,
+                eos_token_id=EOS,
+                pad_token_id=EOS,
+            )
+            greedy[tuple(prompt)] = (
+                out[0, len(prompt) :].tolist(),
+                greedy_with_positions_restarting(model, prompt),
+            )
+        return {
+            "state": max_state_dict(model),
+            "ids": ids.numpy(),
+            "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
+            "restarted": [logits[:, None] for logits in restarted],
+            "greedy": greedy,
+        }
 
     return cached("kv_cache", (SMALL, CHUNKS, PROMPTS, NEW_TOKENS), build)
 
@@ -69,16 +98,22 @@ def input_types():
     device = DeviceRef.from_device(harness.device())
     head_dim = SMALL.n_embd // SMALL.n_head
     cache = TensorType(harness.dtype(), ("batch", SMALL.n_head, "cached", head_dim), device=device)
-    return [TensorType(DType.int64, ("batch", "seqlen"), device=device)] + [cache] * (2 * SMALL.n_layer)
+    return [TensorType(DType.int64, ("batch", "seqlen"), device=device)] + [cache] * (
+        2 * SMALL.n_layer
+    )
 
 
 def run_chunks(model, mode: str):
     """Feed CHUNKS one after the other; yields (label, logits, expected, slips) or raises."""
     ref = reference()
     cache = empty_cache()
-    for (start, end), expected, restarted in zip(CHUNKS, ref["expected"], ref["restarted"]):
+    for (start, end), expected, restarted in zip(
+        CHUNKS, ref["expected"], ref["restarted"], strict=True
+    ):
         new = f"{end - start} new token{'s' if end - start > 1 else ''}"
-        label = f"{new} after {start} cached ({mode})" if start else f"the {new} of the prompt ({mode})"
+        label = (
+            f"{new} after {start} cached ({mode})" if start else f"the {new} of the prompt ({mode})"
+        )
         what = f"{MODEL} on {label}"
         try:
             out = call(what, model, max_tensor(ref["ids"][:, start:end]), *cache)
@@ -87,7 +122,8 @@ def run_chunks(model, mode: str):
         if not isinstance(out, (tuple, list)) or len(out) != 1 + 2 * SMALL.n_layer:
             raise LearnerError(
                 f"{what} returned {type(out).__name__}; it should return (logits, *caches): the "
-                f"last position's logits [B, 1, V] and 2 * n_layer = {2 * SMALL.n_layer} caches.")
+                f"last position's logits [B, 1, V] and 2 * n_layer = {2 * SMALL.n_layer} caches."
+            )
         logits, *cache = out
         grown = [list(map(int, c.shape)) for c in cache]
         want = [BATCH, SMALL.n_head, end, SMALL.n_embd // SMALL.n_head]
@@ -95,26 +131,32 @@ def run_chunks(model, mode: str):
             raise LearnerError(
                 f"After {label} the caches have shapes {grown[0]}, ...; expected {want}: the cache "
                 "is not appended to. Concatenate the new keys and values to the cached ones "
-                "along the sequence axis (F.concat([past_key, key], axis=2)) and return them.")
+                "along the sequence axis (F.concat([past_key, key], axis=2)) and return them."
+            )
         slips = [Slip(POSITIONS_RESTART, restarted)]
         yield label, logits, expected, slips
 
 
-POSITIONS_RESTART = ("the positions restart at 0 for every call: the new tokens' positions "
-                     "continue after the cached ones (N, N + 1, ...).")
+POSITIONS_RESTART = (
+    "the positions restart at 0 for every call: the new tokens' positions "
+    "continue after the cached ones (N, N + 1, ...)."
+)
 
 
 def check_chunks(model, mode: str) -> int | None:
     """Compare every step's logits; stop at the first wrong one (later ones follow from it) and
     return its number, or None when all match."""
     for number, (label, logits, expected, slips) in enumerate(run_chunks(model, mode)):
-        problem = mismatch(f"The logits for {label}", logits, expected, atol=TOLERANCE,
-                           rtol=TOLERANCE, slips=slips)
+        problem = mismatch(
+            f"The logits for {label}", logits, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=slips
+        )
         if problem:
             if number and "Hint:" not in problem:
-                problem += ("\n  Hint: the prompt matched and this step does not: check what "
-                            "changes once there is a cache (keys and values appended, the mask "
-                            "for N cached keys, positions from N).")
+                problem += (
+                    "\n  Hint: the prompt matched and this step does not: check what "
+                    "changes once there is a cache (keys and values appended, the mask "
+                    "for N cached keys, positions from N)."
+                )
             expect(False, problem)
             return number
     return None
@@ -130,11 +172,15 @@ def cache_hint(start: int, end: int) -> str:
     if start == 0:
         return ""
     if end - start == 1:
-        return ("\n  Hint: the prompt ran but the first call with a cache did not: append the new "
-                "keys and values to the cached ones (F.concat([past_key, key], axis=2)), so the "
-                "scores are [B, H, S, N + S], and return them grown.")
-    return ("\n  Hint: single new tokens work, several after a cache do not: the mask for S "
-            "queries after N cached keys is causal_mask(S, N, ...) with N = past_key.shape[2].")
+        return (
+            "\n  Hint: the prompt ran but the first call with a cache did not: append the new "
+            "keys and values to the cached ones (F.concat([past_key, key], axis=2)), so the "
+            "scores are [B, H, S, N + S], and return them grown."
+        )
+    return (
+        "\n  Hint: single new tokens work, several after a cache do not: the mask for S "
+        "queries after N cached keys is causal_mask(S, N, ...) with N = past_key.shape[2]."
+    )
 
 
 def test_logits_match_at_every_step_eager():
@@ -144,9 +190,11 @@ def test_logits_match_at_every_step_eager():
     check_chunks(learner_model(), "eager")
 
 
-BFLOAT16_EAGER = ("bfloat16 on the CPU: MAX's interpreter runs no bfloat16, so each eager "
-                  "operation would compile a graph of its own (minutes); the compiled checks "
-                  "below cover bfloat16")
+BFLOAT16_EAGER = (
+    "bfloat16 on the CPU: MAX's interpreter runs no bfloat16, so each eager "
+    "operation would compile a graph of its own (minutes); the compiled checks "
+    "below cover bfloat16"
+)
 
 
 def bfloat16_on_the_cpu() -> bool:
@@ -188,8 +236,12 @@ def greedy_with_positions_restarting(hf, prompt: list[int]) -> list[int]:
 
     cache, fed, out = DynamicCache(), torch.tensor([prompt]), []
     for _ in range(NEW_TOKENS):
-        logits = hf(fed, past_key_values=cache, use_cache=True,
-                    position_ids=torch.arange(fed.shape[1])[None]).logits
+        logits = hf(
+            fed,
+            past_key_values=cache,
+            use_cache=True,
+            position_ids=torch.arange(fed.shape[1])[None],
+        ).logits
         out.append(int(logits[0, -1].argmax()))
         if out[-1] == EOS:
             break
@@ -215,24 +267,49 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
         seen.extend(as_numpy(input_ids, "The ids given to the model")[0].tolist())
         return model(input_ids, *cache)
 
-    cached_lm = call("CachedLM(model, config, device)", learner_attr(EXTENSION, "CachedLM"), spy,
-                     SMALL, harness.device())
-    not_none("CachedLM(model, config, device)(prompt ids)",
-             call("CachedLM(model, config, device)(prompt ids)", cached_lm,
-                  max_tensor(np.array([prompt], np.int64))))
+    cached_lm = call(
+        "CachedLM(model, config, device)",
+        learner_attr(EXTENSION, "CachedLM"),
+        spy,
+        SMALL,
+        harness.device(),
+    )
+    not_none(
+        "CachedLM(model, config, device)(prompt ids)",
+        call(
+            "CachedLM(model, config, device)(prompt ids)",
+            cached_lm,
+            max_tensor(np.array([prompt], np.int64)),
+        ),
+    )
     fed.clear()
     seen.clear()
     what = f"generate_with_cache(prompt={text!r}, max_new_tokens={NEW_TOKENS}, do_sample=False)"
-    got = call(what, learner_attr(EXTENSION, "generate_with_cache"), spy, SMALL, tokenizer,
-               harness.device(), text, max_new_tokens=NEW_TOKENS, do_sample=False)
+    got = call(
+        what,
+        learner_attr(EXTENSION, "generate_with_cache"),
+        spy,
+        SMALL,
+        tokenizer,
+        harness.device(),
+        text,
+        max_new_tokens=NEW_TOKENS,
+        do_sample=False,
+    )
     if harness.low_precision():  # the tokens up to the last call, within rounding
         problem = near_greedy_problem(hf_model_of_reference(), seen, len(prompt))
         expect(problem is None, f"{what} on your bfloat16 model gave {got!r}: {problem}")
         return
     hint = f"\n  Hint: {POSITIONS_RESTART}" if got == restarted != expected else ""
-    expect(got == expected, f"{what} gave {got!r}; HuggingFace generate() (and the model without "
-                            f"a cache) gives {expected!r}.{hint}")
+    expect(
+        got == expected,
+        f"{what} gave {got!r}; HuggingFace generate() (and the model without "
+        f"a cache) gives {expected!r}.{hint}",
+    )
     once = [len(prompt)] + [1] * (len(fed) - 1)
-    expect(fed == once, f"{what} fed the model {fed} ids per call; it should feed the prompt once "
-                        f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "
-                        "the ids the cache has not seen.")
+    expect(
+        fed == once,
+        f"{what} fed the model {fed} ids per call; it should feed the prompt once "
+        f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "
+        "the ids the cache has not seen.",
+    )

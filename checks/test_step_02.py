@@ -27,7 +27,9 @@ CASES = {
 def reference(cfg, batch, seq_len):
     def build():
         hf = hf_mlp(cfg, seed=2)
-        x = 1.5 * hidden_states(batch, seq_len, cfg.n_embd, seed=3)  # wide enough for GELUs to differ
+        x = 1.5 * hidden_states(
+            batch, seq_len, cfg.n_embd, seed=3
+        )  # wide enough for GELUs to differ
         return {"state": max_state_dict(hf), "x": x.numpy(), "expected": hf(x).numpy()}
 
     return cached("mlp", (cfg, batch, seq_len), build)
@@ -68,5 +70,11 @@ def test_output_matches_huggingface(case):
     load_weights("GPT2MLP", mlp, ref["state"])
     got = call("GPT2MLP.forward", mlp, max_tensor(ref["x"]))
     tolerance = 1e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    expect_close("GPT2MLP output", got, ref["expected"], atol=tolerance, rtol=tolerance,
-                 slips=lambda: slips(cfg, ref["x"]))
+    expect_close(
+        "GPT2MLP output",
+        got,
+        ref["expected"],
+        atol=tolerance,
+        rtol=tolerance,
+        slips=lambda: slips(cfg, ref["x"]),
+    )

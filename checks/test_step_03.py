@@ -16,8 +16,10 @@ def expected_mask(seq_len: int, num_tokens: int) -> np.ndarray:
     return np.where(keys <= queries + num_tokens, 0.0, -np.inf).astype(np.float32)
 
 
-IGNORES_NUM_TOKENS = ("the mask ignores num_tokens: the num_tokens cached keys come first and every "
-                      "query sees them all, so the mask is [S, num_tokens + S].")
+IGNORES_NUM_TOKENS = (
+    "the mask ignores num_tokens: the num_tokens cached keys come first and every "
+    "query sees them all, so the mask is [S, num_tokens + S]."
+)
 
 
 SYMBOLIC_NUM_TOKENS = (
@@ -31,7 +33,8 @@ FINITE_HIDDEN = (
     "hidden keys get a large finite number ({value:g}) instead of -inf. Use -inf: exp(-inf) is "
     "exactly 0, so a hidden key gets exactly zero weight whatever the scores (as in "
     "HuggingFace), where a finite number is only small, and can be outweighed by large scores "
-    "or turn into a wrong answer when a whole row is hidden.")
+    "or turn into a wrong answer when a whole row is hidden."
+)
 
 
 def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
@@ -48,21 +51,34 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
             "where a key is visible and -inf where it is hidden.",
             np.where(visible, 0.0, 1.0),
         ),
-        Slip("visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
-             np.where(visible, -np.inf, 0.0)),
-        Slip("the diagonal is shifted by one: query i must see key i + num_tokens itself.",
-             expected_mask(seq_len, num_tokens - 1) if num_tokens else np.triu(
-                 np.full((seq_len, seq_len), -np.inf, np.float32), 0)),
-        Slip("the diagonal is shifted by one: query i sees one key too many.",
-             expected_mask(seq_len, num_tokens + 1)[:, : seq_len + num_tokens]),
-        Slip(IGNORES_NUM_TOKENS,
-             np.pad(expected_mask(seq_len, 0), ((0, 0), (0, num_tokens)), constant_values=-np.inf)),
+        Slip(
+            "visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
+            np.where(visible, -np.inf, 0.0),
+        ),
+        Slip(
+            "the diagonal is shifted by one: query i must see key i + num_tokens itself.",
+            expected_mask(seq_len, num_tokens - 1)
+            if num_tokens
+            else np.triu(np.full((seq_len, seq_len), -np.inf, np.float32), 0),
+        ),
+        Slip(
+            "the diagonal is shifted by one: query i sees one key too many.",
+            expected_mask(seq_len, num_tokens + 1)[:, : seq_len + num_tokens],
+        ),
+        Slip(
+            IGNORES_NUM_TOKENS,
+            np.pad(expected_mask(seq_len, 0), ((0, 0), (0, num_tokens)), constant_values=-np.inf),
+        ),
         Slip(IGNORES_NUM_TOKENS, expected_mask(seq_len, 0)),
     ]
 
 
-CASES = {"1 query, no cache": (1, 0), "6 queries, no cache": (6, 0),
-         "5 queries after 3 cached keys": (5, 3), "2 queries after 9 cached keys": (2, 9)}
+CASES = {
+    "1 query, no cache": (1, 0),
+    "6 queries, no cache": (6, 0),
+    "5 queries after 3 cached keys": (5, 3),
+    "2 queries after 9 cached keys": (2, 9),
+}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -71,10 +87,20 @@ def test_mask_values(case):
     seq_len, num_tokens = case
     causal_mask = learner_attr(3, "causal_mask")
     what = f"causal_mask({seq_len}, {num_tokens})"
-    got = as_numpy(call(what, causal_mask, seq_len, num_tokens, dtype=harness.dtype(),
-                        device=harness.device()), what)
-    expect_close(what, got, expected_mask(seq_len, num_tokens), atol=0, rtol=0,
-                 slips=slips(seq_len, num_tokens, got))
+    got = as_numpy(
+        call(
+            what, causal_mask, seq_len, num_tokens, dtype=harness.dtype(), device=harness.device()
+        ),
+        what,
+    )
+    expect_close(
+        what,
+        got,
+        expected_mask(seq_len, num_tokens),
+        atol=0,
+        rtol=0,
+        slips=slips(seq_len, num_tokens, got),
+    )
 
 
 class MaskInGraph:
@@ -90,8 +116,12 @@ class MaskInGraph:
             def forward(self, queries, cached_keys):
                 keys = F.concat([cached_keys, queries], axis=2)  # [B, H, N + S, D]
                 scores = queries @ keys.transpose(-1, -2)  # [B, H, S, N + S]
-                mask = causal_mask(queries.shape[2], cached_keys.shape[2], dtype=queries.dtype,
-                                   device=queries.device)
+                mask = causal_mask(
+                    queries.shape[2],
+                    cached_keys.shape[2],
+                    dtype=queries.dtype,
+                    device=queries.device,
+                )
                 return F.softmax(scores + mask, axis=-1)
 
         return _Probe()
@@ -111,8 +141,10 @@ def probe_inputs(seq_len: int, num_tokens: int) -> tuple[np.ndarray, np.ndarray]
     batch, heads, head_dim = PROBE_SHAPE
     rng = np.random.default_rng(seq_len * 31 + num_tokens)
     values = rng.uniform(-1.0, 1.0, (batch, heads, num_tokens + seq_len, head_dim))
-    return (values[:, :, num_tokens:].astype(np.float32),
-            values[:, :, :num_tokens].astype(np.float32))
+    return (
+        values[:, :, num_tokens:].astype(np.float32),
+        values[:, :, :num_tokens].astype(np.float32),
+    )
 
 
 def test_mask_in_compiled_graph():
@@ -127,26 +159,37 @@ def test_mask_in_compiled_graph():
     try:
         _, heads, head_dim = PROBE_SHAPE
         graph = compile_module(
-            "causal_mask", probe,
+            "causal_mask",
+            probe,
             TensorType(harness.dtype(), ("batch", heads, "seqlen", head_dim), device=device),
-            TensorType(harness.dtype(), ("batch", heads, "cached", head_dim), device=device))
+            TensorType(harness.dtype(), ("batch", heads, "cached", head_dim), device=device),
+        )
     except LearnerError as error:
         if "Dim" not in str(error):
             raise
         raise LearnerError(f"{error}\n  Hint: {SYMBOLIC_NUM_TOKENS}") from None
     for seq_len, num_tokens in ((6, 0), (11, 0), (5, 3), (1, 7)):
-        what = (f"softmax(scores + causal_mask(seqlen, cached)) compiled, with seqlen = {seq_len}, "
-                f"cached = {num_tokens}")
+        what = (
+            f"softmax(scores + causal_mask(seqlen, cached)) compiled, with seqlen = {seq_len}, "
+            f"cached = {num_tokens}"
+        )
         queries, cached_keys = probe_inputs(seq_len, num_tokens)
         scores = queries @ np.concatenate([cached_keys, queries], axis=2).swapaxes(-1, -2)
         expected = softmax(scores + expected_mask(seq_len, num_tokens))
-        slips_here = [Slip(slip.hint, softmax(scores + slip.output))
-                      for slip in slips(seq_len, num_tokens) if slip.output.shape == scores.shape[2:]]
-        slips_here.append(Slip("every key is visible: the mask was not applied in the compiled "
-                               "graph.", softmax(scores)))
+        slips_here = [
+            Slip(slip.hint, softmax(scores + slip.output))
+            for slip in slips(seq_len, num_tokens)
+            if slip.output.shape == scores.shape[2:]
+        ]
+        slips_here.append(
+            Slip(
+                "every key is visible: the mask was not applied in the compiled graph.",
+                softmax(scores),
+            )
+        )
         inputs = [max_tensor(queries), max_tensor(cached_keys)]
         got = call(what, graph, *inputs)
         if not expect_close(what, got, expected, atol=1e-6, rtol=1e-5, slips=slips_here):
-            eager = call(f"the same, run eagerly", probe, *inputs)
+            eager = call("the same, run eagerly", probe, *inputs)
             expect_eager_only_failure(eager, expected)
             break

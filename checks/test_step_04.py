@@ -17,8 +17,17 @@ from checks.reference import (
 )
 
 
-def attention_variant(hf, x, *, order=(0, 1, 2), scale="sqrt", mask="causal", split="right",
-                      merge="right", softmax_axis=-1):
+def attention_variant(
+    hf,
+    x,
+    *,
+    order=(0, 1, 2),
+    scale="sqrt",
+    mask="causal",
+    split="right",
+    merge="right",
+    softmax_axis=-1,
+):
     """GPT-2 attention written out in torch, with one mistake switched on at a time."""
     import torch
 
@@ -55,33 +64,63 @@ def attention_variant(hf, x, *, order=(0, 1, 2), scale="sqrt", mask="causal", sp
 
 
 SLIPS = [
-    ("the output matches attention without the 1/sqrt(head_dim) scale: divide the scores by "
-     "sqrt(head_dim).", dict(scale="none")),
+    (
+        "the output matches attention without the 1/sqrt(head_dim) scale: divide the scores by "
+        "sqrt(head_dim).",
+        dict(scale="none"),
+    ),
     ("the scores are divided by head_dim: divide by sqrt(head_dim).", dict(scale="dim")),
-    ("the output matches attention with no causal mask: add causal_mask(...) to the scores "
-     "before the softmax.", dict(mask="none")),
-    ("the mask is shifted by one: each query may see itself and earlier keys, not the next one.",
-     dict(mask="shifted")),
-    ("the mask is applied after the softmax: add it to the scores before the softmax, so each "
-     "row of weights still sums to 1.", dict(mask="after_softmax")),
-    ("the softmax runs over the wrong axis: normalize over the keys (the last axis).",
-     dict(softmax_axis=-2)),
-    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-     dict(order=(1, 0, 2))),
-    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-     dict(order=(0, 2, 1))),
-    ("q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-     dict(order=(2, 1, 0))),
-    ("the heads are split along the wrong axis: reshape [B, S, E] to [B, S, n_head, head_dim], "
-     "then transpose to [B, n_head, S, head_dim].", dict(split="interleaved")),
-    ("the heads are reshaped straight to [B, n_head, S, head_dim]: reshape to [B, S, n_head, "
-     "head_dim] first, then transpose axes 1 and 2.", dict(split="no_transpose")),
-    ("the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
-     "[B, S, n_head, head_dim] before reshaping to [B, S, E].", dict(merge="no_transpose")),
-    ("the heads are reshaped straight to [B, n_head, S, head_dim] and straight back, without "
-     "the transposes: split with reshape to [B, S, n_head, head_dim] then transpose(1, 2), and "
-     "merge with transpose(1, 2) then reshape to [B, S, E].",
-     dict(split="no_transpose", merge="no_transpose")),
+    (
+        "the output matches attention with no causal mask: add causal_mask(...) to the scores "
+        "before the softmax.",
+        dict(mask="none"),
+    ),
+    (
+        "the mask is shifted by one: each query may see itself and earlier keys, not the next one.",
+        dict(mask="shifted"),
+    ),
+    (
+        "the mask is applied after the softmax: add it to the scores before the softmax, so each "
+        "row of weights still sums to 1.",
+        dict(mask="after_softmax"),
+    ),
+    (
+        "the softmax runs over the wrong axis: normalize over the keys (the last axis).",
+        dict(softmax_axis=-2),
+    ),
+    (
+        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+        dict(order=(1, 0, 2)),
+    ),
+    (
+        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+        dict(order=(0, 2, 1)),
+    ),
+    (
+        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
+        dict(order=(2, 1, 0)),
+    ),
+    (
+        "the heads are split along the wrong axis: reshape [B, S, E] to [B, S, n_head, head_dim], "
+        "then transpose to [B, n_head, S, head_dim].",
+        dict(split="interleaved"),
+    ),
+    (
+        "the heads are reshaped straight to [B, n_head, S, head_dim]: reshape to [B, S, n_head, "
+        "head_dim] first, then transpose axes 1 and 2.",
+        dict(split="no_transpose"),
+    ),
+    (
+        "the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
+        "[B, S, n_head, head_dim] before reshaping to [B, S, E].",
+        dict(merge="no_transpose"),
+    ),
+    (
+        "the heads are reshaped straight to [B, n_head, S, head_dim] and straight back, without "
+        "the transposes: split with reshape to [B, S, n_head, head_dim] then transpose(1, 2), and "
+        "merge with transpose(1, 2) then reshape to [B, S, E].",
+        dict(split="no_transpose", merge="no_transpose"),
+    ),
 ]
 
 EAGER_CASES = {
@@ -109,8 +148,9 @@ def slips(cfg, x):
 
 def expect_matches(what, got, cfg, x, expected):
     tolerance = 2e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    return expect_close(what, got, expected, atol=tolerance, rtol=tolerance,
-                        slips=lambda: slips(cfg, x))
+    return expect_close(
+        what, got, expected, atol=tolerance, rtol=tolerance, slips=lambda: slips(cfg, x)
+    )
 
 
 @pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
@@ -130,7 +170,10 @@ def test_compiled_output_matches_huggingface():
     ref = reference(SMALL, shapes)
     attention = learner_attention(SMALL, ref["state"])
     expect_compiled_matches(
-        "GPT2MultiHeadAttention", attention, [ref[shape] for shape in shapes],
+        "GPT2MultiHeadAttention",
+        attention,
+        [ref[shape] for shape in shapes],
         lambda label, got, x, expected: expect_matches(
-            f"Attention output ({label})", got, SMALL, x, expected),
+            f"Attention output ({label})", got, SMALL, x, expected
+        ),
     )

@@ -5,7 +5,12 @@ import pytest
 from checks.compare import Slip, expect, expect_close, expect_compiled_matches
 from checks.harness import call, learner_attr
 from checks.reference import (
-    build_learner_module, cached, hf_layer_norm, hidden_states, load_weights, max_tensor,
+    build_learner_module,
+    cached,
+    hf_layer_norm,
+    hidden_states,
+    load_weights,
+    max_tensor,
     torch_no_grad,
 )
 
@@ -22,8 +27,11 @@ def reference(dim, eps, batch, seq_len, scale):
     def build():
         norm = hf_layer_norm(dim, eps, seed=6)
         x = scale * hidden_states(batch, seq_len, dim, seed=7) + 0.5
-        return {"state": {"weight": norm.weight.numpy().copy(), "bias": norm.bias.numpy().copy()},
-                "x": x.numpy(), "expected": norm(x).numpy()}
+        return {
+            "state": {"weight": norm.weight.numpy().copy(), "bias": norm.bias.numpy().copy()},
+            "x": x.numpy(),
+            "expected": norm(x).numpy(),
+        }
 
     return cached("layer_norm", (dim, eps, batch, seq_len, scale), build)
 
@@ -38,20 +46,32 @@ def slips(ref, eps):
         return (x - mean) / torch.sqrt(v + e)
 
     return [
-        Slip("the values match a different epsilon: use the eps passed to __init__.",
-             norm(var, 1e-12) * w + b),
-        Slip("the values match a different epsilon: use the eps passed to __init__.",
-             norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b),
-        Slip("epsilon is added outside the square root: divide by sqrt(var + eps).",
-             (x - mean) / (torch.sqrt(var) + eps) * w + b),
-        Slip("the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
-             norm(x.var(-1, unbiased=True, keepdim=True)) * w + b),
+        Slip(
+            "the values match a different epsilon: use the eps passed to __init__.",
+            norm(var, 1e-12) * w + b,
+        ),
+        Slip(
+            "the values match a different epsilon: use the eps passed to __init__.",
+            norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b,
+        ),
+        Slip(
+            "epsilon is added outside the square root: divide by sqrt(var + eps).",
+            (x - mean) / (torch.sqrt(var) + eps) * w + b,
+        ),
+        Slip(
+            "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
+            norm(x.var(-1, unbiased=True, keepdim=True)) * w + b,
+        ),
         Slip("the bias (shift) is missing: add self.bias after scaling.", norm(var) * w),
         Slip("the weight (gain) is missing: multiply by self.weight.", norm(var) + b),
-        Slip("it normalizes over the wrong axis: normalize each position over its features "
-             "(the last axis).",
-             (x - x.mean(-2, keepdim=True)) / torch.sqrt(x.var(-2, unbiased=False, keepdim=True)
-                                                         + eps) * w + b),
+        Slip(
+            "it normalizes over the wrong axis: normalize each position over its features "
+            "(the last axis).",
+            (x - x.mean(-2, keepdim=True))
+            / torch.sqrt(x.var(-2, unbiased=False, keepdim=True) + eps)
+            * w
+            + b,
+        ),
     ]
 
 
@@ -65,11 +85,18 @@ def test_eager_output_matches_torch(case):
     dim, eps, batch, seq_len, scale = case
     ref = reference(*case)
     norm = build_learner_module(
-        f"LayerNorm({dim}, eps={eps})", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps)
+        f"LayerNorm({dim}, eps={eps})", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
+    )
     load_weights("LayerNorm", norm, ref["state"])
     got = call("LayerNorm.forward", norm, max_tensor(ref["x"]))
-    expect_close("LayerNorm output", got, ref["expected"], atol=1e-4, rtol=1e-4,
-                 slips=lambda: slips(ref, eps))
+    expect_close(
+        "LayerNorm output",
+        got,
+        ref["expected"],
+        atol=1e-4,
+        rtol=1e-4,
+        slips=lambda: slips(ref, eps),
+    )
 
 
 def test_parameters_start_as_identity():
@@ -80,8 +107,13 @@ def test_parameters_start_as_identity():
     params = dict(call("LayerNorm.parameters", lambda: list(norm.parameters)))
     for name, value in (("weight", 1.0), ("bias", 0.0)):
         if expect(name in params, f"LayerNorm has no parameter `{name}`: create self.{name}."):
-            expect_close(f"LayerNorm(16).{name} at creation", params[name],
-                         np.full(16, value, np.float32), atol=0, rtol=0)
+            expect_close(
+                f"LayerNorm(16).{name} at creation",
+                params[name],
+                np.full(16, value, np.float32),
+                atol=0,
+                rtol=0,
+            )
 
 
 def test_compiled_output_matches_torch():
@@ -89,11 +121,19 @@ def test_compiled_output_matches_torch():
     dim, eps = 32, 1e-5
     first, second = reference(dim, eps, 2, 7, 1.0), reference(dim, eps, 2, 5, 3e-3)
     norm = build_learner_module(
-        "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps)
+        "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
+    )
     load_weights("LayerNorm", norm, first["state"])
     expect_compiled_matches(
-        "LayerNorm", norm, [(ref["x"], ref["expected"], ref) for ref in (first, second)],
+        "LayerNorm",
+        norm,
+        [(ref["x"], ref["expected"], ref) for ref in (first, second)],
         lambda label, got, x, expected, ref: expect_close(
-            f"LayerNorm output ({label})", got, expected, atol=1e-4, rtol=1e-4,
-            slips=lambda: slips(ref, eps)),
+            f"LayerNorm output ({label})",
+            got,
+            expected,
+            atol=1e-4,
+            rtol=1e-4,
+            slips=lambda: slips(ref, eps),
+        ),
     )

@@ -7,7 +7,15 @@ import pytest
 from checks.compare import Slip, expect_close, expect_compiled_matches
 from checks.harness import call
 from checks.reference import (
-    GPT2_SIZES, SMALL, SMALL_WITH_N_INNER, hf_block, hidden_state_outputs, learner_module, max_tensor, run_hf_block, torch_no_grad,
+    GPT2_SIZES,
+    SMALL,
+    SMALL_WITH_N_INNER,
+    hf_block,
+    hidden_state_outputs,
+    learner_module,
+    max_tensor,
+    run_hf_block,
+    torch_no_grad,
 )
 
 EAGER_CASES = {
@@ -39,25 +47,39 @@ def slips(cfg, x):
         Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, attn_normed)),
         Slip(NORMALIZED_RESIDUAL, attn_normed + block.mlp(block.ln_2(attn_normed))),
         Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, after_attn)),
-        Slip("the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
-             "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
-             block.ln_2(post_norm + block.mlp(post_norm))),
-        Slip("the residual around attention is missing: add the block's input back, "
-             "x = x + attn(ln_1(x)).", attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x))))),
-        Slip("the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
-             block.mlp(block.ln_2(after_attn))),
-        Slip("ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
-             after_attn + block.mlp(block.ln_1(after_attn))),
-        Slip("the MLP's layer norm is missing: x + mlp(ln_2(x)).", after_attn + block.mlp(after_attn)),
-        Slip("the attention's layer norm is missing: x + attn(ln_1(x)).",
-             (x + attn(x)) + block.mlp(block.ln_2(x + attn(x)))),
+        Slip(
+            "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
+            "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
+            block.ln_2(post_norm + block.mlp(post_norm)),
+        ),
+        Slip(
+            "the residual around attention is missing: add the block's input back, "
+            "x = x + attn(ln_1(x)).",
+            attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x)))),
+        ),
+        Slip(
+            "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
+            block.mlp(block.ln_2(after_attn)),
+        ),
+        Slip(
+            "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
+            after_attn + block.mlp(block.ln_1(after_attn)),
+        ),
+        Slip(
+            "the MLP's layer norm is missing: x + mlp(ln_2(x)).", after_attn + block.mlp(after_attn)
+        ),
+        Slip(
+            "the attention's layer norm is missing: x + attn(ln_1(x)).",
+            (x + attn(x)) + block.mlp(block.ln_2(x + attn(x))),
+        ),
     ]
 
 
 NORMALIZED_RESIDUAL = (
     "the residual adds the normalized input: keep the block's input x for the residual and "
     "normalize only what goes into the layer, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)) "
-    "(not h = ln_1(x); h = h + attn(h)).")
+    "(not h = ln_1(x); h = h + attn(h))."
+)
 
 
 def residual_after_norm(norm, layer, x):
@@ -72,8 +94,9 @@ def learner_block(cfg, state):
 
 def expect_matches(what, got, cfg, x, expected):
     tolerance = 5e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    return expect_close(what, got, expected, atol=tolerance, rtol=tolerance,
-                        slips=lambda: slips(cfg, x))
+    return expect_close(
+        what, got, expected, atol=tolerance, rtol=tolerance, slips=lambda: slips(cfg, x)
+    )
 
 
 @pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
@@ -93,7 +116,10 @@ def test_compiled_output_matches_huggingface():
     ref = reference(SMALL, shapes)
     block = learner_block(SMALL, ref["state"])
     expect_compiled_matches(
-        "GPT2Block", block, [ref[shape] for shape in shapes],
+        "GPT2Block",
+        block,
+        [ref[shape] for shape in shapes],
         lambda label, got, x, expected: expect_matches(
-            f"Block output ({label})", got, SMALL, x, expected),
+            f"Block output ({label})", got, SMALL, x, expected
+        ),
     )

@@ -1,13 +1,20 @@
 """Step 7: MaxGPT2Model against HuggingFace's GPT2Model (the last hidden state)."""
 
-
 import pytest
 
 from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
 from checks.harness import LearnerError, call, learner_attr
 from checks.reference import (
-    SMALL, build_learner_module, cached, causal_mask_4d, hf_lm_model, learner_module,
-    max_state_dict, max_tensor, token_ids, torch_no_grad,
+    SMALL,
+    build_learner_module,
+    cached,
+    causal_mask_4d,
+    hf_lm_model,
+    learner_module,
+    max_state_dict,
+    max_tensor,
+    token_ids,
+    torch_no_grad,
 )
 
 SHAPES = ((2, 7), (3, 13), (2, SMALL.n_positions))
@@ -40,12 +47,18 @@ def slips(cfg, ids, stages):
     seq_len = ids.shape[1]
     shifted = []
     if seq_len < cfg.n_positions:  # position S does not exist when S is the full context
-        shifted = [Slip("the position ids start at 1: they are 0, 1, ..., S-1.",
-                        body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state)]
+        shifted = [
+            Slip(
+                "the position ids start at 1: they are 0, 1, ..., S-1.",
+                body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state,
+            )
+        ]
     return shifted + [
         Slip("the final layer norm ln_f is missing: apply it after the last block.", stages[-1]),
-        Slip("the position embeddings are missing: add wpe(positions) to wte(input_ids).",
-             _without_positions(body, ids)),
+        Slip(
+            "the position embeddings are missing: add wpe(positions) to wte(input_ids).",
+            _without_positions(body, ids),
+        ),
     ]
 
 
@@ -63,21 +76,26 @@ def learner_model(cfg, state):
 def where_it_diverges(model, cfg, stages, expected):
     """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs."""
     for index in range(cfg.n_layer):
-        block = call(f"MaxGPT2Model.h[{index}]", lambda: model.h[index])
+        block = call(f"MaxGPT2Model.h[{index}]", lambda i=index: model.h[i])
         got = call(f"block h[{index}]", block, max_tensor(stages[index]))
         if mismatch("", got, stages[index + 1], atol=TOLERANCE, rtol=TOLERANCE) is not None:
-            return (f"The first difference is in block h[{index}]: on HuggingFace's input it "
-                    "gives another output, so look at your GPT2Block (step 6).")
+            return (
+                f"The first difference is in block h[{index}]: on HuggingFace's input it "
+                "gives another output, so look at your GPT2Block (step 6)."
+            )
     got = call("ln_f", model.ln_f, max_tensor(stages[-1]))
     if mismatch("", got, expected, atol=TOLERANCE, rtol=TOLERANCE) is not None:
         return "Every block matches, but ln_f does not: look at ln_f (your LayerNorm of step 5)."
-    return ("Embeddings, every block and ln_f match on their own, so the difference is in how "
-            "forward connects them: positions 0..S-1, wte + wpe, the blocks in order, then ln_f.")
+    return (
+        "Embeddings, every block and ln_f match on their own, so the difference is in how "
+        "forward connects them: positions 0..S-1, wte + wpe, the blocks in order, then ln_f."
+    )
 
 
 def check_output(what, got, model, cfg, ids, stages, expected):
-    ok = expect_close(what, got, expected, atol=TOLERANCE, rtol=TOLERANCE,
-                      slips=lambda: slips(cfg, ids, stages))
+    ok = expect_close(
+        what, got, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=lambda: slips(cfg, ids, stages)
+    )
     if not ok:
         try:
             expect(False, where_it_diverges(model, cfg, stages, expected))
@@ -109,9 +127,11 @@ def test_compiled_output_matches_huggingface():
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
     expect_compiled_matches(
-        "MaxGPT2Model", model,
+        "MaxGPT2Model",
+        model,
         [(ids, expected, stages) for ids, stages, expected in (ref[s] for s in SHAPES[:2])],
         lambda label, got, ids, expected, stages: check_output(
-            f"Hidden states ({label})", got, model, SMALL, ids, stages, expected),
+            f"Hidden states ({label})", got, model, SMALL, ids, stages, expected
+        ),
         TOLERANCE,
     )

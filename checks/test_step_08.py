@@ -5,8 +5,15 @@ import pytest
 from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
 from checks.harness import call
 from checks.reference import (
-    SMALL, cached, causal_mask_4d, hf_lm_model, learner_module, max_state_dict, max_tensor,
-    token_ids, torch_no_grad,
+    SMALL,
+    cached,
+    causal_mask_4d,
+    hf_lm_model,
+    learner_module,
+    max_state_dict,
+    max_tensor,
+    token_ids,
+    torch_no_grad,
 )
 
 SHAPES = ((2, 7), (1, SMALL.n_positions))
@@ -33,8 +40,13 @@ def slips(cfg, ids):
     hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
     for block in model.transformer.h:
         hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
-    return [Slip("the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
-                 "your MaxGPT2Model already applies.", model.lm_head(hidden))]
+    return [
+        Slip(
+            "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
+            "your MaxGPT2Model already applies.",
+            model.lm_head(hidden),
+        )
+    ]
 
 
 def learner_model(cfg, state):
@@ -42,23 +54,36 @@ def learner_model(cfg, state):
 
 
 def check_logits(what, got, model, cfg, ids, hidden, logits):
-    ok = expect_close(what, got, logits, atol=TOLERANCE, rtol=TOLERANCE,
-                      slips=lambda: slips(cfg, ids))
+    ok = expect_close(
+        what, got, logits, atol=TOLERANCE, rtol=TOLERANCE, slips=lambda: slips(cfg, ids)
+    )
     if not ok:
         body = call("MaxGPT2LMHeadModel.transformer", model.transformer, max_tensor(ids))
         if mismatch("", body, hidden, atol=TOLERANCE, rtol=TOLERANCE) is not None:
-            expect(False, "The body (self.transformer, your MaxGPT2Model of step 7) already "
-                          "differs from HuggingFace's: fix step 7 first.")
+            expect(
+                False,
+                "The body (self.transformer, your MaxGPT2Model of step 7) already "
+                "differs from HuggingFace's: fix step 7 first.",
+            )
         else:
-            expect(False, "The body's hidden states match; the difference is in the head: "
-                          "lm_head is Linear(n_embd, vocab_size, bias=False) applied to them.")
+            expect(
+                False,
+                "The body's hidden states match; the difference is in the head: "
+                "lm_head is Linear(n_embd, vocab_size, bias=False) applied to them.",
+            )
     return ok
 
 
 def test_parameter_names_match_huggingface():
     """Parameter names and shapes equal GPT2LMHeadModel's state dict, so weights load by name"""
     ref = reference(SMALL)
-    learner_model(SMALL, ref["state"])  # load_weights names every missing, extra or misshaped one
+    model = learner_model(SMALL, ref["state"])  # names every missing, extra or misshaped one
+    names = sorted(name for name, _ in model.parameters)
+    expect(
+        names == sorted(ref["state"]),
+        f"MaxGPT2LMHeadModel's parameters are {names[:4]}...; "
+        f"GPT-2's are {sorted(ref['state'])[:4]}...",
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"eager, batch {b}, {s} tokens" for b, s in SHAPES])
@@ -77,8 +102,11 @@ def test_compiled_model_matches_eager_and_huggingface():
     model = learner_model(SMALL, ref["state"])
     cases = [(ids, logits, hidden) for ids, hidden, logits in (ref[s] for s in ((2, 7), (3, 13)))]
     expect_compiled_matches(
-        "MaxGPT2LMHeadModel", model, cases,
+        "MaxGPT2LMHeadModel",
+        model,
+        cases,
         lambda label, got, ids, logits, hidden: check_logits(
-            f"Logits ({label})", got, model, SMALL, ids, hidden, logits),
+            f"Logits ({label})", got, model, SMALL, ids, hidden, logits
+        ),
         TOLERANCE,
     )

@@ -19,10 +19,21 @@ LONG = "Language models predict the next token from the tokens before it."
 
 
 def expect_ids(what, got, ids, slips=()):
-    return expect_close(what, got, np.array([ids], dtype=np.int64).reshape(1, -1), atol=0, rtol=0,
-                        dtype=np.int64, slips=list(slips) + [
-                            Slip("the ids need a batch axis: return shape [1, n], not [n].",
-                                 np.array(ids, dtype=np.int64))])
+    return expect_close(
+        what,
+        got,
+        np.array([ids], dtype=np.int64).reshape(1, -1),
+        atol=0,
+        rtol=0,
+        dtype=np.int64,
+        slips=list(slips)
+        + [
+            Slip(
+                "the ids need a batch axis: return shape [1, n], not [n].",
+                np.array(ids, dtype=np.int64),
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
@@ -30,24 +41,43 @@ def test_tokenize_text_matches_encode(text):
     """tokenize_text gives the tokenizer's ids as a [1, n] int64 Tensor on the device"""
     tokenizer = local_tokenizer()
     device = harness.device()
-    got = call(f"tokenize_text({text!r})", learner_attr(9, "tokenize_text"), text, tokenizer, device)
+    got = call(
+        f"tokenize_text({text!r})", learner_attr(9, "tokenize_text"), text, tokenizer, device
+    )
     if expect_ids(f"tokenize_text({text!r})", got, tokenizer.encode(text)):
-        expect(getattr(got, "device", None) == device,
-               "tokenize_text should return a MAX Tensor on `device` (Tensor(..., device=device)).")
+        expect(
+            getattr(got, "device", None) == device,
+            "tokenize_text should return a MAX Tensor on `device` (Tensor(..., device=device)).",
+        )
 
 
 def test_tokenize_text_truncates_to_max_length():
     """tokenize_text(..., max_length=5) keeps the first 5 tokens"""
     tokenizer = local_tokenizer()
     ids = tokenizer.encode(LONG)
-    got = call("tokenize_text(text, max_length=5)", learner_attr(9, "tokenize_text"), LONG,
-               tokenizer, harness.device(), max_length=5)
-    expect_ids("tokenize_text(text, max_length=5)", got, ids[:5], slips=[
-        Slip("max_length is ignored: pass max_length and truncation=True to encode.",
-             np.array([ids], dtype=np.int64)),
-        Slip("it keeps the last max_length tokens: truncation keeps the first ones.",
-             np.array([ids[-5:]], dtype=np.int64)),
-    ])
+    got = call(
+        "tokenize_text(text, max_length=5)",
+        learner_attr(9, "tokenize_text"),
+        LONG,
+        tokenizer,
+        harness.device(),
+        max_length=5,
+    )
+    expect_ids(
+        "tokenize_text(text, max_length=5)",
+        got,
+        ids[:5],
+        slips=[
+            Slip(
+                "max_length is ignored: pass max_length and truncation=True to encode.",
+                np.array([ids], dtype=np.int64),
+            ),
+            Slip(
+                "it keeps the last max_length tokens: truncation keeps the first ones.",
+                np.array([ids[-5:]], dtype=np.int64),
+            ),
+        ],
+    )
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["a [1, n] Tensor", "a [n] Tensor"])

@@ -8,7 +8,14 @@ import pytest
 from checks import harness
 from checks.compare import as_numpy, expect
 from checks.harness import LearnerError, call, learner_attr, not_none
-from checks.reference import HFLogits, SMALL, hf_lm_model, local_tokenizer, max_tensor, torch_no_grad
+from checks.reference import (
+    HFLogits,
+    SMALL,
+    hf_lm_model,
+    local_tokenizer,
+    max_tensor,
+    torch_no_grad,
+)
 
 PROMPTS = ["Hello world", "naïve café"]
 LONG_PROMPT = "Language models predict the next token from the tokens before it. " * 3
@@ -45,7 +52,7 @@ def new_text(got, prompt):
     check words a prompt mistake, so the other checks judge the new tokens alone."""
     for head in (prompt + prompt, prompt):
         if head and got.startswith(head):
-            return got[len(head):]
+            return got[len(head) :]
     return got
 
 
@@ -66,7 +73,15 @@ def setup():
 def generate(tokenizer, model, prompt, **kwargs):
     shown = ", ".join(f"{k}={'<callback>' if callable(v) else repr(v)}" for k, v in kwargs.items())
     what = f"generate_text(prompt={prompt!r}, {shown})"
-    text = call(what, learner_attr(10, "generate_text"), model, tokenizer, harness.device(), prompt, **kwargs)
+    text = call(
+        what,
+        learner_attr(10, "generate_text"),
+        model,
+        tokenizer,
+        harness.device(),
+        prompt,
+        **kwargs,
+    )
     if not isinstance(not_none(what, text), str):
         raise LearnerError(f"{what} returned a {type(text).__name__}; it should return the text.")
     return what, text
@@ -78,21 +93,28 @@ def hf_greedy(tokenizer, model, prompt, max_new_tokens):
     torch = torch_no_grad()
     ids = torch.tensor([tokenizer.encode(prompt)])
     rounding = [lambda _, scores: scores.bfloat16().float()] if harness.low_precision() else []
-    out = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
-                         logits_processor=rounding)
+    out = model.generate(
+        ids,
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+        logits_processor=rounding,
+    )
     return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
 def text_hint(got, prompt, expected):
-    continuation = expected[len(prompt):]
+    continuation = expected[len(prompt) :]
     if got == continuation and prompt:
         return " The prompt is missing: return the prompt followed by the generated text."
     if got == prompt + expected:
         return " The prompt appears twice: return it once, followed by the generated text."
     if got.startswith(prompt) and got != expected:
-        return (" The continuation differs: take the next token from the last position's logits "
-                "(logits[0, -1]) and append it before predicting the next one.")
+        return (
+            " The continuation differs: take the next token from the last position's logits "
+            "(logits[0, -1]) and append it before predicting the next one."
+        )
     return ""
 
 
@@ -102,19 +124,31 @@ def test_greedy_matches_huggingface_generate(prompt):
     tokenizer, model = setup()
     expected = hf_greedy(tokenizer, model, prompt, 8)
     what, got = generate(tokenizer, HFLogits(model), prompt, max_new_tokens=8, do_sample=False)
-    expect(got == expected, f"{what} gave {got!r}, expected {expected!r}."
-           + text_hint(got, prompt, expected))
+    expect(
+        got == expected,
+        f"{what} gave {got!r}, expected {expected!r}." + text_hint(got, prompt, expected),
+    )
 
 
 def test_low_temperature_gives_the_greedy_tokens():
     """Sampling at temperature 0.001 gives the greedy tokens (temperature divides the logits)"""
     tokenizer, model = setup()
     expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
-    what, got = generate(tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=8,
-                         temperature=1e-3, do_sample=True, seed=0)
-    added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]):]
-    expect(added == greedy, f"{what} added {added!r}; at so low a temperature sampling must pick "
-           f"the greedy tokens, {greedy!r}. Divide the logits by the temperature.")
+    what, got = generate(
+        tokenizer,
+        HFLogits(model),
+        PROMPTS[0],
+        max_new_tokens=8,
+        temperature=1e-3,
+        do_sample=True,
+        seed=0,
+    )
+    added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]) :]
+    expect(
+        added == greedy,
+        f"{what} added {added!r}; at so low a temperature sampling must pick "
+        f"the greedy tokens, {greedy!r}. Divide the logits by the temperature.",
+    )
 
 
 @pytest.mark.parametrize("temperature", [0.7, 1.6])
@@ -131,8 +165,15 @@ def test_first_token_frequencies_follow_softmax(temperature):
         # Two tokens: the second call shows the model the first sampled one (an id, where text
         # could hold half a character). The stand-in gives HuggingFace's logits for the prompt.
         model_logits = StandInModel([logits])
-        generate(tokenizer, model_logits, prompt, max_new_tokens=2, temperature=temperature,
-                 do_sample=True, seed=seed)
+        generate(
+            tokenizer,
+            model_logits,
+            prompt,
+            max_new_tokens=2,
+            temperature=temperature,
+            do_sample=True,
+            seed=seed,
+        )
         first = model_logits.last_ids[-1] if model_logits.calls > 1 else tokenizer.eos_token_id
         counts[first] += 1
     share = counts / draws
@@ -152,10 +193,17 @@ def test_first_token_frequencies_follow_softmax(temperature):
 def test_same_seed_same_text():
     """The same seed gives the same text"""
     tokenizer, model = setup()
-    runs = [generate(tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=10, temperature=1.0,
-                     seed=7)[1] for _ in range(2)]
-    expect(runs[0] == runs[1], f"Two runs with seed=7 gave {runs[0]!r} and {runs[1]!r}: seed "
-                               "the random generator with `seed` (np.random.default_rng(seed)).")
+    runs = [
+        generate(
+            tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=10, temperature=1.0, seed=7
+        )[1]
+        for _ in range(2)
+    ]
+    expect(
+        runs[0] == runs[1],
+        f"Two runs with seed=7 gave {runs[0]!r} and {runs[1]!r}: seed "
+        "the random generator with `seed` (np.random.default_rng(seed)).",
+    )
 
 
 def test_long_prompt_keeps_to_the_context():
@@ -163,10 +211,12 @@ def test_long_prompt_keeps_to_the_context():
     tokenizer, model = setup()
     logits = HFLogits(model)  # refuses more than n_positions ids, in a sentence
     what, _ = generate(tokenizer, logits, LONG_PROMPT, max_new_tokens=30, temperature=1.0, seed=1)
-    expect(len(logits.last_ids) == logits.n_positions,
-           f"{what} gave the model {len(logits.last_ids)} ids at its last call; with a prompt "
-           f"longer than the context it should see the last {logits.n_positions} "
-           "(tokenizer.model_max_length) ids.")
+    expect(
+        len(logits.last_ids) == logits.n_positions,
+        f"{what} gave the model {len(logits.last_ids)} ids at its last call; with a prompt "
+        f"longer than the context it should see the last {logits.n_positions} "
+        "(tokenizer.model_max_length) ids.",
+    )
 
 
 def test_stops_after_end_of_text_and_at_max_new_tokens():
@@ -175,14 +225,19 @@ def test_stops_after_end_of_text_and_at_max_new_tokens():
     word = tokenizer.encode(" the")[0]
     model = scripted([word, word, tokenizer.eos_token_id, word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
-    expect(model.calls == 3, f"{what} called the model {model.calls} times; the third token is "
-                             "<|endoftext|>, so generation should stop right after it (3 calls).")
+    expect(
+        model.calls == 3,
+        f"{what} called the model {model.calls} times; the third token is "
+        "<|endoftext|>, so generation should stop right after it (3 calls).",
+    )
     model = scripted([word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
     added = new_text(got, "Hello")
-    expect(model.calls == 4 and added == tokenizer.decode([word] * 4),
-           f"{what} called the model {model.calls} times and added {added!r}: it should add "
-           "exactly 4 tokens.")
+    expect(
+        model.calls == 4 and added == tokenizer.decode([word] * 4),
+        f"{what} called the model {model.calls} times and added {added!r}: it should add "
+        "exactly 4 tokens.",
+    )
 
 
 def test_streams_each_new_piece_to_on_text():
@@ -196,15 +251,20 @@ def test_streams_each_new_piece_to_on_text():
         pieces.append(piece)
         calls_so_far.append(model.calls)
 
-    what, _ = generate(tokenizer, model, "Hello", max_new_tokens=3, do_sample=False,
-                       on_text=on_text)
+    what, _ = generate(
+        tokenizer, model, "Hello", max_new_tokens=3, do_sample=False, on_text=on_text
+    )
     expected = tokenizer.decode(words)
-    expect("".join(pieces) == expected,
-           f"{what} passed {pieces!r} to on_text; the pieces should add up to the new text, "
-           f"{expected!r}, without the prompt.")
-    expect(calls_so_far == [1, 2, 3],
-           f"on_text was called after model calls {calls_so_far}; call it once per new token, "
-           "as soon as it is generated ([1, 2, 3]), so the text streams.")
+    expect(
+        "".join(pieces) == expected,
+        f"{what} passed {pieces!r} to on_text; the pieces should add up to the new text, "
+        f"{expected!r}, without the prompt.",
+    )
+    expect(
+        calls_so_far == [1, 2, 3],
+        f"on_text was called after model calls {calls_so_far}; call it once per new token, "
+        "as soon as it is generated ([1, 2, 3]), so the text streams.",
+    )
 
 
 def test_streams_whole_characters_when_a_character_spans_two_tokens():
@@ -220,17 +280,22 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
         pieces.append(piece)
         calls_so_far.append(model.calls)
 
-    what, _ = generate(tokenizer, model, "Hello", max_new_tokens=3, do_sample=False,
-                       on_text=on_text)
+    what, _ = generate(
+        tokenizer, model, "Hello", max_new_tokens=3, do_sample=False, on_text=on_text
+    )
     expected = tokenizer.decode(words)
-    expect("".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
-           f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
-           "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
-           "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
-           "only the part not shown yet.")
-    expect(calls_so_far == [2, 3],
-           f"on_text was called after model calls {calls_so_far}; \"é\" is complete after call "
-           "2 and \" the\" after call 3, so [2, 3]: pass each piece on as soon as it is whole.")
+    expect(
+        "".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
+        f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
+        "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
+        "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
+        "only the part not shown yet.",
+    )
+    expect(
+        calls_so_far == [2, 3],
+        f'on_text was called after model calls {calls_so_far}; "é" is complete after call '
+        '2 and " the" after call 3, so [2, 3]: pass each piece on as soon as it is whole.',
+    )
 
 
 def test_bfloat16_logits_as_on_a_gpu():
@@ -241,9 +306,13 @@ def test_bfloat16_logits_as_on_a_gpu():
     try:
         what, got = generate(tokenizer, model, "Hello", max_new_tokens=1, do_sample=False)
     except LearnerError as error:
-        hint = ("\n  Hint: numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
-                "logits.cast(DType.float32), when logits.dtype is not DType.float32.")
+        hint = (
+            "\n  Hint: numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
+            "logits.cast(DType.float32), when logits.dtype is not DType.float32."
+        )
         raise LearnerError(f"{error}{hint if 'dtype' in str(error).lower() else ''}") from None
     added = new_text(got, "Hello")
-    expect(added == tokenizer.decode([word]),
-           f"{what} with bfloat16 logits added {added!r}, expected {tokenizer.decode([word])!r}.")
+    expect(
+        added == tokenizer.decode([word]),
+        f"{what} with bfloat16 logits added {added!r}, expected {tokenizer.decode([word])!r}.",
+    )

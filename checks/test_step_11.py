@@ -14,8 +14,16 @@ from checks import harness
 from checks.compare import as_numpy, expect, expect_close
 from checks.harness import LearnerError, call, learner_attr, not_none, steps_dir
 from checks.reference import (
-    CheckConfig, build_learner_module, cached_folder, load_weights, max_state_dict, max_tensor,
-    near_greedy_problem, quiet_transformers, save_small_model, torch_no_grad,
+    CheckConfig,
+    build_learner_module,
+    cached_folder,
+    load_weights,
+    max_state_dict,
+    max_tensor,
+    near_greedy_problem,
+    quiet_transformers,
+    save_small_model,
+    torch_no_grad,
 )
 
 CONV1D = ("c_attn", "c_proj", "c_fc")
@@ -42,25 +50,41 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights():
     if harness.low_precision():  # weights already in the model's dtype, as build_model loads them
         hf_model = copy.deepcopy(hf_model).bfloat16()
     hf = hf_model.config
-    cfg = CheckConfig(hf.vocab_size, hf.n_positions, hf.n_embd, hf.n_layer, hf.n_head, hf.n_inner,
-                      hf.layer_norm_epsilon)
+    cfg = CheckConfig(
+        hf.vocab_size,
+        hf.n_positions,
+        hf.n_embd,
+        hf.n_layer,
+        hf.n_head,
+        hf.n_inner,
+        hf.layer_norm_epsilon,
+    )
     model = build_learner_module("MaxGPT2LMHeadModel", learner_attr(8, "MaxGPT2LMHeadModel"), cfg)
     expected = max_state_dict(hf_model)
     # Start from zeros, so a weight transfer_weights never loads shows up as zeros.
     load_weights("MaxGPT2LMHeadModel", model, {k: np.zeros_like(v) for k, v in expected.items()})
     try:
-        call("transfer_weights(hf_model, max_model)", learner_attr(11, "transfer_weights"),
-             hf_model, model)
+        call(
+            "transfer_weights(hf_model, max_model)",
+            learner_attr(11, "transfer_weights"),
+            hf_model,
+            model,
+        )
     except LearnerError as error:
         if "not assignable" not in str(error):
             raise
-        raise LearnerError(f"{error}\n  Hint: that weight's shape does not fit. Transpose the "
-                           "Conv1D weights (c_attn, c_proj, c_fc) in the state dict before "
-                           "loading, and no other weight.") from None
+        raise LearnerError(
+            f"{error}\n  Hint: that weight's shape does not fit. Transpose the "
+            "Conv1D weights (c_attn, c_proj, c_fc) in the state dict before "
+            "loading, and no other weight."
+        ) from None
     params = {name: as_numpy(tensor, name) for name, tensor in model.parameters}
     if not any(params[name].any() for name in expected):
-        expect(False, "Every weight is still zero after transfer_weights: load the state dict "
-                      "into the model (max_model.load_state_dict(state)).")
+        expect(
+            False,
+            "Every weight is still zero after transfer_weights: load the state dict "
+            "into the model (max_model.load_state_dict(state)).",
+        )
         return
     for name, value in expected.items():
         got = params[name]
@@ -68,16 +92,26 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights():
             continue
         layer = name.rsplit(".", 2)[-2]
         if not got.any():
-            expect(False, f"{name} is still zeros: transfer_weights must load every weight of the "
-                          "state dict.")
+            expect(
+                False,
+                f"{name} is still zeros: transfer_weights must load every weight of the "
+                "state dict.",
+            )
         elif layer in CONV1D and np.array_equal(got, value.T):
-            expect(False, f"{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, "
-                          "whose weight is [in, out]; transpose it for Linear's [out, in].")
+            expect(
+                False,
+                f"{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, "
+                "whose weight is [in, out]; transpose it for Linear's [out, in].",
+            )
         elif got.shape == value.T.shape and np.array_equal(got, value.T):
-            expect(False, f"{name} was transposed, but only the Conv1D layers (c_attn, c_proj, "
-                          "c_fc) need it.")
+            expect(
+                False,
+                f"{name} was transposed, but only the Conv1D layers (c_attn, c_proj, "
+                "c_fc) need it.",
+            )
         else:
             expect_close(f"{name} after transfer_weights", got, value, atol=0, rtol=0)
+
 
 def build():
     what = f"build_model({str(small_model_folder())!r})"
@@ -92,11 +126,15 @@ def test_build_model_gives_huggingface_logits_and_text():
     torch = torch_no_grad()
     hf_model, hf_tokenizer = huggingface()
     model, tokenizer, device = built_model()
-    expect(tokenizer.pad_token == tokenizer.eos_token,
-           "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).")
-    expect(tokenizer.model_max_length == hf_model.config.n_positions,
-           f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
-           f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.")
+    expect(
+        tokenizer.pad_token == tokenizer.eos_token,
+        "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",
+    )
+    expect(
+        tokenizer.model_max_length == hf_model.config.n_positions,
+        f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
+        f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.",
+    )
     for prompt in ("Hello world", "naïve café"):
         ids = hf_tokenizer.encode(prompt)
         got = call("the compiled model", model, max_tensor(np.array([ids], dtype=np.int64)))
@@ -104,8 +142,12 @@ def test_build_model_gives_huggingface_logits_and_text():
         expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
     generate_text = learner_attr(10, "generate_text")
     prompt = "Hello world"
-    out = hf_model.generate(torch.tensor([hf_tokenizer.encode(prompt)]), do_sample=False,
-                            max_new_tokens=8, pad_token_id=hf_tokenizer.eos_token_id)
+    out = hf_model.generate(
+        torch.tensor([hf_tokenizer.encode(prompt)]),
+        do_sample=False,
+        max_new_tokens=8,
+        pad_token_id=hf_tokenizer.eos_token_id,
+    )
     expected_text = hf_tokenizer.decode(out[0], skip_special_tokens=True)
     fed: list[list[int]] = []
 
@@ -113,15 +155,26 @@ def test_build_model_gives_huggingface_logits_and_text():
         fed.append(as_numpy(input_ids, "The ids given to the model")[0].tolist())
         return model(input_ids)
 
-    text = call("generate_text(build_model(...))", generate_text, spy, tokenizer, device, prompt,
-                max_new_tokens=8, do_sample=False)
+    text = call(
+        "generate_text(build_model(...))",
+        generate_text,
+        spy,
+        tokenizer,
+        device,
+        prompt,
+        max_new_tokens=8,
+        do_sample=False,
+    )
     if harness.low_precision() and fed:  # the tokens up to the last call, within rounding
         problem = near_greedy_problem(hf_model, fed[-1], len(hf_tokenizer.encode(prompt)))
-        expect(problem is None, f"Greedy text from your compiled bfloat16 model is {text!r}: "
-                                f"{problem}")
+        expect(
+            problem is None, f"Greedy text from your compiled bfloat16 model is {text!r}: {problem}"
+        )
         return
-    expect(text == expected_text, f"Greedy text from your compiled model is {text!r}; "
-                                  f"HuggingFace's is {expected_text!r}.")
+    expect(
+        text == expected_text,
+        f"Greedy text from your compiled model is {text!r}; HuggingFace's is {expected_text!r}.",
+    )
 
 
 @functools.cache
@@ -137,23 +190,37 @@ def test_run_model_interactive():
     original = step_11.build_model
     step_11.build_model = lambda *args, **kwargs: built  # compiled once, above
     try:
-        for stdin, label in (("hello\n\nquit\nnever\n", "hello, an empty line, quit, never"),
-                             ("", "end of input")):
+        for stdin, label in (
+            ("hello\n\nquit\nnever\n", "hello, an empty line, quit, never"),
+            ("", "end of input"),
+        ):
             sys_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
             output = io.StringIO()
             try:
                 with contextlib.redirect_stdout(output):
-                    call(f"run_model with `{label}` as input", run_model,
-                         str(small_model_folder()), None, 3, 0.8, True, None)
+                    call(
+                        f"run_model with `{label}` as input",
+                        run_model,
+                        str(small_model_folder()),
+                        None,
+                        3,
+                        0.8,
+                        True,
+                        None,
+                    )
             finally:
                 sys.stdin = sys_stdin
             if stdin:
-                expect("hello" in output.getvalue(),
-                       f"run_model given `{label}` did not generate from 'hello': it printed "
-                       f"{output.getvalue()[-200:]!r}.")
-                expect("never" not in output.getvalue(),
-                       f"run_model given `{label}` went on after quit: it printed "
-                       f"{output.getvalue()[-200:]!r}. Return when the prompt is quit, exit or q.")
+                expect(
+                    "hello" in output.getvalue(),
+                    f"run_model given `{label}` did not generate from 'hello': it printed "
+                    f"{output.getvalue()[-200:]!r}.",
+                )
+                expect(
+                    "never" not in output.getvalue(),
+                    f"run_model given `{label}` went on after quit: it printed "
+                    f"{output.getvalue()[-200:]!r}. Return when the prompt is quit, exit or q.",
+                )
     finally:
         step_11.build_model = original
 
@@ -161,17 +228,27 @@ def test_run_model_interactive():
 def test_demo_command_line():
     """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
     script = steps_dir() / "step_11.py"
-    argv = ["--model", str(small_model_folder()), "--greedy", "--max-new-tokens", "3",
-            "--prompt", "Hello world"]
+    argv = [
+        "--model",
+        str(small_model_folder()),
+        "--greedy",
+        "--max-new-tokens",
+        "3",
+        "--prompt",
+        "Hello world",
+    ]
     if not runs_main_as_a_script(script):
-        raise LearnerError(f"{script.name} does not end with `if __name__ == \"__main__\": "
-                           "sys.exit(main())`, so `python step_11.py` does nothing: put it back.")
+        raise LearnerError(
+            f'{script.name} does not end with `if __name__ == "__main__": '
+            "sys.exit(main())`, so `python step_11.py` does nothing: put it back."
+        )
     # main() in this process, on the model compiled above: the command line's code path without
     # a second Python importing MAX, torch and transformers and compiling again.
     step_11 = sys.modules["step_11"]
+    built = built_model()  # compiled once, by the test above
     stdout, stderr = io.StringIO(), io.StringIO()
     saved = sys.stdin, step_11.build_model
-    sys.stdin, step_11.build_model = io.StringIO(""), lambda *args, **kwargs: built_model()
+    sys.stdin, step_11.build_model = io.StringIO(""), lambda *args, **kwargs: built
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = call(f"`python {script.name} --prompt ...`", learner_attr(11, "main"), argv)
@@ -180,16 +257,22 @@ def test_demo_command_line():
     finally:
         sys.stdin, step_11.build_model = saved
     output = stdout.getvalue() + stderr.getvalue()
-    expect(code == 0 and "Hello world" in stdout.getvalue() and "Traceback" not in output,
-           f"`python {script.name} --prompt 'Hello world'` exited with {code} and "
-           f"ended with {last_line(output)!r}; it should print the prompt and its continuation.")
+    expect(
+        code == 0 and "Hello world" in stdout.getvalue() and "Traceback" not in output,
+        f"`python {script.name} --prompt 'Hello world'` exited with {code} and "
+        f"ended with {last_line(output)!r}; it should print the prompt and its continuation.",
+    )
 
 
 def runs_main_as_a_script(script: Path) -> bool:
     """Whether the file ends by calling main() under `if __name__ == "__main__":`."""
     tree = ast.parse(script.read_text())
-    return any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-               and "main(" in ast.unparse(node) for node in tree.body)
+    return any(
+        isinstance(node, ast.If)
+        and "__main__" in ast.unparse(node.test)
+        and "main(" in ast.unparse(node)
+        for node in tree.body
+    )
 
 
 def last_line(output: str) -> str:

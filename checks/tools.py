@@ -1,18 +1,17 @@
 """What a learner reaches for between steps: progress, hints, reset and doctor.
 
-    python -m checks progress      # pixi run progress: every step passed / failing / not started
-    python -m checks hint 4        # pixi run hint 4: the hints of step 4, one at a time
-    python -m checks reset 4       # pixi run reset 4: steps/step_04.py back to the skeleton
-    python -m checks doctor        # pixi run doctor: versions, caches, device, GPT-2 weights
-    python -m checks warm          # pixi run warm: compile ahead what the checks compile
-    python -m checks save-model D  # pixi run save-model D: a small GPT-2 folder for --model
+python -m checks progress      # pixi run progress: every step passed / failing / not started
+python -m checks hint 4        # pixi run hint 4: the hints of step 4, one at a time
+python -m checks reset 4       # pixi run reset 4: steps/step_04.py back to the skeleton
+python -m checks doctor        # pixi run doctor: versions, caches, device, GPT-2 weights
+python -m checks warm          # pixi run warm: compile ahead what the checks compile
+python -m checks save-model D  # pixi run save-model D: a small GPT-2 folder for --model
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata as metadata
-import json
 import os
 import sys
 import time
@@ -24,22 +23,25 @@ from checks import harness
 
 ALL_STEPS = harness.ALL_STEPS  # the eleven steps and the KV-cache extension
 HINTS = harness.ROOT / "checks" / "hints"
-# The skeletons as shipped, so `reset` can restore one and `progress` can tell an untouched one.
-SKELETONS = harness.ROOT / "checks" / "skeletons.json"
+# The skeletons as shipped, so `reset` can restore one and `progress` can tell an untouched one:
+# plain copies of steps/, readable and diffable (a test keeps them equal to steps/).
+SKELETONS = harness.ROOT / "checks" / "skeletons"
 
 
 # --- skeletons ----------------------------------------------------------------------------------
 
+
 @functools.cache
 def skeletons() -> dict[int, str]:
-    return {int(step): text for step, text in json.loads(SKELETONS.read_text()).items()}
+    return {step: (SKELETONS / f"{harness.module_name(step)}.py").read_text() for step in ALL_STEPS}
 
 
 def write_skeletons() -> None:
     """Maintainers: snapshot steps/ after changing a skeleton (python -m checks.samples does it)."""
-    texts = {str(step): (harness.ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
-             for step in ALL_STEPS}
-    SKELETONS.write_text(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
+    SKELETONS.mkdir(exist_ok=True)
+    for step in ALL_STEPS:
+        name = f"{harness.module_name(step)}.py"
+        (SKELETONS / name).write_text((harness.ROOT / "steps" / name).read_text())
     skeletons.cache_clear()
 
 
@@ -49,6 +51,7 @@ def untouched(folder: Path, step: int) -> bool:
 
 
 # --- progress -----------------------------------------------------------------------------------
+
 
 def progress(run_step: Callable[[int], list]) -> bool:
     """One line per step: passed, failing (with the first failure) or not started; then what next."""
@@ -72,18 +75,24 @@ def progress(run_step: Callable[[int], list]) -> bool:
         if status != "passed" and next_step is None:
             next_step = step
         print(f"  step {harness.step_argument(step):>2}  {status:<11}  {title}", flush=True)
-        for line in detail.splitlines()[:1] + [l for l in detail.splitlines() if "Hint:" in l][:1]:
+        for line in (
+            detail.splitlines()[:1] + [line for line in detail.splitlines() if "Hint:" in line][:1]
+        ):
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
         print("Every step and the extension pass. Compare the speeds: pixi run bench.")
         return True
     if next_step == harness.EXTENSION:
-        print("Every step passes: run your model with pixi run gpt2. Next: the KV-cache extension "
-              "(pixi run kv shows the details, pixi run hint kv helps).")
+        print(
+            "Every step passes: run your model with pixi run gpt2. Next: the KV-cache extension "
+            "(pixi run kv shows the details, pixi run hint kv helps)."
+        )
         return True
-    print(f"Next: step {next_step} ({harness.step_command(next_step)} shows the details, "
-          f"pixi run hint {next_step} helps).")
+    print(
+        f"Next: step {next_step} ({harness.step_command(next_step)} shows the details, "
+        f"pixi run hint {next_step} helps)."
+    )
     return False
 
 
@@ -92,6 +101,7 @@ def shorten(text: str, width: int) -> str:
 
 
 # --- hint ---------------------------------------------------------------------------------------
+
 
 def hints(step: int) -> list[str]:
     return tomllib.loads((HINTS / f"{harness.module_name(step)}.toml").read_text())["hints"]
@@ -113,12 +123,15 @@ def hint(step: int, ask: Callable[[str], str] = input) -> bool:
             break
         if answer.strip().lower() in {"q", "quit", "exit"}:
             break
-    print(f"\nCheck your work: {harness.step_command(step)}. The whole answer: "
-          f"solutions/{harness.module_name(step)}.py.")
+    print(
+        f"\nCheck your work: {harness.step_command(step)}. The whole answer: "
+        f"solutions/{harness.module_name(step)}.py."
+    )
     return True
 
 
 # --- reset --------------------------------------------------------------------------------------
+
 
 def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bool:
     """Put the skeleton back in place of step_NN.py, keeping the learner's version as a backup."""
@@ -142,8 +155,10 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
         path.rename(backup)
         print(f"Your version is now {os.path.relpath(backup)}.")
     path.write_text(skeleton)
-    print(f"{shown} is the skeleton again. Start with its TODO 1; {harness.step_command(step)} "
-          "checks it.")
+    print(
+        f"{shown} is the skeleton again. Start with its TODO 1; {harness.step_command(step)} "
+        "checks it."
+    )
     return True
 
 
@@ -159,28 +174,38 @@ def warm(run_step: Callable[[int], list]) -> bool:
     checks' graphs and HuggingFace's reference outputs once, ahead of the learner's first checks."""
     steps = [step for step in ALL_STEPS if step in harness.COMPILING_STEPS]
     total = sum(COLD_SECONDS[step] for step in steps)
-    print("Warming the caches: MAX's kernels, the checks' graphs and HuggingFace's reference "
-          "outputs.\nOn an empty cache this takes several minutes on 2 cores; read the setup page "
-          "meanwhile.", flush=True)
+    print(
+        "Warming the caches: MAX's kernels, the checks' graphs and HuggingFace's reference "
+        "outputs.\nOn an empty cache this takes several minutes on 2 cores; read the setup page "
+        "meanwhile.",
+        flush=True,
+    )
     start, expected_so_far, ok = time.monotonic(), 0, True
     for number, step in enumerate(steps):
         elapsed = time.monotonic() - start
         pace = elapsed / expected_so_far if expected_so_far else 1.0
         left = (total - expected_so_far) * pace
         filled = round(20 * expected_so_far / total)
-        print(f"  [{'#' * filled}{'.' * (20 - filled)}] {number}/{len(steps)}  step "
-              f"{harness.step_argument(step):>2}: {harness.STEP_TITLES[step]}  "
-              f"({minutes(elapsed)} so far, about {minutes(left)} left)", flush=True)
+        print(
+            f"  [{'#' * filled}{'.' * (20 - filled)}] {number}/{len(steps)}  step "
+            f"{harness.step_argument(step):>2}: {harness.STEP_TITLES[step]}  "
+            f"({minutes(elapsed)} so far, about {minutes(left)} left)",
+            flush=True,
+        )
         results = run_step(step)
         if not results or not all(r.passed for r in results):
             ok = False
-            print(f"      the reference solution of step {harness.step_argument(step)} did not pass "
-                  "its check here: run python -m checks "
-                  f"{harness.step_argument(step)} --solutions to see why.")
+            print(
+                f"      the reference solution of step {harness.step_argument(step)} did not pass "
+                "its check here: run python -m checks "
+                f"{harness.step_argument(step)} --solutions to see why."
+            )
         expected_so_far += COLD_SECONDS[step]
-    print(f"  [{'#' * 20}] {len(steps)}/{len(steps)}  done in {minutes(time.monotonic() - start)}. "
-          "A check whose code matches the reference now skips its compiles; your own graphs "
-          "compile once each (10-60 s), on MAX's warm kernels.")
+    print(
+        f"  [{'#' * 20}] {len(steps)}/{len(steps)}  done in {minutes(time.monotonic() - start)}. "
+        "A check whose code matches the reference now skips its compiles; your own graphs "
+        "compile once each (10-60 s), on MAX's warm kernels."
+    )
     return ok
 
 
@@ -190,6 +215,7 @@ def minutes(seconds: float) -> str:
 
 # --- save-model ---------------------------------------------------------------------------------
 
+
 def save_model(folder: Path) -> bool:
     """A small random GPT-2 and a working tokenizer, saved as `--model` and from_pretrained expect."""
     from checks.reference import save_small_model
@@ -198,12 +224,15 @@ def save_model(folder: Path) -> bool:
         print(f"{folder} is not empty: give a new folder, so nothing of yours is overwritten.")
         return False
     save_small_model(folder)
-    print(f"Saved a small GPT-2 (2 layers, 32 wide, random weights; the checks' tokenizer) in "
-          f"{folder}.\nTry it: python steps/step_11.py --model {folder} --prompt \"Hello\" --greedy")
+    print(
+        f"Saved a small GPT-2 (2 layers, 32 wide, random weights; the checks' tokenizer) in "
+        f'{folder}.\nTry it: python steps/step_11.py --model {folder} --prompt "Hello" --greedy'
+    )
     return True
 
 
 # --- doctor -------------------------------------------------------------------------------------
+
 
 def _line(ok: bool | None, text: str, fix: str = "") -> bool:
     mark = {True: " ok ", False: "FIX ", None: "note"}[ok]
@@ -219,22 +248,33 @@ def _pins() -> dict[str, str]:
 def doctor() -> bool:
     """One plain status line per thing a learner's setup needs, each with its fix."""
     print("Checking your setup:")
-    ok = _line(sys.version_info[:2] in {(3, 11), (3, 12), (3, 13)},
-               f"Python {sys.version.split()[0]}", "The course supports Python 3.11-3.13.")
+    ok = _line(
+        sys.version_info[:2] in {(3, 11), (3, 12), (3, 13)},
+        f"Python {sys.version.split()[0]}",
+        "The course supports Python 3.11-3.13.",
+    )
     for name, pinned in _pins().items():
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
             installed = None
-        ok &= _line(installed is not None and installed.split("+")[0] == pinned,
-                    f"{name} {installed or 'is not installed'} (the course pins {pinned})",
-                    "Install the pinned versions: pixi install, or python3 -m pip install -e .")
+        ok &= _line(
+            installed is not None and installed.split("+")[0] == pinned,
+            f"{name} {installed or 'is not installed'} (the course pins {pinned})",
+            "Install the pinned versions: pixi install, or python3 -m pip install -e .",
+        )
     cold = harness.max_cache_is_cold()
-    _line(None if cold else True,
-          "MAX kernel cache: " + ("empty, so the first check compiles kernels (minutes)" if cold
-                                  else "warm (checks answer in seconds)"),
-          "Warm it once with `pixi run warm` (python -m checks warm) in a second terminal "
-          "while you read the setup page, or just start: each check says when it compiles.")
+    _line(
+        None if cold else True,
+        "MAX kernel cache: "
+        + (
+            "empty, so the first check compiles kernels (minutes)"
+            if cold
+            else "warm (checks answer in seconds)"
+        ),
+        "Warm it once with `pixi run warm` (python -m checks warm) in a second terminal "
+        "while you read the setup page, or just start: each check says when it compiles.",
+    )
     ok &= _device_line()
     ok &= _weights_line()
     print("\nAll set." if ok else "\nFix the lines marked FIX, then run pixi run doctor again.")
@@ -249,11 +289,17 @@ def _device_line() -> bool:
         dtype, mesh = defaults()
         gpus = accelerator_count()
     except Exception as error:  # a broken MAX install is exactly what doctor is for
-        return _line(False, f"MAX could not start: {type(error).__name__}: {error}",
-                     "Reinstall: pixi install, or python3 -m pip install -e .")
+        return _line(
+            False,
+            f"MAX could not start: {type(error).__name__}: {error}",
+            "Reinstall: pixi install, or python3 -m pip install -e .",
+        )
     device = mesh.devices[0]
-    return _line(True, f"MAX would use {type(device).__name__} with {dtype.name} ({gpus} GPU(s) found); "
-                       "the checks use the CPU in float32 unless you add --device gpu")
+    return _line(
+        True,
+        f"MAX would use {type(device).__name__} with {dtype.name} ({gpus} GPU(s) found); "
+        "the checks use the CPU in float32 unless you add --device gpu",
+    )
 
 
 def _weights_line() -> bool:
@@ -261,7 +307,9 @@ def _weights_line() -> bool:
 
     cached = isinstance(try_to_load_from_cache("gpt2", "model.safetensors"), str)
     if cached:
-        return _line(True, "GPT-2 weights are in the HuggingFace cache (pixi run gpt2 works offline)")
+        return _line(
+            True, "GPT-2 weights are in the HuggingFace cache (pixi run gpt2 works offline)"
+        )
     import socket
 
     try:
@@ -269,9 +317,14 @@ def _weights_line() -> bool:
         reachable = True
     except OSError:
         reachable = False
-    return _line(None,
-                 "GPT-2 weights: not cached; " + ("huggingface.co is reachable, so the first "
-                 "pixi run gpt2 downloads them (about 550 MB)" if reachable else
-                 "huggingface.co can't be reached"),
-                 "Connect once to download them, or run the demo with --model pointing at a "
-                 "folder saved with save_pretrained. The checks never need them.")
+    return _line(
+        None,
+        "GPT-2 weights: not cached; "
+        + (
+            "huggingface.co is reachable, so the first pixi run gpt2 downloads them (about 550 MB)"
+            if reachable
+            else "huggingface.co can't be reached"
+        ),
+        "Connect once to download them, or run the demo with --model pointing at a "
+        "folder saved with save_pretrained. The checks never need them.",
+    )

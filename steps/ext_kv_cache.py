@@ -21,14 +21,15 @@ from max.driver import CPU, Device
 from max.dtype import DType
 from max.experimental import functional as F
 from max.experimental.nn import Embedding, Linear, Module, ModuleList
-from max.experimental.tensor import Tensor, TensorType, defaults
-from max.graph import DeviceRef
+from max.experimental.tensor import Tensor
 
 from step_01 import GPT2Config
 from step_02 import GPT2MLP
 from step_03 import causal_mask
 from step_05 import LayerNorm
 from step_10 import generate_text
+
+from gpt2_demo import cache_input_types, compile_for, empty_cache
 
 
 class CachedAttention(Module):
@@ -114,22 +115,6 @@ class CachedGPT2LMHeadModel(Module):
         return None
 
 
-def empty_cache(config: GPT2Config, device: Device, batch: int = 1) -> list[Tensor]:
-    """Keys and values of no tokens yet: 2 * n_layer tensors of shape [batch, n_head, 0, head_dim],
-    in MAX's default dtype, the model's (float32 on a CPU, bfloat16 on a GPU)."""
-    shape = (batch, config.n_head, 0, config.n_embd // config.n_head)
-    empty = Tensor.zeros(shape, dtype=defaults()[0], device=device)
-    return [empty] * (2 * config.n_layer)
-
-
-def cache_input_types(config: GPT2Config, device: Device) -> list[TensorType]:
-    """The compiled model's inputs: ids of any batch and length, caches of any cached length."""
-    where = DeviceRef.from_device(device)
-    cache = TensorType(defaults()[0], ("batch", config.n_head, "cached", config.n_embd // config.n_head),
-                       device=where)
-    return [TensorType(DType.int64, ("batch", "seqlen"), device=where)] + [cache] * (2 * config.n_layer)
-
-
 class CachedLM:
     """Step 10's model, `[1, S]` ids -> logits, on the KV-cache model: each call feeds only the ids
     the cache has not seen, so generate_text runs the prompt once, then one token at a time."""
@@ -167,20 +152,12 @@ def generate_with_cache(
 
 def build_cached_model(model_name_or_path: str = "gpt2"):
     """Step 11's build_model for the KV-cache model: (a CachedLM, tokenizer, device)."""
-    from step_11 import load_huggingface, transfer_weights
+    from step_11 import transfer_weights  # only the demo needs step 11
 
-    hf_model, tokenizer = load_huggingface(model_name_or_path)
-    tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.model_max_length = hf_model.config.n_positions
-    config = GPT2Config(**{name: getattr(hf_model.config, name) for name in GPT2Config.__dataclass_fields__})
-    _, mesh = defaults()
-    device = mesh.devices[0]
-    with F.lazy():
-        model = CachedGPT2LMHeadModel(config)
-    transfer_weights(hf_model, model)
-    model.to(device)
-    print(f"Compiling GPT-2 with a KV cache ({config.n_layer} layers, {config.n_embd} wide) for {device}...")
-    return CachedLM(model.compile(*cache_input_types(config, device)), config, device), tokenizer, device
+    model, tokenizer, device, config = compile_for(
+        model_name_or_path, CachedGPT2LMHeadModel, GPT2Config, transfer_weights, cache_input_types,
+        "with a KV cache ")
+    return CachedLM(model, config, device), tokenizer, device
 
 
 def main(argv: list[str] | None = None) -> int:

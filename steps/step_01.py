@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 # TODO 1: make GPT2Config a dataclass (decorate it with @dataclass).
 class GPT2Config:
-    """The hyperparameters of GPT-2 small."""
+    """The hyperparameters of GPT-2 small, as in HuggingFace's `gpt2` config.json."""
 
     # TODO 2: declare each field with its type and GPT-2 small's default value.
     # Hint: a field is `name: type = default`. The names are HuggingFace's: vocab_size,

@@ -25,7 +25,11 @@ def causal_mask(
     dtype: DType,
     device: Device,
 ) -> Tensor:
-    """An additive mask: 0 where query i may see key j (j <= i + num_tokens), -inf elsewhere."""
+    """An additive mask: 0 where query i may see key j (j <= i + num_tokens), -inf elsewhere.
+
+    `num_tokens` counts keys that come before the queries (a cache of earlier tokens), so the
+    mask is `[sequence_length, num_tokens + sequence_length]`.
+    """
     # TODO 1: make a [sequence_length, sequence_length] tensor filled with -inf.
     # Hint: Tensor(float("-inf"), dtype=dtype, device=device), then F.broadcast_to(x, shape=...).
 

@@ -5,39 +5,100 @@ import pytest
 from tests.conftest import mutate, run_checks
 
 BROKEN = {
-    "syntax error": (2, [("def forward(self, hidden_states: Tensor) -> Tensor:",
-                          "def forward(self, hidden_states: Tensor) -> Tensor")],
-                     "step_02.py has a syntax error on line"),
-    "exception in forward": (2, [("hidden_states = self.c_fc(hidden_states)  # [B, S, I]",
-                                  "raise ValueError('oops')")],
-                             "GPT2MLP.forward raised ValueError at step_02.py line"),
-    "returns None": (2, [("return self.c_proj(hidden_states)  # [B, S, E]", "return None")],
-                     "returned None"),
-    "missing class": (2, [("class GPT2MLP(Module):", "class MLP(Module):")],
-                      "does not define `GPT2MLP`"),
-    "bad import": (2, [("from max.experimental.nn import Linear, Module",
-                        "from max.nn.module_v3 import Linear, Module")],
-                   "imports `max.nn.module_v3`"),
-    "wrong shape": (2, [("return self.c_proj(hidden_states)  # [B, S, E]", "return hidden_states")],
-                    "expected shape [2, 7, 32], got [2, 7, 128]"),
-    "wrong dtype": (2, [("return self.c_proj(hidden_states)  # [B, S, E]",
-                         "return self.c_proj(hidden_states).cast(DType.float64)"),
-                        ("from max.experimental.tensor import Tensor",
-                         "from max.experimental.tensor import Tensor\nfrom max.dtype import DType")],
-                    "expected dtype float32, got float64"),
-    "NaN output": (2, [("return self.c_proj(hidden_states)  # [B, S, E]",
-                        "return self.c_proj(hidden_states) * float('nan')")],
-                   "the output holds NaN"),
-    "never returns": (2, [("hidden_states = self.c_fc(hidden_states)  # [B, S, I]",
-                           "while True:\n            pass")],
-                      "did not finish within 5 s"),
-    "returns a tuple": (4, [("return self.c_proj(self._merge_heads(attended))  # [B, S, E]",
-                             "return self.c_proj(self._merge_heads(attended)), weights")],
-                        "returned a tuple of 2 items"),
-    "an earlier step missing": (4, [("from step_03 import causal_mask", "from step_33 import causal_mask")],
-                                "there is no step_33.py"),
-    "error at import time": (1, [("@dataclass\n", "x = 1 / 0\n\n\n@dataclass\n")],
-                             "Importing step_01.py raised ZeroDivisionError"),
+    "syntax error": (
+        2,
+        [
+            (
+                "def forward(self, hidden_states: Tensor) -> Tensor:",
+                "def forward(self, hidden_states: Tensor) -> Tensor",
+            )
+        ],
+        "step_02.py has a syntax error on line",
+    ),
+    "exception in forward": (
+        2,
+        [("hidden_states = self.c_fc(hidden_states)  # [B, S, I]", "raise ValueError('oops')")],
+        "GPT2MLP.forward raised ValueError at step_02.py line",
+    ),
+    "returns None": (
+        2,
+        [("return self.c_proj(hidden_states)  # [B, S, E]", "return None")],
+        "returned None",
+    ),
+    "missing class": (
+        2,
+        [("class GPT2MLP(Module):", "class MLP(Module):")],
+        "does not define `GPT2MLP`",
+    ),
+    "bad import": (
+        2,
+        [
+            (
+                "from max.experimental.nn import Linear, Module",
+                "from max.nn.module_v3 import Linear, Module",
+            )
+        ],
+        "imports `max.nn.module_v3`",
+    ),
+    "wrong shape": (
+        2,
+        [("return self.c_proj(hidden_states)  # [B, S, E]", "return hidden_states")],
+        "expected shape [2, 7, 32], got [2, 7, 128]",
+    ),
+    "wrong dtype": (
+        2,
+        [
+            (
+                "return self.c_proj(hidden_states)  # [B, S, E]",
+                "return self.c_proj(hidden_states).cast(DType.float64)",
+            ),
+            (
+                "from max.experimental.tensor import Tensor",
+                "from max.experimental.tensor import Tensor\nfrom max.dtype import DType",
+            ),
+        ],
+        "expected dtype float32, got float64",
+    ),
+    "NaN output": (
+        2,
+        [
+            (
+                "return self.c_proj(hidden_states)  # [B, S, E]",
+                "return self.c_proj(hidden_states) * float('nan')",
+            )
+        ],
+        "the output holds NaN",
+    ),
+    "never returns": (
+        2,
+        [
+            (
+                "hidden_states = self.c_fc(hidden_states)  # [B, S, I]",
+                "while True:\n            pass",
+            )
+        ],
+        "did not finish within 5 s",
+    ),
+    "returns a tuple": (
+        4,
+        [
+            (
+                "return self.c_proj(self._merge_heads(attended))  # [B, S, E]",
+                "return self.c_proj(self._merge_heads(attended)), weights",
+            )
+        ],
+        "returned a tuple of 2 items",
+    ),
+    "an earlier step missing": (
+        4,
+        [("from step_03 import causal_mask", "from step_33 import causal_mask")],
+        "there is no step_33.py",
+    ),
+    "error at import time": (
+        1,
+        [("@dataclass\n", "x = 1 / 0\n\n\n@dataclass\n")],
+        "Importing step_01.py raised ZeroDivisionError",
+    ),
 }
 
 

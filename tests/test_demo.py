@@ -14,17 +14,31 @@ def small_model(tmp_path_factory):
 
 
 def test_one_shot(small_model):
-    run = run_command(command("gpt2-reference", "--model", small_model, "--prompt", "Hello world",
-                              "--greedy", "--max-new-tokens", "5"))
+    run = run_command(
+        command(
+            "gpt2-reference",
+            "--model",
+            small_model,
+            "--prompt",
+            "Hello world",
+            "--greedy",
+            "--max-new-tokens",
+            "5",
+        )
+    )
     assert run.code == 0, run.output
     assert "Hello world" in run.output and "Traceback" not in run.output
 
 
 def test_interactive_and_awkward_input(small_model):
-    long_prompt = "Language models predict the next token. " * 20  # longer than the 24-token context
+    long_prompt = (
+        "Language models predict the next token. " * 20
+    )  # longer than the 24-token context
     stdin = f"hello\n\nnaïve café 🙂\n{long_prompt}\nquit\n"
-    run = run_command(command("gpt2-reference", "--model", small_model, "--max-new-tokens", "4",
-                              "--seed", "1"), stdin=stdin)
+    run = run_command(
+        command("gpt2-reference", "--model", small_model, "--max-new-tokens", "4", "--seed", "1"),
+        stdin=stdin,
+    )
     assert run.code == 0, run.output
     assert "Please type a prompt" in run.output and "Traceback" not in run.output
     run = run_command(command("gpt2-reference", "--model", small_model), stdin="")  # end of input
@@ -32,8 +46,9 @@ def test_interactive_and_awkward_input(small_model):
 
 
 def test_offline_without_a_cached_model_says_so_in_a_paragraph(tmp_path):
-    run = run_command(command("gpt2-reference", "--prompt", "Hi"), HF_HUB_OFFLINE="1",
-                      HF_HOME=str(tmp_path))
+    run = run_command(
+        command("gpt2-reference", "--prompt", "Hi"), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path)
+    )
     assert run.code == 1, run.output
     assert "can't be reached" in run.output and "--model" in run.output
     assert "Traceback" not in run.output

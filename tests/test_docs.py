@@ -23,8 +23,13 @@ STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
 PAGES = [DOCS / "index.md", DOCS / "setup.md", *STEP_PAGES, DOCS / "next.md"]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--enable-logging=stderr",
+    "--v=0",
     "--virtual-time-budget=10000",  # let mermaid and KaTeX finish before the DOM is read
 ]
 FENCE = re.compile(r"^( *)```(\w+)[^\n]*\n(.*?)^\1```", re.S | re.M)
@@ -35,7 +40,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("site")
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
-        cwd=ROOT, capture_output=True, text=True, env=harness.child_env(NO_MKDOCS_2_WARNING="1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=harness.child_env(NO_MKDOCS_2_WARNING="1"),
     )
     assert build.returncode == 0, build.stdout + build.stderr
     return folder
@@ -53,17 +61,23 @@ def first_line(path: Path) -> str:
     return path.read_text().splitlines()[0].strip('"')
 
 
+@pytest.mark.fast
 def test_there_is_a_page_per_step():
     assert [step_of(page) for page in STEP_PAGES] == list(harness.ALL_STEPS)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("page", STEP_PAGES, ids=lambda p: p.stem)
 def test_step_page_includes_its_skeleton_solution_and_reports(site, page):
     step = step_of(page)
     name = harness.module_name(step)
     source = page.read_text()
-    for included in (f"steps/{name}.py", f"solutions/{name}.py",
-                     f"docs/reports/{name}_skeleton.txt", f"docs/reports/{name}_solution.txt"):
+    for included in (
+        f"steps/{name}.py",
+        f"solutions/{name}.py",
+        f"docs/reports/{name}_skeleton.txt",
+        f"docs/reports/{name}_solution.txt",
+    ):
         assert f'--8<-- "{included}"' in source, f"{page.name} does not include {included}"
     built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
     for code in (ROOT / "steps" / f"{name}.py", ROOT / "solutions" / f"{name}.py"):
@@ -72,6 +86,7 @@ def test_step_page_includes_its_skeleton_solution_and_reports(site, page):
     assert f"{step_name} is not done yet" in built and f"{step_name} passes" in built
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_no_step_code_is_pasted(page):
     """Python on a page is a snippet include, or a line or three of illustration."""
@@ -104,7 +119,11 @@ def server(site):
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    found = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
@@ -113,9 +132,13 @@ def chromium() -> str:
 
 
 def run_chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, *args], capture_output=True, text=True,
-                          env=harness.child_env(),
-                          timeout=120)
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, *args],
+        capture_output=True,
+        text=True,
+        env=harness.child_env(),
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
@@ -129,7 +152,9 @@ def test_page_renders_in_chromium(server, chromium, site, page):
     assert not console, f"{path} logged to the browser console:\n" + "\n".join(console)
     assert not server_errors, f"{path} asked for files the site does not have: {server_errors}"
     assert re.search(r"<h1[^>]*>", dom), f"{path} has no heading"
-    assert not re.search(r"https?://(unpkg\.com|cdn\.|fonts\.googleapis)", dom), f"{path} uses a CDN"
+    assert not re.search(r"https?://(unpkg\.com|cdn\.|fonts\.googleapis)", dom), (
+        f"{path} uses a CDN"
+    )
     source = page.read_text()
     diagrams = source.count("```mermaid")
     rendered = dom.count('<div class="mermaid"')
@@ -143,7 +168,9 @@ def test_page_renders_in_chromium(server, chromium, site, page):
         assert dom.count("<pre") >= 4, f"{path}: the code and reports are missing"
 
 
-@pytest.mark.parametrize("name, page", [("home", "index.html"), ("step-04", "steps/04-attention.html")])
+@pytest.mark.parametrize(
+    "name, page", [("home", "index.html"), ("step-04", "steps/04-attention.html")]
+)
 def test_screenshot(server, chromium, name, page):
     """Screenshots to look at: build/screenshots/home.png and step-04.png."""
     url, _ = server

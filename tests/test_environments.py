@@ -17,8 +17,9 @@ def other_python_first_on_path(tmp_path_factory):
     """PATH as in a shell where the course's venv is not activated: the first `python3` on it is
     another environment's, one without max. MAX points PYTHONEXECUTABLE at it after a compile."""
     bare = tmp_path_factory.mktemp("other") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
-                   env=child_env())
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, env=child_env()
+    )
     return f"{bare / 'bin'}:{child_env()['PATH']}"
 
 
@@ -44,8 +45,9 @@ def test_child_processes_get_a_clean_environment(other_python_first_on_path):
 
 
 def test_step_11_check_passes_from_a_venv_that_is_not_activated(other_python_first_on_path):
-    run = run_command([sys.executable, "-m", "checks", "11", "--solutions"],
-                      PATH=other_python_first_on_path)
+    run = run_command(
+        [sys.executable, "-m", "checks", "11", "--solutions"], PATH=other_python_first_on_path
+    )
     assert run.code == 0, run.output
     assert "Step 11 passes" in run.output
 
@@ -68,8 +70,18 @@ def small_model(tmp_path_factory):
 @pytest.mark.parametrize("task", ["gpt2-reference", "gpt2-reference-no-cache"])
 def test_demos_print_greedy_text_in_bfloat16(small_model, task):
     extra = ["--no-cache"] if task.endswith("no-cache") else []
-    args = ["--model", small_model, "--prompt", "Hello world", "--greedy", "--max-new-tokens", "4",
-            "--dtype", "bfloat16", *extra]
+    args = [
+        "--model",
+        small_model,
+        "--prompt",
+        "Hello world",
+        "--greedy",
+        "--max-new-tokens",
+        "4",
+        "--dtype",
+        "bfloat16",
+        *extra,
+    ]
     bf16 = run_command(command("gpt2-reference", *args))
     assert bf16.code == 0 and "Traceback" not in bf16.output, bf16.output
     assert bf16.stdout.splitlines()[-1].startswith("Hello world"), bf16.output
@@ -101,6 +113,17 @@ def test_save_model_refuses_a_folder_that_is_not_empty(tmp_path):
 
 
 def test_the_demo_runs_on_a_saved_model_as_the_readme_says(small_model):
-    run = run_command([sys.executable, str(ROOT / "solutions" / "step_11.py"), "--model",
-                       small_model, "--prompt", "Hello", "--greedy", "--max-new-tokens", "3"])
+    run = run_command(
+        [
+            sys.executable,
+            str(ROOT / "solutions" / "step_11.py"),
+            "--model",
+            small_model,
+            "--prompt",
+            "Hello",
+            "--greedy",
+            "--max-new-tokens",
+            "3",
+        ]
+    )
     assert run.code == 0 and run.stdout.splitlines()[-1].startswith("Hello"), run.output

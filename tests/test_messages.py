@@ -7,18 +7,22 @@ asserts the message that names it and, where a misleading one was printed before
 from checks import harness
 from tests.conftest import Run, mutate, run_checks
 
-SPLIT_HEADS = ("x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
-               "        return x.transpose(1, 2)")
-MERGE_HEADS = ("x = x.transpose(1, 2)  # [B, S, H, D]\n"
-               "        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])")
+SPLIT_HEADS = (
+    "x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
+    "        return x.transpose(1, 2)"
+)
+MERGE_HEADS = (
+    "x = x.transpose(1, 2)  # [B, S, H, D]\n"
+    "        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])"
+)
 LAYER_NORM = "return F.layer_norm(x, gamma=self.weight, beta=self.bias, epsilon=self.eps)"
 ATTN_RESIDUAL = "hidden_states = hidden_states + self.attn(self.ln_1(hidden_states))  # [B, S, E]"
 MLP_RESIDUAL = "return hidden_states + self.mlp(self.ln_2(hidden_states))  # [B, S, E]"
-STREAMING = '''            text = decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)
+STREAMING = """            text = decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)
             if not text.endswith("\\ufffd"):  # wait until a character's bytes are all there
                 on_text(text[len(shown):])
                 shown = text
-'''
+"""
 
 
 def check(folder, step, replacements, *flags: str) -> Run:
@@ -38,9 +42,11 @@ def test_prompt_left_out_is_the_only_thing_reported(learner_copy):
 
 
 def test_unbiased_variance_is_named_at_every_width(learner_copy):
-    unbiased = ("n = int(x.shape[-1])\n        mean = x.mean(axis=-1)\n        centered = x - mean\n"
-                "        var = (centered * centered).mean(axis=-1) * (n / (n - 1))\n"
-                "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias")
+    unbiased = (
+        "n = int(x.shape[-1])\n        mean = x.mean(axis=-1)\n        centered = x - mean\n"
+        "        var = (centered * centered).mean(axis=-1) * (n / (n - 1))\n"
+        "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias"
+    )
     run = check(learner_copy, 5, [(LAYER_NORM, unbiased)], "--eager-only")
     assert "the variance is the unbiased one" in run.output, run.output
     assert "a different epsilon" not in run.output, run.output
@@ -48,28 +54,50 @@ def test_unbiased_variance_is_named_at_every_width(learner_copy):
 
 
 def test_residual_added_to_the_normalized_input_is_named(learner_copy):
-    run = check(learner_copy, 6, [
-        (ATTN_RESIDUAL, "hidden_states = self.ln_1(hidden_states)\n"
-                        "        hidden_states = hidden_states + self.attn(hidden_states)"),
-        (MLP_RESIDUAL, "hidden_states = self.ln_2(hidden_states)\n"
-                       "        return hidden_states + self.mlp(hidden_states)"),
-    ], "--eager-only")
+    run = check(
+        learner_copy,
+        6,
+        [
+            (
+                ATTN_RESIDUAL,
+                "hidden_states = self.ln_1(hidden_states)\n"
+                "        hidden_states = hidden_states + self.attn(hidden_states)",
+            ),
+            (
+                MLP_RESIDUAL,
+                "hidden_states = self.ln_2(hidden_states)\n"
+                "        return hidden_states + self.mlp(hidden_states)",
+            ),
+        ],
+        "--eager-only",
+    )
     assert "the residual adds the normalized input" in run.output, run.output
 
 
 def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
-    run = check(learner_copy, 4, [
-        (SPLIT_HEADS, "return x.reshape([batch, self.num_heads, seq_len, self.head_dim])"),
-        (MERGE_HEADS, "return x.reshape([x.shape[0], x.shape[2], self.embed_dim])"),
-    ], "--eager-only")
-    assert "reshaped straight to [B, n_head, S, head_dim] and straight back" in run.output, run.output
+    run = check(
+        learner_copy,
+        4,
+        [
+            (SPLIT_HEADS, "return x.reshape([batch, self.num_heads, seq_len, self.head_dim])"),
+            (MERGE_HEADS, "return x.reshape([x.shape[0], x.shape[2], self.embed_dim])"),
+        ],
+        "--eager-only",
+    )
+    assert "reshaped straight to [B, n_head, S, head_dim] and straight back" in run.output, (
+        run.output
+    )
 
 
 def test_positions_restarting_fail_the_text_check_too(learner_copy):
-    run = check(learner_copy, harness.EXTENSION, [
-        ("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")])
+    run = check(
+        learner_copy,
+        harness.EXTENSION,
+        [("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
+        "--eager-only",
+    )
     assert "FAIL  generate_with_cache(do_sample=False) gives" in run.output, run.output
-    text_failure = run.output[run.output.index("FAIL  generate_with_cache"):]
+    text_failure = run.output[run.output.index("FAIL  generate_with_cache") :]
     assert "the positions restart at 0" in text_failure, run.output
 
 
@@ -80,16 +108,31 @@ def test_a_finite_stand_in_for_minus_infinity_is_explained(learner_copy):
 
 
 def test_streaming_each_token_alone_splits_characters(learner_copy):
-    run = check(learner_copy, 10, [(STREAMING, "            on_text(decode_tokens(Tensor.from_dlpack("
-                                               "np.array(generated[-1:], dtype=np.int64)), tokenizer))\n")])
+    run = check(
+        learner_copy,
+        10,
+        [
+            (
+                STREAMING,
+                "            on_text(decode_tokens(Tensor.from_dlpack("
+                "np.array(generated[-1:], dtype=np.int64)), tokenizer))\n",
+            )
+        ],
+    )
     assert "on_text never receives half a character" in run.output, run.output
     assert "wait while the text ends with" in run.output, run.output
 
 
 def test_a_block_that_ignores_n_inner_fails(learner_copy):
-    run = check(learner_copy, 6, [("inner_dim = config.n_inner or 4 * config.n_embd",
-                                   "inner_dim = 4 * config.n_embd")], "--eager-only")
-    assert "n_inner = 40" in run.output and "the MLP's width is config.n_inner" in run.output, run.output
+    run = check(
+        learner_copy,
+        6,
+        [("inner_dim = config.n_inner or 4 * config.n_embd", "inner_dim = 4 * config.n_embd")],
+        "--eager-only",
+    )
+    assert "n_inner = 40" in run.output and "the MLP's width is config.n_inner" in run.output, (
+        run.output
+    )
 
 
 def test_arange_where_mask_is_caught_at_step_3(learner_copy):
@@ -97,8 +140,14 @@ def test_arange_where_mask_is_caught_at_step_3(learner_copy):
     from tests.test_slips import ARANGE_MASK
 
     solution = (learner_copy / "step_03.py").read_text()
-    body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
-    run = check(learner_copy, 3, [(body, ARANGE_MASK),
-                                  ("from max.graph import DimLike", "from max.graph import Dim, DimLike")])
+    body = solution[solution.index('    hidden = Tensor(float("-inf")') :]
+    run = check(
+        learner_copy,
+        3,
+        [
+            (body, ARANGE_MASK),
+            ("from max.graph import DimLike", "from max.graph import Dim, DimLike"),
+        ],
+    )
     assert "right eagerly but wrong inside the compiled graph" in run.output, run.output
     assert run.output.count("FAIL") == 1, run.output  # the eager values are right

@@ -22,6 +22,7 @@ def command(task: str, *extra: str) -> list[str]:
     return [sys.executable, *words[1:], *extra]
 
 
+@pytest.mark.fast
 def test_pins_match_pyproject():
     pixi = tomllib.loads((ROOT / "pixi.toml").read_text())["dependencies"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -32,6 +33,7 @@ def test_pins_match_pyproject():
         assert pixi[name] == f"=={pins[name]}", name
 
 
+@pytest.mark.fast
 def test_step_tasks_are_the_checker():
     for step in range(1, 12):
         assert TASKS[f"s{step}"] == f"python -m checks {step}"
@@ -59,9 +61,14 @@ def test_docs_task_serves_the_site():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(command("docs", "--dev-addr", f"127.0.0.1:{port}"), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=child_env())
+    server = subprocess.Popen(
+        command("docs", "--dev-addr", f"127.0.0.1:{port}"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(),
+    )
     try:
         page = None
         for _ in range(120):  # the first build takes a few seconds
@@ -72,7 +79,9 @@ def test_docs_task_serves_the_site():
                 if server.poll() is not None:
                     break
                 time.sleep(0.5)
-        assert page is not None, f"pixi run docs served nothing:\n{server.stdout.read() if server.poll() is not None else ''}"
+        assert page is not None, (
+            f"pixi run docs served nothing:\n{server.stdout.read() if server.poll() is not None else ''}"
+        )
         assert b"Build GPT-2 with MAX" in page
     finally:
         server.terminate()

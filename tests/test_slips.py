@@ -15,68 +15,142 @@ SPLIT = "query, key, value = F.split(qkv, [self.embed_dim] * 3, axis=-1)"
 
 SLIPS = {
     # step 1
-    "n_embd wrong": (1, [("n_embd: int = 768", "n_embd: int = 512")],
-                     "n_embd is 512; HuggingFace's gpt2 uses 768"),
-    "epsilon wrong": (1, [("layer_norm_epsilon: float = 1e-5", "layer_norm_epsilon: float = 1e-6")],
-                      "layer_norm_epsilon is 1e-06"),
-    "n_inner set": (1, [("n_inner: int | None = None", "n_inner: int | None = 3072")],
-                    "n_inner is 3072; HuggingFace's gpt2 uses None"),
-    "vocab as float": (1, [("vocab_size: int = 50257", "vocab_size: float = 50257.0")],
-                       "vocab_size is 50257.0"),
+    "n_embd wrong": (
+        1,
+        [("n_embd: int = 768", "n_embd: int = 512")],
+        "n_embd is 512; HuggingFace's gpt2 uses 768",
+    ),
+    "epsilon wrong": (
+        1,
+        [("layer_norm_epsilon: float = 1e-5", "layer_norm_epsilon: float = 1e-6")],
+        "layer_norm_epsilon is 1e-06",
+    ),
+    "n_inner set": (
+        1,
+        [("n_inner: int | None = None", "n_inner: int | None = 3072")],
+        "n_inner is 3072; HuggingFace's gpt2 uses None",
+    ),
+    "vocab as float": (
+        1,
+        [("vocab_size: int = 50257", "vocab_size: float = 50257.0")],
+        "vocab_size is 50257.0",
+    ),
     "not a dataclass": (1, [("@dataclass\n", "")], "not a dataclass"),
     # step 2
     "exact GELU": (2, [(GELU, "F.gelu(hidden_states)")], "exact (erf) GELU"),
     "no activation": (2, [(GELU, "hidden_states")], "no activation"),
     "ReLU": (2, [(GELU, "F.relu(hidden_states)")], "match ReLU"),
-    "GELU after c_proj": (2, [(GELU, "hidden_states"),
-                              ("return self.c_proj(hidden_states)",
-                               'return F.gelu(self.c_proj(hidden_states), approximate="tanh")')],
-                          "GELU applied after c_proj"),
-    "c_fc without bias": (2, [("intermediate_size, bias=True)", "intermediate_size, bias=False)")],
-                          "no parameter c_fc.bias"),
-    "c_fc in/out swapped": (2, [("Linear(config.n_embd, intermediate_size",
-                                 "Linear(intermediate_size, config.n_embd")],
-                            "c_fc.weight has shape"),
+    "GELU after c_proj": (
+        2,
+        [
+            (GELU, "hidden_states"),
+            (
+                "return self.c_proj(hidden_states)",
+                'return F.gelu(self.c_proj(hidden_states), approximate="tanh")',
+            ),
+        ],
+        "GELU applied after c_proj",
+    ),
+    "c_fc without bias": (
+        2,
+        [("intermediate_size, bias=True)", "intermediate_size, bias=False)")],
+        "no parameter c_fc.bias",
+    ),
+    "c_fc in/out swapped": (
+        2,
+        [("Linear(config.n_embd, intermediate_size", "Linear(intermediate_size, config.n_embd")],
+        "c_fc.weight has shape",
+    ),
     # step 3
-    "mask of ones": (3, [('Tensor(float("-inf"),', "Tensor(1.0,")],
-                     "use 0 where a key is visible and -inf"),
-    "mask shifted": (3, [("num_upper=0,", "num_upper=1,")],
-                     "query i sees one key too many"),
-    "mask ignores num_tokens": (3, [("return F.concat([cached, causal], axis=-1)", "return causal")],
-                                "the mask ignores num_tokens"),
-    "mask transposed": (3, [("num_lower=None, num_upper=0, exclude=True",
-                             "num_lower=None, num_upper=0, exclude=False")],
-                        "visible and hidden are swapped"),
+    "mask of ones": (
+        3,
+        [('Tensor(float("-inf"),', "Tensor(1.0,")],
+        "use 0 where a key is visible and -inf",
+    ),
+    "mask shifted": (3, [("num_upper=0,", "num_upper=1,")], "query i sees one key too many"),
+    "mask ignores num_tokens": (
+        3,
+        [("return F.concat([cached, causal], axis=-1)", "return causal")],
+        "the mask ignores num_tokens",
+    ),
+    "mask transposed": (
+        3,
+        [
+            (
+                "num_lower=None, num_upper=0, exclude=True",
+                "num_lower=None, num_upper=0, exclude=False",
+            )
+        ],
+        "visible and hidden are swapped",
+    ),
     # step 4
     "no scale": (4, [(" / math.sqrt(self.head_dim)", "")], "without the 1/sqrt(head_dim) scale"),
-    "scale by head_dim": (4, [("math.sqrt(self.head_dim)", "self.head_dim")],
-                          "divided by head_dim"),
-    "no mask": (4, [("scores = scores + causal_mask", "_ = scores + causal_mask")],
-                "attention with no causal mask"),
-    "mask after softmax": (4, [("scores = scores + causal_mask", "mask = causal_mask"),
-                               (SOFTMAX, "weights = F.softmax(scores, axis=-1) + mask")],
-                           "NaN"),
-    "softmax over queries": (4, [(SOFTMAX, "weights = F.softmax(scores, axis=-2)")],
-                             "softmax runs over the wrong axis"),
-    "k, q, v order": (4, [(SPLIT, "key, query, value = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
-                      "q, k and v are taken in the wrong order"),
-    "q, v, k order": (4, [(SPLIT, "query, value, key = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
-                      "q, k and v are taken in the wrong order"),
+    "scale by head_dim": (
+        4,
+        [("math.sqrt(self.head_dim)", "self.head_dim")],
+        "divided by head_dim",
+    ),
+    "no mask": (
+        4,
+        [("scores = scores + causal_mask", "_ = scores + causal_mask")],
+        "attention with no causal mask",
+    ),
+    "mask after softmax": (
+        4,
+        [
+            ("scores = scores + causal_mask", "mask = causal_mask"),
+            (SOFTMAX, "weights = F.softmax(scores, axis=-1) + mask"),
+        ],
+        "NaN",
+    ),
+    "softmax over queries": (
+        4,
+        [(SOFTMAX, "weights = F.softmax(scores, axis=-2)")],
+        "softmax runs over the wrong axis",
+    ),
+    "k, q, v order": (
+        4,
+        [(SPLIT, "key, query, value = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
+        "q, k and v are taken in the wrong order",
+    ),
+    "q, v, k order": (
+        4,
+        [(SPLIT, "query, value, key = F.split(qkv, [self.embed_dim] * 3, axis=-1)")],
+        "q, k and v are taken in the wrong order",
+    ),
     "heads from the wrong axis": (
-        4, [("x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
-             "        return x.transpose(1, 2)",
-             "x = x.reshape([batch, seq_len, self.head_dim, self.num_heads])\n"
-             "        return x.permute([0, 3, 1, 2])")],
-        "split along the wrong axis"),
+        4,
+        [
+            (
+                "x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
+                "        return x.transpose(1, 2)",
+                "x = x.reshape([batch, seq_len, self.head_dim, self.num_heads])\n"
+                "        return x.permute([0, 3, 1, 2])",
+            )
+        ],
+        "split along the wrong axis",
+    ),
     "heads reshaped without transpose": (
-        4, [("x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
-             "        return x.transpose(1, 2)",
-             "return x.reshape([batch, self.num_heads, seq_len, self.head_dim])")],
-        "reshaped straight to [B, n_head, S, head_dim]"),
+        4,
+        [
+            (
+                "x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
+                "        return x.transpose(1, 2)",
+                "return x.reshape([batch, self.num_heads, seq_len, self.head_dim])",
+            )
+        ],
+        "reshaped straight to [B, n_head, S, head_dim]",
+    ),
     "merge without transpose": (
-        4, [("x = x.transpose(1, 2)  # [B, S, H, D]\n        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])",
-             "return x.reshape([x.shape[0], x.shape[2], self.embed_dim])")],
-        "merged without transposing back"),
+        4,
+        [
+            (
+                "x = x.transpose(1, 2)  # [B, S, H, D]\n        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])",
+                "return x.reshape([x.shape[0], x.shape[2], self.embed_dim])",
+            )
+        ],
+        "merged without transposing back",
+    ),
 }
 
 
@@ -84,7 +158,8 @@ def assert_caught(folder, step: int, replacements, message: str, *flags: str) ->
     """Make the slip in the copy of the solutions; its check must fail plainly, with `message`."""
     mutate(folder, harness.module_name(step), replacements)
     run_checks(harness.step_argument(step), "--dir", str(folder), *flags).assert_plain_failure(
-        message, f"{harness.step_name(step)} is not done yet")
+        message, f"{harness.step_name(step)} is not done yet"
+    )
 
 
 @pytest.mark.parametrize("slip", SLIPS.values(), ids=SLIPS.keys())
@@ -99,26 +174,32 @@ def test_mask_shifted_in_step_3_is_named_from_step_4(learner_copy):
     run.assert_plain_failure("the mask is shifted by one", "fix step 3 first")
 
 
-BAND_PART_WITH_NUM_TOKENS = '''
+BAND_PART_WITH_NUM_TOKENS = """
     total_length = Dim(sequence_length) + num_tokens
     mask = Tensor(float("-inf"), dtype=dtype, device=device)
     mask = F.broadcast_to(mask, shape=(sequence_length, total_length))
     return F.band_part(mask, num_lower=None, num_upper=num_tokens, exclude=True)
-'''
+"""
 
 
 def test_band_part_with_symbolic_num_tokens_gets_its_hint(learner_copy):
     """Right eagerly for int sizes, but F.band_part can't take a symbolic num_tokens when compiled."""
     solution = (learner_copy / "step_03.py").read_text()
-    body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
-    mutate(learner_copy, 3, [(body, BAND_PART_WITH_NUM_TOKENS),
-                             ("from max.graph import DimLike", "from max.graph import Dim, DimLike")])
+    body = solution[solution.index('    hidden = Tensor(float("-inf")') :]
+    mutate(
+        learner_copy,
+        3,
+        [
+            (body, BAND_PART_WITH_NUM_TOKENS),
+            ("from max.graph import DimLike", "from max.graph import Dim, DimLike"),
+        ],
+    )
     run = run_checks("3", "--dir", str(learner_copy))
     run.assert_plain_failure("num_tokens is a symbolic size", "Step 3 is not done yet")
     assert run.output.count("FAIL") == 1, run.output  # the eager values are right
 
 
-ARANGE_MASK = '''
+ARANGE_MASK = """
     total_length = Dim(sequence_length) + num_tokens
     keys = Tensor.arange(total_length, dtype=DType.int64, device=device)
     queries = Tensor.arange(sequence_length, dtype=DType.int64, device=device)
@@ -128,7 +209,7 @@ ARANGE_MASK = '''
     zeros = Tensor(0.0, dtype=dtype, device=device)
     zeros = F.broadcast_to(zeros, shape=(sequence_length, total_length))
     return F.where(visible, zeros, hidden)
-'''
+"""
 
 
 def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
@@ -136,9 +217,15 @@ def test_arange_mask_right_eagerly_but_wrong_compiled_is_caught(learner_copy):
     once a softmax follows. Step 3 catches it (tests/test_messages.py); step 4's compiled
     attention, run on such a step 3, says so too."""
     solution = (learner_copy / "step_03.py").read_text()
-    body = solution[solution.index('    hidden = Tensor(float("-inf")'):]
-    mutate(learner_copy, 3, [(body, ARANGE_MASK),
-                             ("from max.graph import DimLike", "from max.graph import Dim, DimLike")])
+    body = solution[solution.index('    hidden = Tensor(float("-inf")') :]
+    mutate(
+        learner_copy,
+        3,
+        [
+            (body, ARANGE_MASK),
+            ("from max.graph import DimLike", "from max.graph import Dim, DimLike"),
+        ],
+    )
     run = run_checks("4", "--dir", str(learner_copy))
     run.assert_plain_failure("right eagerly but wrong inside the compiled graph", "F.band_part")
     assert "FAIL  Attention output matches HuggingFace's GPT2Attention (eager" not in run.output
@@ -151,41 +238,95 @@ POSITIONS = "positions = Tensor.arange(seq_len, dtype=DType.int64, device=input_
 
 SLIPS_5_TO_8 = {
     "eps ignored": (5, [("epsilon=self.eps)", "epsilon=1e-12)")], "a different epsilon"),
-    "eps outside sqrt": (5, [(LN, "mean = x.mean(axis=-1)\n        centered = x - mean\n"
-                              "        var = (centered * centered).mean(axis=-1)\n"
-                              "        return centered / (F.sqrt(var) + self.eps) * self.weight + self.bias")],
-                         "outside the square root"),
+    "eps outside sqrt": (
+        5,
+        [
+            (
+                LN,
+                "mean = x.mean(axis=-1)\n        centered = x - mean\n"
+                "        var = (centered * centered).mean(axis=-1)\n"
+                "        return centered / (F.sqrt(var) + self.eps) * self.weight + self.bias",
+            )
+        ],
+        "outside the square root",
+    ),
     "no bias": (5, [("beta=self.bias", "beta=self.bias * 0")], "the bias (shift) is missing"),
-    "wrong axis": (5, [(LN, "mean = x.mean(axis=-2)\n        centered = x - mean\n"
-                        "        var = (centered * centered).mean(axis=-2)\n"
-                        "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias")],
-                   "normalizes over the wrong axis"),
-    "post-norm": (6, [(ATTN_RESIDUAL, "hidden_states = self.ln_1(hidden_states + self.attn(hidden_states))"),
-                      (MLP_RESIDUAL, "return self.ln_2(hidden_states + self.mlp(hidden_states))")],
-                  "post-norm"),
-    "missing attention residual": (6, [(ATTN_RESIDUAL, "hidden_states = self.attn(self.ln_1(hidden_states))")],
-                                   "residual around attention is missing"),
-    "missing MLP residual": (6, [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
-                             "residual around the MLP is missing"),
-    "ln_1 used twice": (6, [(MLP_RESIDUAL, "return hidden_states + self.mlp(self.ln_1(hidden_states))")],
-                        "ln_1 is used before the MLP too"),
-    "positions from 1": (7, [(POSITIONS, POSITIONS.replace("arange(seq_len,", "arange(1, seq_len + 1,"))],
-                         "position ids start at 1"),
-    "no positions": (7, [("self.wte(input_ids) + self.wpe(positions)", "self.wte(input_ids)")],
-                     "position embeddings are missing"),
-    "no ln_f": (7, [("return self.ln_f(hidden_states)", "return hidden_states")],
-                "final layer norm ln_f is missing"),
-    "block slip named from step 7": (6, [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
-                                     None),
-    "lm_head with bias": (8, [("config.vocab_size, bias=False)", "config.vocab_size, bias=True)")],
-                          "parameters HuggingFace's module does not: lm_head.bias"),
-    "logits before ln_f": (8, [("hidden_states = self.transformer(input_ids)  # [B, S, E]",
-                                "hidden_states = self.transformer.h(self.transformer.wte(input_ids) + "
-                                "self.transformer.wpe(Tensor.arange(input_ids.shape[1], dtype=DType.int64, "
-                                "device=input_ids.device)))"),
-                               ("from max.experimental.tensor import Tensor",
-                                "from max.dtype import DType\nfrom max.experimental.tensor import Tensor")],
-                           "logits are taken before the final layer norm"),
+    "wrong axis": (
+        5,
+        [
+            (
+                LN,
+                "mean = x.mean(axis=-2)\n        centered = x - mean\n"
+                "        var = (centered * centered).mean(axis=-2)\n"
+                "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias",
+            )
+        ],
+        "normalizes over the wrong axis",
+    ),
+    "post-norm": (
+        6,
+        [
+            (ATTN_RESIDUAL, "hidden_states = self.ln_1(hidden_states + self.attn(hidden_states))"),
+            (MLP_RESIDUAL, "return self.ln_2(hidden_states + self.mlp(hidden_states))"),
+        ],
+        "post-norm",
+    ),
+    "missing attention residual": (
+        6,
+        [(ATTN_RESIDUAL, "hidden_states = self.attn(self.ln_1(hidden_states))")],
+        "residual around attention is missing",
+    ),
+    "missing MLP residual": (
+        6,
+        [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
+        "residual around the MLP is missing",
+    ),
+    "ln_1 used twice": (
+        6,
+        [(MLP_RESIDUAL, "return hidden_states + self.mlp(self.ln_1(hidden_states))")],
+        "ln_1 is used before the MLP too",
+    ),
+    "positions from 1": (
+        7,
+        [(POSITIONS, POSITIONS.replace("arange(seq_len,", "arange(1, seq_len + 1,"))],
+        "position ids start at 1",
+    ),
+    "no positions": (
+        7,
+        [("self.wte(input_ids) + self.wpe(positions)", "self.wte(input_ids)")],
+        "position embeddings are missing",
+    ),
+    "no ln_f": (
+        7,
+        [("return self.ln_f(hidden_states)", "return hidden_states")],
+        "final layer norm ln_f is missing",
+    ),
+    "block slip named from step 7": (
+        6,
+        [(MLP_RESIDUAL, "return self.mlp(self.ln_2(hidden_states))")],
+        None,
+    ),
+    "lm_head with bias": (
+        8,
+        [("config.vocab_size, bias=False)", "config.vocab_size, bias=True)")],
+        "parameters HuggingFace's module does not: lm_head.bias",
+    ),
+    "logits before ln_f": (
+        8,
+        [
+            (
+                "hidden_states = self.transformer(input_ids)  # [B, S, E]",
+                "hidden_states = self.transformer.h(self.transformer.wte(input_ids) + "
+                "self.transformer.wpe(Tensor.arange(input_ids.shape[1], dtype=DType.int64, "
+                "device=input_ids.device)))",
+            ),
+            (
+                "from max.experimental.tensor import Tensor",
+                "from max.dtype import DType\nfrom max.experimental.tensor import Tensor",
+            ),
+        ],
+        "logits are taken before the final layer norm",
+    ),
 }
 
 
@@ -208,15 +349,26 @@ DECODE = "return tokenizer.decode(ids, skip_special_tokens=True)"
 SLIPS_9 = {
     "no batch axis": ([(ARRAY, "np.array(ids, dtype=np.int64)")], "need a batch axis"),
     "max_length ignored": ([(ENCODE, "ids = tokenizer.encode(text)")], "max_length is ignored"),
-    "keeps the last tokens": ([(ENCODE, "ids = tokenizer.encode(text)\n"
-                                "    ids = ids[-max_length:] if max_length else ids")],
-                              "keeps the last max_length tokens"),
-    "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32"))],
-                  "expected dtype int64, got int32"),
+    "keeps the last tokens": (
+        [
+            (
+                ENCODE,
+                "ids = tokenizer.encode(text)\n    ids = ids[-max_length:] if max_length else ids",
+            )
+        ],
+        "keeps the last max_length tokens",
+    ),
+    "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32"))], "expected dtype int64, got int32"),
     "special tokens kept": ([(DECODE, "return tokenizer.decode(ids)")], "Skip special tokens"),
-    "only [1, n] decoded": ([("ids = token_ids.to(CPU()).to_numpy().reshape(-1).tolist()",
-                              "ids = token_ids.to(CPU()).to_numpy()[0].tolist()")],
-                            "decode_tokens([n] ids"),
+    "only [1, n] decoded": (
+        [
+            (
+                "ids = token_ids.to(CPU()).to_numpy().reshape(-1).tolist()",
+                "ids = token_ids.to(CPU()).to_numpy()[0].tolist()",
+            )
+        ],
+        "decode_tokens([n] ids",
+    ),
 }
 
 
@@ -229,28 +381,58 @@ RETURN = "return prompt + decode_tokens(Tensor.from_dlpack(np.array(generated, d
 SCALE = "scaled = logits.astype(np.float64) / temperature"
 
 SLIPS_10 = {
-    "prompt dropped": ([(RETURN, RETURN.replace("return prompt + ", "return "))], "The prompt is missing"),
-    "prompt twice": ([(RETURN, RETURN.replace("np.array(generated", "np.array(ids + generated"))],
-                     "The prompt appears twice"),
-    "temperature multiplied": ([(SCALE, SCALE.replace("/ temperature", "* temperature"))],
-                               "Divide the logits by the temperature"),
-    "temperature ignored": ([(SCALE, "scaled = logits.astype(np.float64)")],
-                            "softmax(logits / 1.6)"),
-    "sampling from logits": ([("p=probs / probs.sum()", "p=scaled / scaled.sum()")], "raised ValueError"),
-    "first position": ([("to_numpy()[0, -1]", "to_numpy()[0, 0]")], "take the next token from the last"),
-    "context overflow": ([("(ids + generated)[-tokenizer.model_max_length:]", "(ids + generated)")],
-                         "has only 24 positions"),
-    "no stop at end of text": ([("        if generated[-1] == tokenizer.eos_token_id:\n            break\n", "")],
-                               "should stop right after it"),
-    "on_text ignored": ([("        if on_text is not None:\n", "        if False:\n")],
-                        "passed [] to on_text"),
-    "on_text at the end": ([("        if on_text is not None:\n", "        if False:\n"),
-                            ("    return prompt + decode_tokens(",
-                             "    if on_text is not None:\n        on_text(decode_tokens(Tensor.from_dlpack("
-                             "np.array(generated, dtype=np.int64)), tokenizer))\n"
-                             "    return prompt + decode_tokens(")],
-                           "on_text was called after model calls [3]"),
-    "seed ignored": ([("np.random.default_rng(seed)", "np.random.default_rng()")], "Two runs with seed=7"),
+    "prompt dropped": (
+        [(RETURN, RETURN.replace("return prompt + ", "return "))],
+        "The prompt is missing",
+    ),
+    "prompt twice": (
+        [(RETURN, RETURN.replace("np.array(generated", "np.array(ids + generated"))],
+        "The prompt appears twice",
+    ),
+    "temperature multiplied": (
+        [(SCALE, SCALE.replace("/ temperature", "* temperature"))],
+        "Divide the logits by the temperature",
+    ),
+    "temperature ignored": (
+        [(SCALE, "scaled = logits.astype(np.float64)")],
+        "softmax(logits / 1.6)",
+    ),
+    "sampling from logits": (
+        [("p=probs / probs.sum()", "p=scaled / scaled.sum()")],
+        "raised ValueError",
+    ),
+    "first position": (
+        [("to_numpy()[0, -1]", "to_numpy()[0, 0]")],
+        "take the next token from the last",
+    ),
+    "context overflow": (
+        [("(ids + generated)[-tokenizer.model_max_length:]", "(ids + generated)")],
+        "has only 24 positions",
+    ),
+    "no stop at end of text": (
+        [("        if generated[-1] == tokenizer.eos_token_id:\n            break\n", "")],
+        "should stop right after it",
+    ),
+    "on_text ignored": (
+        [("        if on_text is not None:\n", "        if False:\n")],
+        "passed [] to on_text",
+    ),
+    "on_text at the end": (
+        [
+            ("        if on_text is not None:\n", "        if False:\n"),
+            (
+                "    return prompt + decode_tokens(",
+                "    if on_text is not None:\n        on_text(decode_tokens(Tensor.from_dlpack("
+                "np.array(generated, dtype=np.int64)), tokenizer))\n"
+                "    return prompt + decode_tokens(",
+            ),
+        ],
+        "on_text was called after model calls [3]",
+    ),
+    "seed ignored": (
+        [("np.random.default_rng(seed)", "np.random.default_rng()")],
+        "Two runs with seed=7",
+    ),
 }
 
 
@@ -263,23 +445,41 @@ TRANSPOSE = "key: (value.T if key in conv1d else value).contiguous()"
 
 SLIPS_11 = {
     "no transpose": ([(TRANSPOSE, "key: value.contiguous()")], "Transpose the Conv1D weights"),
-    "lm_head transposed too": ([("    state = {\n", '    conv1d.add("lm_head.weight")\n    state = {\n')],
-                               "lm_head.weight"),
-    "square attn.c_proj forgotten": ([("    state = {\n",
-                                       '    conv1d = {k for k in conv1d if not k.endswith("attn.c_proj.weight")}\n'
-                                       "    state = {\n")],
-                                     "transformer.h.0.attn.c_proj.weight was not transposed"),
-    "c_fc forgotten": ([('CONV1D_LAYERS = ("c_attn", "c_proj", "c_fc")', 'CONV1D_LAYERS = ("c_attn", "c_proj")')],
-                       "c_fc.weight"),
-    "load, then transpose": ([(TRANSPOSE, "key: value.contiguous()"),
-                              ("    max_model.load_state_dict(state, auto_cast=True)",
-                               "    max_model.load_state_dict(state, auto_cast=True)\n"
-                               "    for name, child in max_model.descendants:\n"
-                               "        if f'{name}.weight' in conv1d:\n"
-                               "            child.weight = child.weight.T")],
-                             "c_attn.weight"),
-    "context not set": ([("    tokenizer.model_max_length = hf.n_positions\n", "")],
-                        "tokenizer.model_max_length is"),
+    "lm_head transposed too": (
+        [("    state = {\n", '    conv1d.add("lm_head.weight")\n    state = {\n')],
+        "lm_head.weight",
+    ),
+    "square attn.c_proj forgotten": (
+        [
+            (
+                "    state = {\n",
+                '    conv1d = {k for k in conv1d if not k.endswith("attn.c_proj.weight")}\n'
+                "    state = {\n",
+            )
+        ],
+        "transformer.h.0.attn.c_proj.weight was not transposed",
+    ),
+    "c_fc forgotten": (
+        [('CONV1D_LAYERS = ("c_attn", "c_proj", "c_fc")', 'CONV1D_LAYERS = ("c_attn", "c_proj")')],
+        "c_fc.weight",
+    ),
+    "load, then transpose": (
+        [
+            (TRANSPOSE, "key: value.contiguous()"),
+            (
+                "    max_model.load_state_dict(state, auto_cast=True)",
+                "    max_model.load_state_dict(state, auto_cast=True)\n"
+                "    for name, child in max_model.descendants:\n"
+                "        if f'{name}.weight' in conv1d:\n"
+                "            child.weight = child.weight.T",
+            ),
+        ],
+        "c_attn.weight",
+    ),
+    "context not set": (
+        [("    tokenizer.model_max_length = hf.n_positions\n", "")],
+        "tokenizer.model_max_length is",
+    ),
 }
 
 
@@ -289,16 +489,33 @@ def test_slip_in_step_11_fails_with_its_message(learner_copy, slip):
 
 
 SLIPS_KV = {
-    "cache not appended": ([("        key = F.concat([past_key, key], axis=2)  # [B, H, N + S, D]\n"
-                             "        value = F.concat([past_value, value], axis=2)\n", "")],
-                           "append the new keys and values"),
-    "mask ignores the cached length": ([("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
-                                       "causal_mask(S, N, ...) with N = past_key.shape[2]"),
-    "whole window every call": ([("        if ids[: len(self.seen)] != self.seen or len(ids) <= len(self.seen):",
-                                  "        if True:")],
-                                "it should feed the prompt once and then only the newest token"),
-    "positions restart at 0": ([("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
-                               "the positions restart at 0"),
+    "cache not appended": (
+        [
+            (
+                "        key = F.concat([past_key, key], axis=2)  # [B, H, N + S, D]\n"
+                "        value = F.concat([past_value, value], axis=2)\n",
+                "",
+            )
+        ],
+        "append the new keys and values",
+    ),
+    "mask ignores the cached length": (
+        [("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
+        "causal_mask(S, N, ...) with N = past_key.shape[2]",
+    ),
+    "whole window every call": (
+        [
+            (
+                "        if ids[: len(self.seen)] != self.seen or len(ids) <= len(self.seen):",
+                "        if True:",
+            )
+        ],
+        "it should feed the prompt once and then only the newest token",
+    ),
+    "positions restart at 0": (
+        [("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
+        "the positions restart at 0",
+    ),
 }
 
 

@@ -11,11 +11,16 @@ from tests.conftest import ROOT, Run, run_checks
 STEPS = list(harness.ALL_STEPS)  # the eleven steps and the KV-cache extension
 
 
+@pytest.mark.fast
 def test_every_step_has_a_skeleton_a_solution_and_a_check():
     for step in STEPS:
         name = harness.module_name(step)
-        for path in (ROOT / "steps" / f"{name}.py", ROOT / "solutions" / f"{name}.py",
-                     ROOT / "checks" / f"test_{name}.py", ROOT / "checks" / "hints" / f"{name}.toml"):
+        for path in (
+            ROOT / "steps" / f"{name}.py",
+            ROOT / "solutions" / f"{name}.py",
+            ROOT / "checks" / f"test_{name}.py",
+            ROOT / "checks" / "hints" / f"{name}.toml",
+        ):
             assert path.exists(), path
 
 

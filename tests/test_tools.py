@@ -21,20 +21,27 @@ def steps_copy(tmp_path: Path) -> Path:
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def status_of(output: str, step: int) -> str:
-    match = re.search(rf"^  step {harness.step_argument(step):>2}  (passed|failing|not started) ",
-                      output, re.M)
+    match = re.search(
+        rf"^  step {harness.step_argument(step):>2}  (passed|failing|not started) ", output, re.M
+    )
     assert match, f"no line for step {step} in:\n{output}"
     return match.group(1)
 
 
+@pytest.mark.fast
 def test_skeleton_snapshot_is_steps():
-    assert tools.skeletons() == {step: (ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
-                                 for step in tools.ALL_STEPS}, "run python -m checks.samples"
+    assert tools.skeletons() == {
+        step: (ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
+        for step in tools.ALL_STEPS
+    }, "run python -m checks.samples"
 
 
 def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):
@@ -46,8 +53,14 @@ def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):
     run = run_checks("progress", "--dir", str(steps_copy), "--eager-only")
     assert run.code == 1, run.output
     assert "Traceback" not in run.output, run.output
-    expected = {1: "passed", 2: "failing", 3: "passed", 4: "not started", 5: "failing",
-                **{step: "not started" for step in range(6, 13)}}
+    expected = {
+        1: "passed",
+        2: "failing",
+        3: "passed",
+        4: "not started",
+        5: "failing",
+        **{step: "not started" for step in range(6, 13)},
+    }
     assert {step: status_of(run.output, step) for step in expected} == expected, run.output
     assert "exact (erf) GELU" in run.output  # the first failure's hint, under step 2
     assert "2 of 11 steps pass. Next: step 2" in run.output
@@ -60,6 +73,7 @@ def test_progress_when_every_step_passes():
     assert "11 of 11 steps pass. Every step and the extension pass" in run.output
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("step", tools.ALL_STEPS)
 def test_hints_grow_in_detail_and_end_at_the_api(step):
     hints = tools.hints(step)
@@ -68,7 +82,13 @@ def test_hints_grow_in_detail_and_end_at_the_api(step):
     # calls such as `F.softmax(` or dataclass fields such as `n_embd: int = 768`
     code = set(re.findall(r"[A-Za-z_][\w.]*\(|\w+: [\w |]+ = \S+", hints[-1]))
     assert any(piece.rstrip(",") in solution for piece in code), (
-        f"step {step}'s last hint names nothing its solution uses")
+        f"step {step}'s last hint names nothing its solution uses"
+    )
+    # More detail = more code: calls, assignments, shapes. The last hint is the most concrete.
+    detail = [len(re.findall(r"[\w.]+\(|[\w\]]+ = |\[[\w, ]+\]", hint)) for hint in hints]
+    assert detail[-1] == max(detail) and detail[-1] > detail[0], (
+        f"step {step}'s hints do not grow in detail: {detail} pieces of code"
+    )
 
 
 def test_hint_shows_one_hint_per_request():
@@ -107,8 +127,15 @@ def test_reset_asks_keeps_a_backup_and_touches_nothing_else(steps_copy):
 def test_doctor_reports_each_part_of_the_setup():
     run = run_checks("doctor")
     assert run.code == 0, run.output
-    for fragment in ("Python 3.", "max 26.7.0", "torch 2.13.0", "transformers ", "MAX kernel cache",
-                     "MAX would use", "GPT-2 weights"):
+    for fragment in (
+        "Python 3.",
+        "max 26.7.0",
+        "torch 2.13.0",
+        "transformers ",
+        "MAX kernel cache",
+        "MAX would use",
+        "GPT-2 weights",
+    ):
         assert fragment in run.output, f"{fragment!r} not in:\n{run.output}"
 
 
@@ -122,10 +149,15 @@ def test_device_gpu():
         assert run.code == 0, run.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["hint"], "hint needs a step 1-11"), (["reset", "12"], "reset needs a step 1-11"),
-    (["progress", "3"], "progress takes no step number"), (["frobnicate"], "must be a step 1-11"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["hint"], "hint needs a step 1-11"),
+        (["reset", "12"], "reset needs a step 1-11"),
+        (["progress", "3"], "progress takes no step number"),
+        (["frobnicate"], "must be a step 1-11"),
+    ],
+)
 def test_usage_errors_are_plain(args, message):
     run = run_checks(*args)
     assert run.code == 2 and message in run.output and "Traceback" not in run.output, run.output

@@ -1,0 +1,66 @@
+"""The course's steps, read from course.toml: the one place that names them.
+
+A step is known inside the checker by its number (`id`, the extension is 12); learners name it as
+`python -m checks` takes it (`cli`: "4", "kv") and by its pixi task (`task`: "s4", "kv").
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "course.toml"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    name: str  # "Step 4", "The KV-cache extension"
+    task: str  # "s4", "kv"
+    cli: str  # "4", "kv"
+    module: str  # "step_04", "ext_kv_cache"
+    title: str
+    uses: tuple[int, ...]
+    page: str
+    nav: str
+    compiles: bool
+    extension: bool = False
+
+
+def _load() -> dict[int, Step]:
+    entries = tomllib.loads(MANIFEST.read_text())["step"]
+    return {entry["id"]: Step(**{**entry, "uses": tuple(entry["uses"])}) for entry in entries}
+
+
+BY_ID = _load()
+ALL_STEPS = tuple(BY_ID)  # the eleven steps and the extension, in order
+STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # 1-11
+EXTENSION = next(step for step in ALL_STEPS if BY_ID[step].extension)
+STEP_TITLES = {step: BY_ID[step].title for step in ALL_STEPS}
+STEP_USES = {step: list(BY_ID[step].uses) for step in ALL_STEPS if BY_ID[step].uses}
+COMPILING_STEPS = frozenset(step for step in ALL_STEPS if BY_ID[step].compiles)
+
+
+def module_name(step: int) -> str:
+    return BY_ID[step].module
+
+
+def step_name(step: int) -> str:
+    """How reports name a step: "Step 4", or "The KV-cache extension"."""
+    return BY_ID[step].name
+
+
+def step_argument(step: int) -> str:
+    """The step as `python -m checks` takes it: "4", or "kv"."""
+    return BY_ID[step].cli
+
+
+def step_command(step: int) -> str:
+    return f"pixi run {BY_ID[step].task}"
+
+
+def parse_step(text: str | None) -> int | None:
+    """The step that `python -m checks TEXT` names ("1"-"11", "kv"); None for anything else."""
+    return next((step for step in ALL_STEPS if BY_ID[step].cli == text), None)

@@ -1,0 +1,31 @@
+"""Step 5: layer normalization.
+
+Deep stacks of blocks train and run stably because each block normalizes its input: every
+position's features are shifted to mean 0 and scaled to variance 1, then a learned gain (`weight`)
+and shift (`bias`) are applied:
+
+    y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias      (over the last axis)
+
+Check your work: pixi run s5
+"""
+
+from max.experimental import functional as F
+from max.experimental.nn import Module
+from max.experimental.tensor import Tensor
+
+
+class LayerNorm(Module):
+    """Normalize each position's features to mean 0 and variance 1, then scale and shift."""
+
+    def __init__(self, dim: int, *, eps: float = 1e-5):
+        self.eps = eps
+        # TODO 1: create the learned gain `weight` (ones) and shift `bias` (zeros), shape [dim].
+        # Hint: Tensor.ones([dim]), Tensor.zeros([dim])
+        self.weight = None
+        self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        # TODO 2: normalize x over its last axis with self.eps, then scale and shift.
+        # Hint: F.layer_norm(x, gamma=..., beta=..., epsilon=...) does it in one call; or write it
+        #   from x.mean(axis=-1) and the (biased) variance yourself.
+        return None

@@ -1,0 +1,178 @@
+"""The given part of step 11 and of the KV-cache chapter: loading GPT-2 from HuggingFace, and the
+command line around your model. Nothing here is yours to write; step_11.py and ext_kv_cache.py
+import it. (solutions/gpt2_demo.py is a link to this file.)
+"""
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from max.driver import Device
+from max.dtype import DType
+from max.experimental import functional as F
+from max.experimental.tensor import Tensor, TensorType, default_dtype, defaults
+from max.graph import DeviceRef
+
+
+def load_huggingface(model_name_or_path: str):
+    """GPT2LMHeadModel and GPT2Tokenizer from a local folder, the cache, or the hub."""
+    import torch
+    from transformers import GPT2LMHeadModel, GPT2Tokenizer
+
+    path = Path(model_name_or_path)
+    if not path.is_dir() and (path.is_absolute() or model_name_or_path.startswith(".")):
+        raise SystemExit(f"There is no folder {model_name_or_path}: check the --model path.")
+    local = path.is_dir() or is_cached(model_name_or_path)
+    if not local and not hub_reachable():
+        raise SystemExit(
+            f"Can't load '{model_name_or_path}': it is not a local folder, it is not in the "
+            "HuggingFace cache, and huggingface.co can't be reached from this machine. Connect to "
+            "the internet once (GPT-2 small is about 550 MB and is cached afterwards), or point "
+            "--model at a folder saved with save_pretrained (config.json, model.safetensors, "
+            "vocab.json, merges.txt)."
+        )
+    if not local:
+        print(f"Downloading {model_name_or_path} from HuggingFace (GPT-2 small: about 550 MB)...")
+    # In MAX's default dtype (bfloat16 on a GPU), so loading the weights casts nothing.
+    dtype = torch.bfloat16 if defaults()[0] == DType.bfloat16 else torch.float32
+    hf_model = GPT2LMHeadModel.from_pretrained(model_name_or_path, local_files_only=local, dtype=dtype)
+    tokenizer = GPT2Tokenizer.from_pretrained(model_name_or_path, local_files_only=local)
+    # transformers 5 can return an empty tokenizer instead of raising when files are missing.
+    if len(tokenizer) <= 1:
+        raise SystemExit(
+            f"The tokenizer of '{model_name_or_path}' is empty: vocab.json and merges.txt were "
+            "not found or could not be read. Check the folder, or load 'gpt2' while online."
+        )
+    return hf_model.eval(), tokenizer
+
+
+def is_cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid hub name either
+        return False
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+def compile_for(model_name_or_path: str, model_class, config_class, transfer_weights,
+                input_types: Callable, what: str):
+    """Step 11's build_model for another model class (the KV-cache chapter's): load GPT-2, build
+    `model_class` at its sizes without random weights, transfer the weights, compile for
+    `input_types(config, device)`. Returns (compiled model, tokenizer, device, config)."""
+    hf_model, tokenizer = load_huggingface(model_name_or_path)
+    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.model_max_length = hf_model.config.n_positions
+    config = config_class(**{name: getattr(hf_model.config, name)
+                             for name in config_class.__dataclass_fields__})
+    device = defaults()[1].devices[0]
+    with F.lazy():
+        model = model_class(config)
+    transfer_weights(hf_model, model)
+    model.to(device)
+    print(f"Compiling GPT-2 {what}({config.n_layer} layers, {config.n_embd} wide) for {device}...")
+    return model.compile(*input_types(config, device)), tokenizer, device, config
+
+
+def empty_cache(config, device: Device, batch: int = 1) -> list[Tensor]:
+    """Keys and values of no tokens yet: 2 * n_layer tensors of shape [batch, n_head, 0, head_dim],
+    in MAX's default dtype, the model's (float32 on a CPU, bfloat16 on a GPU)."""
+    shape = (batch, config.n_head, 0, config.n_embd // config.n_head)
+    empty = Tensor.zeros(shape, dtype=defaults()[0], device=device)
+    return [empty] * (2 * config.n_layer)
+
+
+def cache_input_types(config, device: Device) -> list[TensorType]:
+    """The compiled KV-cache model's inputs: ids of any batch and length, caches of any cached
+    length."""
+    where = DeviceRef.from_device(device)
+    cache = TensorType(defaults()[0], ("batch", config.n_head, "cached", config.n_embd // config.n_head),
+                       device=where)
+    return [TensorType(DType.int64, ("batch", "seqlen"), device=where)] + [cache] * (2 * config.n_layer)
+
+
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def command_line(run_model: Callable, build: Callable, argv: list[str] | None = None) -> int:
+    """`python step_11.py [--model M] [--prompt P] ...`: parse the options, then run_model with
+    `build` (your build_model, or the KV-cache chapter's), naming an unfinished step, if any."""
+    parser = argparse.ArgumentParser(description="Generate text with your GPT-2 on MAX.")
+    parser.add_argument("--model", default="gpt2", help="a HuggingFace name or a local folder")
+    parser.add_argument("--prompt", help="generate once for this prompt (default: interactive)")
+    parser.add_argument("--max-new-tokens", type=int, default=50)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--greedy", action="store_true", help="always take the likeliest token")
+    parser.add_argument("--seed", type=int, help="make sampling reproducible")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"),
+                        help="the model's dtype (default: MAX's, float32 on a CPU, bfloat16 on a GPU)")
+    args = parser.parse_args(argv)
+    if args.temperature <= 0:
+        parser.error("--temperature must be above 0 (use --greedy for deterministic text)")
+    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" notes
+    # Python 3.11 runs MAX's eager ops ~100x slower under the default SIGINT handler.
+    signal.signal(signal.SIGINT, interrupt)
+    dtype = default_dtype(getattr(DType, args.dtype)) if args.dtype else contextlib.nullcontext()
+    try:
+        with dtype:
+            run_model(args.model, args.prompt, args.max_new_tokens, args.temperature, args.greedy,
+                      args.seed, announced(build))
+    except KeyboardInterrupt:
+        print("\nStopped.")
+    except Exception as error:  # most often a step that is not finished yet
+        print(unfinished_step_message(error), file=sys.stderr)
+        return 1
+    return 0
+
+
+def announced(build):
+    """`build`, saying every 15 s that it is still at work: loading GPT-2 and compiling it takes
+    minutes the first time, and a graph is compiled again whenever the model's code changes."""
+
+    def build_and_announce(*args):
+        done, start = threading.Event(), time.monotonic()
+
+        def heartbeat() -> None:
+            while not done.wait(15):
+                print(f"  … still loading and compiling ({time.monotonic() - start:.0f} s)",
+                      file=sys.stderr, flush=True)
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+        try:
+            return build(*args)
+        finally:
+            done.set()
+
+    return build_and_announce
+
+
+def unfinished_step_message(error: Exception) -> str:
+    """Name the step whose code raised, so the learner knows what to finish (no traceback)."""
+    steps = [Path(frame.filename).stem for frame in traceback.extract_tb(error.__traceback__)
+             if re.fullmatch(r"step_\d\d", Path(frame.filename).stem)]
+    detail = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    if not steps:
+        return f"GPT-2 could not run ({detail})."
+    step = int(steps[-1].removeprefix("step_"))
+    return (f"GPT-2 can't run yet: your step {step} raised {detail}. Finish step {step} and check "
+            f"it with `pixi run s{step}` (`pixi run check-all` shows every step).")

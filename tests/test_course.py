@@ -1,0 +1,80 @@
+"""course.toml is the one list of the course: everything that names a step agrees with it."""
+
+import ast
+import re
+import tomllib
+
+import pytest
+
+from checks import course
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.fast
+STEPS = [course.BY_ID[step] for step in course.ALL_STEPS]
+
+
+def test_steps_are_numbered_in_order_with_the_extension_last():
+    assert [step.id for step in STEPS] == list(range(1, len(STEPS) + 1))
+    assert [step.extension for step in STEPS] == [False] * 11 + [True]
+
+
+def test_every_step_has_its_files():
+    for step in STEPS:
+        for path in (
+            ROOT / "steps" / f"{step.module}.py",
+            ROOT / "solutions" / f"{step.module}.py",
+            ROOT / "checks" / f"test_{step.module}.py",
+            ROOT / "checks" / "hints" / f"{step.module}.toml",
+            ROOT / "docs" / step.page,
+        ):
+            assert path.exists(), f"{step.name}: {path} is missing"
+
+
+def test_no_file_names_a_step_the_manifest_lacks():
+    modules = {step.module for step in STEPS}
+    for folder, pattern, strip in (
+        ("steps", "*.py", ""),
+        ("solutions", "*.py", ""),
+        ("checks/hints", "*.toml", ""),
+        ("checks", "test_*.py", "test_"),
+    ):
+        found = {
+            path.stem.removeprefix(strip)
+            for path in (ROOT / folder).glob(pattern)
+            if re.fullmatch(r"(test_)?(step_\d\d|ext_\w+)", path.stem)
+        }
+        assert found <= modules, f"{folder}: {found - modules} not in course.toml"
+    pages = {
+        str(path.relative_to(ROOT / "docs")) for path in (ROOT / "docs" / "steps").glob("*.md")
+    }
+    assert pages == {step.page for step in STEPS}
+
+
+def test_pixi_tasks_are_the_manifests():
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    for step in STEPS:
+        assert tasks[step.task] == f"python -m checks {step.cli}", step.name
+
+
+def test_the_sites_navigation_lists_the_steps_in_order():
+    nav = re.findall(r"^\s+- (.+): (steps/[\w.-]+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    assert nav == [(step.nav, step.page) for step in STEPS]
+
+
+@pytest.mark.parametrize("folder", ["steps", "solutions"])
+def test_each_step_uses_what_it_imports(folder):
+    for step in STEPS:
+        tree = ast.parse((ROOT / folder / f"{step.module}.py").read_text())
+        imported = {
+            int(node.module.removeprefix("step_"))
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and re.fullmatch(r"step_\d\d", node.module or "")
+        }
+        assert imported == set(step.uses), (
+            f"{folder}/{step.module}.py imports steps {sorted(imported)}"
+        )
+
+
+def test_the_cli_names_each_step_once():
+    assert [course.parse_step(step.cli) for step in STEPS] == list(course.ALL_STEPS)
+    assert course.parse_step("12") is None and course.parse_step("0") is None
