@@ -329,8 +329,14 @@ class Waiting:
     """Keeps the terminal from going silent: a wait that passes `after_s` says what it is, then
     prints the elapsed time every `every_s` until it ends. Short waits print nothing."""
 
-    def __init__(self, after_s: float = 5.0, every_s: float = 15.0):
+    def __init__(
+        self,
+        after_s: float = 5.0,
+        every_s: float = 15.0,
+        speak: Callable[[str], None] | None = None,
+    ):
         self.after_s, self.every_s = after_s, every_s
+        self.speak = speak or say
         self.busy = False  # one wait speaks at a time: the outermost
 
     @contextlib.contextmanager
@@ -344,10 +350,10 @@ class Waiting:
         def beat() -> None:
             if done.wait(self.after_s):
                 return
-            say(f"  … {text}")
+            self.speak(f"  … {text}")
             spoke.set()
             while not done.wait(self.every_s):
-                say(f"  … still working ({time.monotonic() - start:.0f} s)")
+                self.speak(f"  … still working ({time.monotonic() - start:.0f} s)")
 
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()
@@ -358,7 +364,7 @@ class Waiting:
             thread.join()
             self.busy = False
             if spoke.is_set():
-                say(f"  … done ({time.monotonic() - start:.0f} s)")
+                self.speak(f"  … done ({time.monotonic() - start:.0f} s)")
 
 
 def say(line: str) -> None:

@@ -298,8 +298,8 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
     )
 
 
-def test_bfloat16_logits_as_on_a_gpu():
-    """generate_text works when the model returns bfloat16 logits, as it does on a GPU"""
+def test_bfloat16_logits_as_on_a_gpu_compiled():
+    """generate_text works when the model returns bfloat16 logits, as on a GPU (the cast to float32 is a compiled graph on the CPU)"""
     tokenizer, _ = setup()
     word = tokenizer.encode(" the")[0]
     model = scripted([word], len(tokenizer), bfloat16=True)

@@ -1,0 +1,55 @@
+"""Never a silent wait, and compiling never counts as the learner's time (issue 11)."""
+
+import time
+
+import pytest
+
+from checks import harness
+
+pytestmark = pytest.mark.fast
+
+
+def spoken_lines(wait: harness.Waiting, seconds: float) -> list[tuple[float, str]]:
+    lines: list[tuple[float, str]] = []
+    start = time.monotonic()
+    wait.speak = lambda line: lines.append((time.monotonic() - start, line))
+    with wait.announce("compiling a stand-in"):
+        time.sleep(seconds)
+    return [(0.0, "start"), *lines, (time.monotonic() - start, "end")]
+
+
+def test_a_slow_wait_says_what_it_is_then_beats_until_it_ends():
+    lines = spoken_lines(harness.Waiting(after_s=0.2, every_s=0.3), 1.6)
+    texts = [text for _, text in lines]
+    assert texts[1] == "  … compiling a stand-in" and texts[-2].startswith("  … done")
+    assert sum("still working" in text for text in texts) >= 3
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(lines, lines[1:], strict=False)]
+    assert max(gaps) < 0.3 + 0.2, gaps  # never silent longer than every_s, with some slack
+
+
+def test_a_short_wait_prints_nothing():
+    assert [text for _, text in spoken_lines(harness.Waiting(after_s=0.5), 0.1)] == ["start", "end"]
+
+
+def test_the_defaults_keep_every_silence_under_15_seconds():
+    wait = harness.Waiting()
+    assert wait.after_s <= 5 and wait.every_s <= 15
+
+
+def test_an_endless_loop_still_times_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(harness.LearnerError, match="did not finish within 1 s"):
+        with harness.time_limit(1.0, "the stand-in"):
+            while True:
+                pass
+
+
+def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
+    """A stand-in that writes to MAX's cache meanwhile, as a compile does, runs past the limit."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "modular"
+    cache.mkdir()
+    with harness.time_limit(0.5, "the stand-in"):
+        for number in range(12):  # 2.4 s, five times the limit
+            (cache / f"kernel-{number}").write_text("compiled")
+            time.sleep(0.2)
