@@ -332,7 +332,7 @@ class Waiting:
     def __init__(
         self,
         after_s: float = 5.0,
-        every_s: float = 15.0,
+        every_s: float = 12.0,
         speak: Callable[[str], None] | None = None,
     ):
         self.after_s, self.every_s = after_s, every_s

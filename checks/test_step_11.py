@@ -121,7 +121,7 @@ def build():
     return built
 
 
-def test_build_model_gives_huggingface_logits_and_text():
+def test_build_model_gives_huggingface_logits_and_text_compiled():
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
     torch = torch_no_grad()
     hf_model, hf_tokenizer = huggingface()
@@ -182,7 +182,7 @@ def built_model():
     return build()
 
 
-def test_run_model_interactive():
+def test_run_model_interactive_compiled():
     """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
     run_model = learner_attr(11, "run_model")
     step_11 = sys.modules["step_11"]
@@ -225,7 +225,7 @@ def test_run_model_interactive():
         step_11.build_model = original
 
 
-def test_demo_command_line():
+def test_demo_command_line_compiled():
     """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
     script = steps_dir() / "step_11.py"
     argv = [

@@ -146,14 +146,14 @@ def command_line(run_model: Callable, build: Callable, argv: list[str] | None = 
 
 
 def announced(build):
-    """`build`, saying every 15 s that it is still at work: loading GPT-2 and compiling it takes
+    """`build`, saying every 12 s that it is still at work: loading GPT-2 and compiling it takes
     minutes the first time, and a graph is compiled again whenever the model's code changes."""
 
     def build_and_announce(*args):
         done, start = threading.Event(), time.monotonic()
 
         def heartbeat() -> None:
-            while not done.wait(15):
+            while not done.wait(12):
                 print(f"  … still loading and compiling ({time.monotonic() - start:.0f} s)",
                       file=sys.stderr, flush=True)
 

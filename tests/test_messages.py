@@ -4,8 +4,10 @@ Each test makes one mistake in a copy of the solutions, runs the check as a lear
 asserts the message that names it and, where a misleading one was printed before, its absence.
 """
 
+import pytest
+
 from checks import harness
-from tests.conftest import Run, mutate, run_checks
+from tests.conftest import ROOT, Run, mutate, run_checks
 
 SPLIT_HEADS = (
     "x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
@@ -151,3 +153,19 @@ def test_arange_where_mask_is_caught_at_step_3(learner_copy):
     )
     assert "right eagerly but wrong inside the compiled graph" in run.output, run.output
     assert run.output.count("FAIL") == 1, run.output  # the eager values are right
+
+
+@pytest.mark.fast
+def test_step_3_page_says_broadcast_to_takes_symbolic_sizes_despite_its_docstring():
+    page = (ROOT / "docs" / "steps" / "03-causal-mask.md").read_text()
+    assert "a static shape (no dynamic" in page and "does accept symbolic sizes" in page
+    assert "where a softmax follows it, as in attention" in page
+
+
+@pytest.mark.fast
+def test_step_11_page_shows_how_to_make_a_model_folder():
+    page = (ROOT / "docs" / "steps" / "11-pretrained.md").read_text()
+    assert "pixi run save-model my-small-gpt2" in page
+    assert "python steps/step_11.py --model my-small-gpt2" in page
+    tasks = (ROOT / "pixi.toml").read_text()
+    assert 'save-model = "python -m checks save-model"' in tasks

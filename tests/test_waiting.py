@@ -53,3 +53,21 @@ def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
         for number in range(12):  # 2.4 s, five times the limit
             (cache / f"kernel-{number}").write_text("compiled")
             time.sleep(0.2)
+
+
+def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
+    from checks import tools
+    from checks.report import Result
+
+    ran = []
+
+    def run_step(step):
+        ran.append(step)
+        return [Result("a check", passed=step != 7)]
+
+    assert tools.warm(run_step) is False
+    out = capsys.readouterr().out
+    assert ran == sorted(harness.COMPILING_STEPS)
+    bars = [line for line in out.splitlines() if line.startswith("  [")]
+    assert len(bars) == len(ran) + 1 and "left)" in bars[0] and bars[-1].startswith("  [####")
+    assert "the reference solution of step 7 did not pass" in out
