@@ -325,6 +325,6 @@ def _weights_line() -> bool:
             if reachable
             else "huggingface.co can't be reached"
         ),
-        "Connect once to download them, or run the demo with --model pointing at a "
-        "folder saved with save_pretrained. The checks never need them.",
+        "Connect once to download them, or make a small model folder with `pixi run "
+        "save-model DIR` and run the demo with --model DIR. The checks never need them.",
     )
