@@ -240,10 +240,9 @@ def test_stops_after_end_of_text_and_at_max_new_tokens():
     )
 
 
-def test_streams_each_new_piece_to_on_text():
-    """on_text receives the new text piece by piece, as it is generated (streaming)"""
-    tokenizer, _ = setup()
-    words = [tokenizer.encode(w)[0] for w in (" the", " model", " the")]
+def streamed(tokenizer, words):
+    """Greedy generation of `words` from "Hello": (what, the pieces on_text got, and after which
+    model call each came)."""
     model = scripted(words, len(tokenizer))
     pieces, calls_so_far = [], []
 
@@ -252,8 +251,16 @@ def test_streams_each_new_piece_to_on_text():
         calls_so_far.append(model.calls)
 
     what, _ = generate(
-        tokenizer, model, "Hello", max_new_tokens=3, do_sample=False, on_text=on_text
+        tokenizer, model, "Hello", max_new_tokens=len(words), do_sample=False, on_text=on_text
     )
+    return what, pieces, calls_so_far
+
+
+def test_streams_each_new_piece_to_on_text():
+    """on_text receives the new text piece by piece, as it is generated (streaming)"""
+    tokenizer, _ = setup()
+    words = [tokenizer.encode(w)[0] for w in (" the", " model", " the")]
+    what, pieces, calls_so_far = streamed(tokenizer, words)
     expected = tokenizer.decode(words)
     expect(
         "".join(pieces) == expected,
@@ -273,16 +280,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
     # GPT-2's tokens are bytes: "é" is the bytes C3 A9, here two tokens of one byte each.
     halves = tokenizer.convert_tokens_to_ids(["\u00c3", "\u00a9"])
     words = [*halves, tokenizer.encode(" the")[0]]
-    model = scripted(words, len(tokenizer))
-    pieces, calls_so_far = [], []
-
-    def on_text(piece: str) -> None:
-        pieces.append(piece)
-        calls_so_far.append(model.calls)
-
-    what, _ = generate(
-        tokenizer, model, "Hello", max_new_tokens=3, do_sample=False, on_text=on_text
-    )
+    what, pieces, calls_so_far = streamed(tokenizer, words)
     expected = tokenizer.decode(words)
     expect(
         "".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
