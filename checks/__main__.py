@@ -42,9 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--solutions", action="store_true", help="check solutions/ instead")
-    where.add_argument("--dir", type=Path, help="check the step files in this folder")
+    harness.add_folder_options(parser, "check")
     parser.add_argument(
         "--eager-only",
         action="store_true",
@@ -203,7 +201,7 @@ def check_one(step: int, verbose: bool) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    folder = args.dir or (harness.ROOT / ("solutions" if args.solutions else "steps"))
+    folder = harness.chosen_folder(args)
     harness.use_steps_dir(folder)
     if args.command == "hint":
         return 0 if tools.hint(harness.parse_step(args.step)) else 1

@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -86,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=50, help="new tokens per run (50)")
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (3)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--solutions", action="store_true", help="time solutions/ instead of steps/")
-    where.add_argument("--dir", type=Path, help="time the step files in this folder")
+    harness.add_folder_options(parser, "time")
     parser.add_argument(
         "--device",
         choices=("cpu", "gpu"),
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except harness.LearnerError as error:
         print(error)
         return 1
-    harness.use_steps_dir(args.dir or harness.ROOT / ("solutions" if args.solutions else "steps"))
+    harness.use_steps_dir(harness.chosen_folder(args))
     try:
         steps = ready_steps()
     except harness.LearnerError as error:

@@ -168,6 +168,17 @@ def interpret_eager_ops() -> None:
     )
 
 
+def add_folder_options(parser: Any, verb: str) -> None:
+    """--solutions / --dir DIR: which folder's step files a command `verb`s (steps/ by default)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--solutions", action="store_true", help=f"{verb} solutions/ instead")
+    where.add_argument("--dir", type=Path, help=f"{verb} the step files in this folder")
+
+
+def chosen_folder(args: Any) -> Path:
+    return args.dir or ROOT / ("solutions" if args.solutions else "steps")
+
+
 def steps_dir() -> Path:
     return Path(os.environ.get(STEPS_DIR_ENV, ROOT / "steps")).resolve()
 

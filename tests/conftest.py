@@ -64,6 +64,17 @@ def mutate(folder: Path, step: int | str, replacements: list[tuple[str, str]]) -
     path.write_text(text)
 
 
+def run_slip(folder: Path, step: int, replacements: list[tuple[str, str]], *flags: str) -> Run:
+    """Make a slip in a copy of the solutions and run its step's check as a learner does: it must
+    fail plainly, saying the step is not done yet. The run, for what else it must say."""
+    from checks import harness
+
+    mutate(folder, harness.module_name(step), replacements)
+    run = run_checks(harness.step_argument(step), "--dir", str(folder), *flags)
+    run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
+    return run
+
+
 @pytest.fixture
 def learner_copy(tmp_path: Path) -> Path:
     return copy_solutions(tmp_path)

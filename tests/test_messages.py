@@ -7,7 +7,7 @@ asserts the message that names it and, where a misleading one was printed before
 import pytest
 
 from checks import harness
-from tests.conftest import ROOT, Run, mutate, run_checks
+from tests.conftest import ROOT, run_slip
 
 SPLIT_HEADS = (
     "x = x.reshape([batch, seq_len, self.num_heads, self.head_dim])  # [B, S, H, D]\n"
@@ -27,16 +27,9 @@ STREAMING = """            text = decode_tokens(Tensor.from_dlpack(np.array(gene
 """
 
 
-def check(folder, step, replacements, *flags: str) -> Run:
-    mutate(folder, harness.module_name(step), replacements)
-    run = run_checks(harness.step_argument(step), "--dir", str(folder), *flags)
-    run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
-    return run
-
-
 def test_prompt_left_out_is_the_only_thing_reported(learner_copy):
     """One mistake, one message: the other checks judge the new tokens, which are right."""
-    run = check(learner_copy, 10, [("return prompt + decode_tokens(", "return decode_tokens(")])
+    run = run_slip(learner_copy, 10, [("return prompt + decode_tokens(", "return decode_tokens(")])
     assert "The prompt is missing" in run.output, run.output
     assert "Divide the logits by the temperature" not in run.output, run.output
     assert "it should add exactly" not in run.output, run.output
@@ -49,14 +42,14 @@ def test_unbiased_variance_is_named_at_every_width(learner_copy):
         "        var = (centered * centered).mean(axis=-1) * (n / (n - 1))\n"
         "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias"
     )
-    run = check(learner_copy, 5, [(LAYER_NORM, unbiased)], "--eager-only")
+    run = run_slip(learner_copy, 5, [(LAYER_NORM, unbiased)], "--eager-only")
     assert "the variance is the unbiased one" in run.output, run.output
     assert "a different epsilon" not in run.output, run.output
     assert "width 768" in run.output, run.output  # the case that said "epsilon" before
 
 
 def test_residual_added_to_the_normalized_input_is_named(learner_copy):
-    run = check(
+    run = run_slip(
         learner_copy,
         6,
         [
@@ -77,7 +70,7 @@ def test_residual_added_to_the_normalized_input_is_named(learner_copy):
 
 
 def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
-    run = check(
+    run = run_slip(
         learner_copy,
         4,
         [
@@ -92,7 +85,7 @@ def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
 
 
 def test_positions_restarting_fail_the_text_check_too(learner_copy):
-    run = check(
+    run = run_slip(
         learner_copy,
         harness.EXTENSION,
         [("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
@@ -104,13 +97,13 @@ def test_positions_restarting_fail_the_text_check_too(learner_copy):
 
 
 def test_a_finite_stand_in_for_minus_infinity_is_explained(learner_copy):
-    run = check(learner_copy, 3, [('Tensor(float("-inf"),', "Tensor(-1e9,")], "--eager-only")
+    run = run_slip(learner_copy, 3, [('Tensor(float("-inf"),', "Tensor(-1e9,")], "--eager-only")
     assert "large finite number (-1e+09) instead of -inf" in run.output, run.output
     assert "exp(-inf) is exactly 0" in run.output, run.output
 
 
 def test_streaming_each_token_alone_splits_characters(learner_copy):
-    run = check(
+    run = run_slip(
         learner_copy,
         10,
         [
@@ -126,7 +119,7 @@ def test_streaming_each_token_alone_splits_characters(learner_copy):
 
 
 def test_a_block_that_ignores_n_inner_fails(learner_copy):
-    run = check(
+    run = run_slip(
         learner_copy,
         6,
         [("inner_dim = config.n_inner or 4 * config.n_embd", "inner_dim = 4 * config.n_embd")],
@@ -143,7 +136,7 @@ def test_arange_where_mask_is_caught_at_step_3(learner_copy):
 
     solution = (learner_copy / "step_03.py").read_text()
     body = solution[solution.index('    hidden = Tensor(float("-inf")') :]
-    run = check(
+    run = run_slip(
         learner_copy,
         3,
         [

@@ -7,7 +7,7 @@ except where compilation is the point.
 import pytest
 
 from checks import harness
-from tests.conftest import mutate, run_checks
+from tests.conftest import mutate, run_checks, run_slip
 
 GELU = 'F.gelu(hidden_states, approximate="tanh")'
 SOFTMAX = "weights = F.softmax(scores, axis=-1)"
@@ -156,10 +156,7 @@ SLIPS = {
 
 def assert_caught(folder, step: int, replacements, message: str, *flags: str) -> None:
     """Make the slip in the copy of the solutions; its check must fail plainly, with `message`."""
-    mutate(folder, harness.module_name(step), replacements)
-    run_checks(harness.step_argument(step), "--dir", str(folder), *flags).assert_plain_failure(
-        message, f"{harness.step_name(step)} is not done yet"
-    )
+    run_slip(folder, step, replacements, *flags).assert_plain_failure(message)
 
 
 @pytest.mark.parametrize("slip", SLIPS.values(), ids=SLIPS.keys())
