@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from checks import harness, tools
+from checks import harness, options, tools
+from checks.options import ROOT, Options
 
 
 COMMANDS = ("all", "progress", "hint", "reset", "doctor", "warm", "save-model")
@@ -63,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--time-limit",
         type=float,
-        help=f"seconds per call into your code ({harness.TIME_LIMIT_S:.0f})",
+        help=f"seconds per call into your code ({Options().time_limit_s:.0f})",
     )
     parser.add_argument("--yes", action="store_true", help="reset without asking")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
@@ -179,7 +180,8 @@ def check_one(step: int, verbose: bool) -> bool:
     if not failed:
         nxt = {
             11: " Run your model: pixi run gpt2.",
-            harness.EXTENSION: " Compare the speeds: pixi run bench.",
+            harness.KV_CACHE: " Compare the speeds: pixi run bench. Next: serving it.",
+            harness.SERVING: " Serve it: pixi run serve --model DIR.",
         }.get(step, f" Next: step {step + 1}.")
         print(
             f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}"
@@ -187,9 +189,11 @@ def check_one(step: int, verbose: bool) -> bool:
         return True
     for earlier in harness.STEP_USES.get(step, []):
         if not step_passes(earlier):
+            earlier_name = harness.step_name(earlier).replace("Step", "step").replace("The", "the")
             print(
-                f"\n{harness.step_name(step)} runs on your step {earlier}, which does not pass its own check yet: "
-                f"fix step {earlier} first (pixi run s{earlier})."
+                f"\n{harness.step_name(step)} runs on your {earlier_name.removeprefix('the ')}, "
+                f"which does not pass its own check yet: fix {earlier_name} first "
+                f"({harness.step_command(earlier)})."
             )
             break
     print(
@@ -201,7 +205,15 @@ def check_one(step: int, verbose: bool) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    folder = harness.chosen_folder(args)
+    folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
+    run_options = Options(
+        device=args.device,
+        dtype=args.dtype or ("bfloat16" if args.device == "gpu" else "float32"),
+        eager_only=args.eager_only,
+    )
+    options.use(
+        run_options if not args.time_limit else run_options.but(time_limit_s=args.time_limit)
+    )
     harness.use_steps_dir(folder)
     if args.command == "hint":
         return 0 if tools.hint(harness.parse_step(args.step)) else 1
@@ -209,26 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tools.reset(harness.parse_step(args.step), yes=args.yes) else 1
     if args.command == "save-model":
         return 0 if tools.save_model(Path(args.step)) else 1
-    if args.command == "warm":
-        harness.use_steps_dir(harness.ROOT / "solutions")
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
-    if args.eager_only:
-        os.environ["GPT2_CHECK_EAGER_ONLY"] = "1"
-    if args.time_limit:
-        harness.TIME_LIMIT_S = args.time_limit
     try:
         if args.command == "doctor":
             return 0 if tools.doctor() else 1
-        harness.use_device(args.device, args.dtype)
-        if args.command == "check":
-            ok = check_one(harness.parse_step(args.step), args.verbose)
-        elif args.command == "warm":
-            ok = tools.warm(lambda step: run_step(step, verbose=False, quiet=True))
-        else:  # all, progress
-            ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
-    except harness.LearnerError as error:
+        with harness.pinned_defaults():
+            if args.command == "check":
+                ok = check_one(harness.parse_step(args.step), args.verbose)
+            elif args.command == "warm":
+                ok = tools.warm(lambda step: run_step(step, verbose=False, quiet=True))
+            else:  # all, progress
+                ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
+    except (harness.LearnerError, harness.NoDevice) as error:
         print(error)
         return 1
     except KeyboardInterrupt:

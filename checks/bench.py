@@ -3,12 +3,14 @@
     python -m checks.bench                       # GPT-2 124M sizes, seeded random weights
     python -m checks.bench --model gpt2          # OpenAI's weights (from the HuggingFace cache)
     python -m checks.bench --tiny                # a 2-layer model: a quick run of the same code
+    python -m checks.bench --serve               # also the serving chapter's model, max serve
 
 One process times the same greedy generation (same prompt ids, same number of new tokens) for
 HuggingFace generate() with its KV cache, HuggingFace without a cache, step 10's loop on the
 compiled step-11 model, and the KV-cache extension; it prints tokens/s (median and best of the
 repeats, the warm-up run reported apart), the ratio to HuggingFace generate(), compile times and
-peak memory, and exits 1 unless all four produced the same tokens. The MAX models are the
+peak memory, and exits 1 unless all of them produced the same tokens. With --serve the same model
+is also saved to a folder, served with the serving chapter's code and timed through the API. The MAX models are the
 learner's own, from steps/ (`--solutions` times the reference answers, `--dir` any folder); the
 steps they need are tried on a tiny model first, so an unfinished one is named in seconds.
 """
@@ -26,18 +28,19 @@ from typing import Callable
 
 import numpy as np
 
-from checks import harness
+from checks import harness, options
 from checks.reference import IdTokenizer
 
 
 @dataclass
-class Result:
+class Timing:
     name: str
     tokens: list[int]
     warmup_s: float
     runs_s: list[float] = field(default_factory=list)
     compile_s: float | None = None
     peak_rss_mb: float = 0.0
+    first_token_s: float = 0.0  # median time to the first new token (prompt included)
 
     def rate(self, seconds: float) -> float:
         return len(self.tokens) / seconds
@@ -85,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=50, help="new tokens per run (50)")
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (3)")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="also time the serving chapter's model behind max serve, streamed (starts a server)",
+    )
     harness.add_folder_options(parser, "time")
     parser.add_argument(
         "--device",
@@ -93,20 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         help="where the MAX models run (gpu: in bfloat16)",
     )
     args = parser.parse_args(argv)
+    options.use(
+        options.Options(device=args.device, dtype="bfloat16" if args.device == "gpu" else "float32")
+    )
+    harness.use_steps_dir(harness.chosen_folder(args))
     harness.install_sigint_handler()
     harness.interpret_eager_ops()
     try:
-        harness.use_device(args.device)
-    except harness.LearnerError as error:
-        print(error)
-        return 1
-    harness.use_steps_dir(harness.chosen_folder(args))
-    try:
-        steps = ready_steps()
-    except harness.LearnerError as error:
+        with harness.pinned_defaults():
+            return time_all(args, ready_steps())
+    except (harness.LearnerError, harness.NoDevice) as error:
         print(error)
         return 1
 
+
+def time_all(args: argparse.Namespace, steps: list) -> int:
+    """Times each way of generating the same greedy tokens and prints the table."""
     import torch
 
     hf, weights = huggingface_model(args)
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     prompt = " ".join(map(str, prompt_ids))
     tokenizer = IdTokenizer(config.n_positions)
-    results: list[Result] = []
+    results: list[Timing] = []
     print(
         f"Greedy generation: GPT-2 {config.n_layer} layers x {config.n_embd} wide ({weights}), "
         f"{args.prompt_tokens}-token prompt, {args.tokens} new tokens, {args.repeats} timed runs "
@@ -124,14 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    def hf_run(use_cache: bool) -> Callable[[], list[int]]:
-        def run() -> list[int]:
+    def hf_run(use_cache: bool) -> Callable[[int], list[int]]:
+        def run(tokens: int) -> list[int]:
             out = hf.generate(
                 torch.tensor([prompt_ids]),
                 do_sample=False,
                 use_cache=use_cache,
-                max_new_tokens=args.tokens,
-                min_new_tokens=args.tokens,
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
                 pad_token_id=0,
                 eos_token_id=None,
             )
@@ -139,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return run
 
-    def record(name: str, run: Callable[[], list[int]], compile_s: float | None = None) -> None:
+    def record(name: str, run: Callable[[int], list[int]], compile_s: float | None = None):
+        """Time `run(n)` (n new tokens) for args.tokens, and for 1: the first token's latency."""
         print(f"  timing {name} ...", flush=True)
-        tokens, warmup, runs = timed(run, args.repeats)
-        results.append(Result(name, tokens, warmup, runs, compile_s, peak_rss_mb()))
+        tokens, warmup, runs = timed(lambda: run(args.tokens), args.repeats)
+        first = statistics.median(timed(lambda: run(1), args.repeats)[2])
+        results.append(Timing(name, tokens, warmup, runs, compile_s, peak_rss_mb(), first))
 
     record("HuggingFace generate(), KV cache", hf_run(True))
     record("HuggingFace generate(), no cache", hf_run(False))
@@ -183,32 +195,31 @@ def main(argv: list[str] | None = None) -> int:
 
     record(
         "MAX, step 10 loop, no cache",
-        lambda: ids_of(
+        lambda n: ids_of(
             step_10.generate_text(
-                simple, tokenizer, device, prompt, max_new_tokens=args.tokens, do_sample=False
+                simple, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
             )
         ),
         simple_compile,
     )
     record(
         "MAX, KV cache (extension)",
-        lambda: ids_of(
+        lambda n: ids_of(
             kv.generate_with_cache(
-                cached,
-                max_config,
-                tokenizer,
-                device,
-                prompt,
-                max_new_tokens=args.tokens,
-                do_sample=False,
+                cached, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
             )
         ),
         cached_compile,
     )
+    if args.serve:
+        from checks import serving
+
+        with serving.served(hf, harness.steps_dir(), prompt_ids) as server:
+            record(server.name, server.run, server.start_s)
     return report(results, args.tokens)
 
 
-NEEDED = (1, 8, 10, 11, harness.EXTENSION)  # the config, the model, the loop, loading, the cache
+NEEDED = (1, 8, 10, 11, harness.KV_CACHE)  # the config, the model, the loop, loading, the cache
 
 
 def ready_steps() -> list:
@@ -293,22 +304,28 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
         raise harness.LearnerError(problem.split("\n")[0])
 
 
-def report(results: list[Result], tokens: int) -> int:
+def report(results: list[Timing], tokens: int) -> int:
     baseline = statistics.median(results[0].runs_s)
     print(
-        f"\n| {'model':<34} | tok/s median | tok/s best | vs HF generate() | warm-up s | compile s | peak RSS MB |"
+        f"\n| {'model':<34} | tok/s median | tok/s best | vs HF generate() | first token ms "
+        "| warm-up s | compile s | peak RSS MB |"
     )
     print(
-        f"|{'-' * 36}|-------------:|-----------:|-----------------:|----------:|----------:|------------:|"
+        f"|{'-' * 36}|-------------:|-----------:|-----------------:|---------------:"
+        "|----------:|----------:|------------:|"
     )
     for r in results:
         median = statistics.median(r.runs_s)
         compile_s = f"{r.compile_s:.1f}" if r.compile_s is not None else "-"
         print(
             f"| {r.name:<34} | {r.rate(median):12.1f} | {r.rate(min(r.runs_s)):10.1f} | "
-            f"{baseline / median:15.2f}x | {r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |"
+            f"{baseline / median:15.2f}x | {1000 * r.first_token_s:14.0f} | {r.warmup_s:9.2f} | "
+            f"{compile_s:>9} | {r.peak_rss_mb:11.0f} |"
         )
-    print("\nPeak RSS is the process's peak so far, after each row (the models stay loaded).")
+    print(
+        "\nPeak RSS is the process's peak so far, after each row (the models stay loaded; the "
+        "server's memory is its own). The served row's compile s is the server's start."
+    )
     same = all(r.tokens == results[0].tokens and len(r.tokens) == tokens for r in results)
     if same:
         print(f"All {len(results)} produced the same {tokens} tokens.")

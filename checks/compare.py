@@ -8,17 +8,25 @@ when the output matches a known mistake (a "slip") better than the right answer.
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from pytest_check import check
 
-from checks import harness
+from checks import harness, options
 from checks.harness import LearnerError
 
-# The messages of the test that is running; the report plugin reads and clears them.
-messages: list[str] = []
+# Where the running test's mismatch messages go: a list the report plugin hands in per test.
+_sink: contextvars.ContextVar[list[str]] = contextvars.ContextVar("mismatches")
+
+
+def collect_messages() -> list[str]:
+    """A new list that receives the mismatch messages from now on (one per test)."""
+    messages: list[str] = []
+    _sink.set(messages)
+    return messages
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,7 @@ def expect_close(what: str, got: Any, expected: Any, **kwargs: Any) -> bool:
 def expect(ok: bool, message: str) -> bool:
     """Record a plain failure message unless `ok`."""
     if not ok:
-        messages.append(message)
+        _sink.get([]).append(message)
         check.fail(message)
     return ok
 
@@ -202,10 +210,10 @@ def expect_compiled_matches(
     """
     import pytest
 
-    from checks.harness import call, compile_module, eager_only
+    from checks.harness import call, compile_module
     from checks.reference import max_tensor
 
-    if eager_only():
+    if options.current().eager_only:
         pytest.skip("compiled checks skipped (--eager-only)")
     from max.dtype import DType
     from max.experimental.tensor import TensorType

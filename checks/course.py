@@ -37,7 +37,7 @@ def _load() -> dict[int, Step]:
 BY_ID = _load()
 ALL_STEPS = tuple(BY_ID)  # the eleven steps and the extension, in order
 STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # 1-11
-EXTENSION = next(step for step in ALL_STEPS if BY_ID[step].extension)
+EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
 STEP_TITLES = {step: BY_ID[step].title for step in ALL_STEPS}
 STEP_USES = {step: list(BY_ID[step].uses) for step in ALL_STEPS if BY_ID[step].uses}
 COMPILING_STEPS = frozenset(step for step in ALL_STEPS if BY_ID[step].compiles)
@@ -64,3 +64,7 @@ def step_command(step: int) -> str:
 def parse_step(text: str | None) -> int | None:
     """The step that `python -m checks TEXT` names ("1"-"11", "kv"); None for anything else."""
     return next((step for step in ALL_STEPS if BY_ID[step].cli == text), None)
+
+
+KV_CACHE = parse_step("kv")
+SERVING = parse_step("serve")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from checks import harness
+from checks import harness, options
 from checks.harness import LearnerError
 
 # HuggingFace's outputs for the checks' fixed inputs, keyed by everything that could change them.
@@ -202,7 +202,7 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
     if harness.low_precision():  # cast here: a MAX cast would compile a graph per shape
         state = {name: bfloat16(value) for name, value in state.items()}
     harness.call(f"Loading weights into {what}", module.load_state_dict, state, auto_cast=True)
-    if harness.device_kind() != "cpu":
+    if options.current().device != "cpu":
         harness.call(f"Moving {what} to the GPU", module.to, harness.device())
     return module
 
@@ -233,7 +233,7 @@ def max_tensor(array: Any, float32: bool = False) -> Any:
     tensor = Tensor.from_dlpack(
         np.ascontiguousarray(array) if isinstance(array, np.ndarray) else array.contiguous()
     )
-    return tensor.to(harness.device()) if harness.device_kind() != "cpu" else tensor
+    return tensor.to(harness.device()) if options.current().device != "cpu" else tensor
 
 
 def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
@@ -416,13 +416,24 @@ def quiet_transformers() -> None:
     huggingface_hub.utils.disable_progress_bars()
 
 
-def save_small_model(folder: Path, seed: int = 15) -> Path:
-    """A seeded small GPT-2 and the local tokenizer, saved as `from_pretrained` expects them."""
+def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Path:
+    """A seeded small GPT-2 and the local tokenizer, saved as `from_pretrained` expects them.
+
+    `readable`: its greedy text is printable ASCII, so served and HuggingFace texts can be compared
+    as text (a random model's next token is often a lone byte of a UTF-8 character)."""
     quiet_transformers()
     # Saved without a context length (as bare vocab + merges files come): build_model must set it.
     tokenizer = local_tokenizer(model_max_length=int(1e30))
     cfg = CheckConfig(**{**asdict(SMALL), "vocab_size": len(tokenizer)})
     model = hf_lm_model(cfg, seed=seed, eos_token_id=tokenizer.eos_token_id)
+    if readable:  # the other tokens' embeddings (tied to the head) are 0: their logits are 0
+        torch = torch_no_grad()
+        keep = torch.zeros(cfg.vocab_size, dtype=torch.bool)
+        for token in range(cfg.vocab_size):
+            text = tokenizer.decode([token])
+            keep[token] = bool(text.strip()) and text.isascii() and text.isprintable()
+        keep[tokenizer.eos_token_id] = False
+        model.transformer.wte.weight[~keep] = 0.0
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import compare, harness
+from checks import compare, harness, options
 from checks.harness import ROOT, LearnerError
 
 
@@ -54,7 +54,11 @@ class PassedBefore:
                 digest.update(path.name.encode() + path.read_bytes())
         digest.update(
             repr(
-                (importlib.metadata.version("max"), harness.device_kind(), harness.dtype_name())
+                (
+                    importlib.metadata.version("max"),
+                    options.current().device,
+                    options.current().dtype,
+                )
             ).encode()
         )
         self.code = digest.hexdigest()
@@ -88,9 +92,10 @@ class ReportPlugin:
     def __init__(self) -> None:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
+        self.messages: list[str] = []
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        compare.messages.clear()
+        self.messages = compare.collect_messages()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if is_compiled(item) and failed:
@@ -101,7 +106,7 @@ class ReportPlugin:
         """True (the call is done, and passed) for a compiled check this exact code passed before."""
         if (
             is_compiled(pyfuncitem)
-            and not harness.eager_only()
+            and not options.current().eager_only
             and pyfuncitem in self.passed_before
         ):
             return True
@@ -121,7 +126,7 @@ class ReportPlugin:
             self.results.append(Result(title_of(item), True, True, [reason]))
             return
         if report.when == "call" or report.failed:
-            messages = list(compare.messages)
+            messages = list(self.messages)
             text = ""
             if call.excinfo is not None:
                 error = call.excinfo.value

@@ -6,15 +6,14 @@ import functools
 import numpy as np
 import pytest
 
-from checks import harness
+from checks import harness, options
 from checks.compare import Slip, as_numpy, expect, expect_eager_only_failure, mismatch
 from checks.report import earlier_failure
 from checks.harness import (
-    EXTENSION,
+    KV_CACHE,
     LearnerError,
     call,
     compile_module,
-    eager_only,
     learner_attr,
     not_none,
 )
@@ -164,7 +163,7 @@ def check_chunks(model, mode: str) -> int | None:
 
 @functools.cache
 def learner_model():
-    return learner_module(EXTENSION, MODEL, reference()["state"], SMALL)
+    return learner_module(KV_CACHE, MODEL, reference()["state"], SMALL)
 
 
 def cache_hint(start: int, end: int) -> str:
@@ -198,7 +197,7 @@ BFLOAT16_EAGER = (
 
 
 def bfloat16_on_the_cpu() -> bool:
-    return harness.low_precision() and harness.device_kind() == "cpu"
+    return harness.low_precision() and options.current().device == "cpu"
 
 
 @functools.cache
@@ -208,7 +207,7 @@ def compiled_model():
 
 def test_logits_match_at_every_step_compiled():
     """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
-    if eager_only():
+    if options.current().eager_only:
         pytest.skip("compiled checks skipped (--eager-only)")
     if not bfloat16_on_the_cpu():  # a forward that can't run eagerly: say so, don't compile
         next(run_chunks(learner_model(), "eager"))
@@ -258,7 +257,11 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
     expected, restarted = (text + tokenizer.decode(ids) for ids in (expected_ids, restarted_ids))
     # The compiled model generates in milliseconds a token, the eager one in a third of a second;
     # after a failure above, or with --eager-only, nothing is compiled for this check.
-    model = learner_model() if eager_only() or earlier_failure(request) else compiled_model()
+    model = (
+        learner_model()
+        if options.current().eager_only or earlier_failure(request)
+        else compiled_model()
+    )
     fed: list[int] = []
     seen: list[int] = []
 
@@ -269,7 +272,7 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
 
     cached_lm = call(
         "CachedLM(model, config, device)",
-        learner_attr(EXTENSION, "CachedLM"),
+        learner_attr(KV_CACHE, "CachedLM"),
         spy,
         SMALL,
         harness.device(),
@@ -287,7 +290,7 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
     what = f"generate_with_cache(prompt={text!r}, max_new_tokens={NEW_TOKENS}, do_sample=False)"
     got = call(
         what,
-        learner_attr(EXTENSION, "generate_with_cache"),
+        learner_attr(KV_CACHE, "generate_with_cache"),
         spy,
         SMALL,
         tokenizer,

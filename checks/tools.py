@@ -81,12 +81,21 @@ def progress(run_step: Callable[[int], list]) -> bool:
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
-        print("Every step and the extension pass. Compare the speeds: pixi run bench.")
-        return True
-    if next_step == harness.EXTENSION:
         print(
-            "Every step passes: run your model with pixi run gpt2. Next: the KV-cache extension "
-            "(pixi run kv shows the details, pixi run hint kv helps)."
+            "Every step and extension passes. Compare the speeds: pixi run bench; serve your "
+            "model: pixi run serve."
+        )
+        return True
+    if next_step in harness.EXTENSIONS:
+        done = (
+            "Every step passes: run your model with pixi run gpt2."
+            if next_step == harness.KV_CACHE
+            else "Every step and the KV cache pass."
+        )
+        print(
+            f"{done} Next: {harness.step_name(next_step).lower().removeprefix('the ')} "
+            f"({harness.step_command(next_step)} shows the details, pixi run hint "
+            f"{harness.step_argument(next_step)} helps)."
         )
         return True
     print(
@@ -166,7 +175,7 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
 
 # Seconds each step's check spent on an empty MAX cache when run in this order on 2 cores (see
 # README): the estimate scales them by how fast this machine has been so far.
-COLD_SECONDS = {2: 92, 3: 89, 4: 146, 5: 31, 6: 98, 7: 131, 8: 88, 10: 19, 11: 60, 12: 108}
+COLD_SECONDS = {2: 92, 3: 89, 4: 146, 5: 31, 6: 98, 7: 131, 8: 88, 10: 19, 11: 60, 12: 108, 13: 20}
 
 
 def warm(run_step: Callable[[int], list]) -> bool:
@@ -242,7 +251,8 @@ def _line(ok: bool | None, text: str, fix: str = "") -> bool:
 
 def _pins() -> dict[str, str]:
     project = tomllib.loads((harness.ROOT / "pyproject.toml").read_text())["project"]
-    return dict(req.split("==") for req in project["dependencies"] if "==" in req)
+    pins = (req.split("==") for req in project["dependencies"] if "==" in req)
+    return {name.split("[")[0]: version for name, version in pins}  # max[serve] is max
 
 
 def doctor() -> bool:

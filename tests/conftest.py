@@ -15,6 +15,14 @@ from checks.harness import child_env
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Three tiers: `fast` (pure Python, marked by hand), `browser` (chromium, marked by hand),
+    and `max` (everything else: it runs MAX code). `pytest -m max` runs only the middle tier."""
+    for item in items:
+        if not item.get_closest_marker("fast") and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.max)
+
+
 @dataclass
 class Run:
     code: int

@@ -1,4 +1,5 @@
-"""`pixi run bench` on a tiny model: it runs all four generators and checks their tokens agree."""
+"""`pixi run bench` on a tiny model: it runs every generator, the served one included, and checks
+that their tokens agree."""
 
 import pytest
 
@@ -7,22 +8,25 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-def test_bench_runs_and_the_four_agree():
-    run = run_command(command("bench", "--solutions", "--tiny", "--tokens", "6", "--repeats", "1"))
+def test_bench_runs_and_all_five_agree():
+    run = run_command(
+        command("bench", "--solutions", "--tiny", "--tokens", "6", "--repeats", "1", "--serve")
+    )
     assert run.code == 0, run.output
     for row in (
         "HuggingFace generate(), KV cache",
         "HuggingFace generate(), no cache",
         "MAX, step 10 loop, no cache",
         "MAX, KV cache (extension)",
+        "max serve, KV cache, streamed",
     ):
         assert f"| {row}" in run.output, run.output
-    assert "All 4 produced the same 6 tokens." in run.output
+    assert "All 5 produced the same 6 tokens." in run.output
 
 
 @pytest.mark.fast
 def test_bench_fails_when_tokens_differ(capsys):
-    same = bench.Result("a", [1, 2], 0.1, [0.1])
-    other = bench.Result("b", [1, 3], 0.1, [0.1])
+    same = bench.Timing("a", [1, 2], 0.1, [0.1])
+    other = bench.Timing("b", [1, 3], 0.1, [0.1])
     assert bench.report([same, other], tokens=2) == 1
     assert "disagree" in capsys.readouterr().out

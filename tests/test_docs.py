@@ -141,6 +141,7 @@ def run_chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_page_renders_in_chromium(server, chromium, site, page):
     url, server_errors = server
@@ -168,6 +169,7 @@ def test_page_renders_in_chromium(server, chromium, site, page):
         assert dom.count("<pre") >= 4, f"{path}: the code and reports are missing"
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize(
     "name, page", [("home", "index.html"), ("step-04", "steps/04-attention.html")]
 )
@@ -178,4 +180,59 @@ def test_screenshot(server, chromium, name, page):
     target = SCREENSHOTS / f"{name}.png"
     target.unlink(missing_ok=True)
     run_chromium(chromium, "--window-size=1280,2400", f"--screenshot={target}", f"{url}/{page}")
-    assert target.exists() and target.stat().st_size > 20_000, f"no screenshot of {page}"
+    assert target.exists(), f"no screenshot of {page}"
+    width, rows = png_top_rows(target, 120)
+    assert width == 1280, f"the screenshot of {page} is {width} px wide, not the window's 1280"
+    header = [pixel for row in rows[8:40] for pixel in row[100:1200:10]]
+    share = sum(pixel == THEME_PRIMARY for pixel in header) / len(header)
+    assert share > 0.5, f"{page}: the header is not the theme's deep purple ({share:.0%} of it)"
+    body = {pixel for row in rows[80:120] for pixel in row[300:1000:7]}
+    assert len(body) > 3, f"{page}: nothing is drawn below the header"
+
+
+THEME_PRIMARY = (0x7E, 0x56, 0xC2)  # mkdocs-material's deep purple (mkdocs.yml's palette)
+
+
+def png_top_rows(path: Path, count: int) -> tuple[int, list[list[tuple[int, int, int]]]]:
+    """The width of an 8-bit RGB(A) PNG and the RGB pixels of its first `count` rows (rows only
+    depend on the rows above them, so the rest need not be decoded)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    position, idat, header = 8, b"", b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind, body = data[position + 4 : position + 8], data[position + 8 : position + 8 + length]
+        header = body if kind == b"IHDR" else header
+        idat += body if kind == b"IDAT" else b""
+        position += 12 + length
+    width, _, depth, color = struct.unpack(">IIBB", header[:10])
+    channels = {2: 3, 6: 4}[color]
+    assert depth == 8, f"{path}: {depth}-bit PNG"
+    stride = width * channels
+    raw = zlib.decompressobj().decompress(idat, (stride + 1) * count)
+    previous, rows = bytearray(stride), []
+    for index in range(count):
+        kind, line = raw[index * (stride + 1)], bytearray(raw[index * (stride + 1) + 1 :][:stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                guess = left + up - corner
+                nearest = min(
+                    (abs(guess - left), 0, left),
+                    (abs(guess - up), 1, up),
+                    (abs(guess - corner), 2, corner),
+                )[2]
+                line[i] = (line[i] + nearest) & 255
+        rows.append([tuple(line[i : i + 3]) for i in range(0, stride, channels)])
+        previous = line
+    return width, rows

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from checks import drift, harness
+from checks import course, drift, harness
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.fast
@@ -83,6 +83,16 @@ def test_given_plumbing_is_not_copied_into_skeleton_and_solution(step):
                 )
 
 
-def test_the_given_module_is_one_file():
-    link = ROOT / "solutions" / "gpt2_demo.py"
-    assert link.is_symlink() and link.resolve() == (ROOT / "steps" / "gpt2_demo.py").resolve()
+GIVEN = ("gpt2_demo.py", "gpt2_serve.py", "gpt2_client.py", "gpt2_chat.jinja")
+
+
+@pytest.mark.parametrize("name", GIVEN)
+def test_each_given_file_is_one_file(name):
+    link = ROOT / "solutions" / name
+    assert link.is_symlink() and link.resolve() == (ROOT / "steps" / name).resolve()
+
+
+def test_steps_holds_only_steps_and_given_files():
+    modules = {f"{course.BY_ID[step].module}.py" for step in course.ALL_STEPS}
+    extra = {path.name for path in (ROOT / "steps").iterdir() if path.is_file()}
+    assert extra - modules - set(GIVEN) == set()

@@ -87,7 +87,7 @@ def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
 def test_positions_restarting_fail_the_text_check_too(learner_copy):
     run = run_slip(
         learner_copy,
-        harness.EXTENSION,
+        harness.KV_CACHE,
         [("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
         "--eager-only",
     )

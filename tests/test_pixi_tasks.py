@@ -27,9 +27,9 @@ def test_pins_match_pyproject():
     pixi = tomllib.loads((ROOT / "pixi.toml").read_text())["dependencies"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pins = dict(requirement.split("==") for requirement in project if "==" in requirement)
-    assert pixi["modular"] == f"=={pins['max']}"
+    assert pixi["modular"] == f"=={pins['max[serve]']}"  # conda's modular includes max serve
     assert pixi["pytorch"] == f"=={pins['torch']}"
-    for name in ("transformers", "pytest-check", "mkdocs-material"):
+    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff"):
         assert pixi[name] == f"=={pins[name]}", name
 
 
@@ -38,6 +38,9 @@ def test_step_tasks_are_the_checker():
     for step in range(1, 12):
         assert TASKS[f"s{step}"] == f"python -m checks {step}"
     assert TASKS["kv"] == "python -m checks kv"
+    assert TASKS["check-serve"] == "python -m checks serve"
+    assert TASKS["serve"] == "python steps/gpt2_serve.py"
+    assert TASKS["serve-reference"] == "python solutions/gpt2_serve.py"
 
 
 @pytest.mark.parametrize("step", [1, 4])

@@ -518,4 +518,50 @@ SLIPS_KV = {
 
 @pytest.mark.parametrize("slip", SLIPS_KV.values(), ids=SLIPS_KV.keys())
 def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
-    assert_caught(learner_copy, harness.EXTENSION, *slip, "--eager-only")
+    assert_caught(learner_copy, harness.KV_CACHE, *slip, "--eager-only")
+
+
+SLIPS_SERVE = {
+    "head width is n_embd": (
+        [
+            (
+                "return self.huggingface_config.n_embd // self.huggingface_config.n_head",
+                "return self.huggingface_config.n_embd",
+            )
+        ],
+        "GPT2ArchConfig.head_dim is 48",
+    ),
+    "--max-length not capped": (
+        [
+            (
+                "return min(model_config.max_length or limit, limit)",
+                "return model_config.max_length or limit",
+            )
+        ],
+        "never more than n_positions",
+    ),
+    "every step replays the request": (
+        [("if cache is None or ids[:len(seen)] != seen or len(ids) <= len(seen):", "if True:")],
+        "it feeds the prompt once, then one new id per step",
+    ),
+    "one cache for every request": (
+        [
+            ("self.caches.get(request_id, ([], None))", "self.caches.get(0, ([], None))"),
+            ("self.caches[request_id] = (ids, cache)", "self.caches[0] = (ids, cache)"),
+        ],
+        "keyed by its request_id",
+    ),
+    "only the first request's row": (
+        [("Buffer.from_numpy(np.stack(rows))", "Buffer.from_numpy(rows[0][None])")],
+        "one row, the next token's, per request",
+    ),
+    "release keeps the cache": (
+        [("        self.caches.pop(request_id, None)\n", "        pass\n")],
+        "release(request_id) should drop the request's cache",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
+def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
+    assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")

@@ -70,7 +70,7 @@ def test_progress_when_every_step_passes():
     run = run_checks("progress", "--solutions", "--eager-only")
     assert run.code == 0, run.output
     assert all(status_of(run.output, step) == "passed" for step in tools.ALL_STEPS), run.output
-    assert "11 of 11 steps pass. Every step and the extension pass" in run.output
+    assert "11 of 11 steps pass. Every step and extension passes" in run.output
 
 
 @pytest.mark.fast

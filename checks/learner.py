@@ -1,0 +1,193 @@
+"""Loading and running the learner's code: every way it can go wrong becomes a plain `LearnerError`.
+
+The checker imports `step_NN` by bare module name from one folder (the learner's `steps/` by
+default), exactly as the steps import each other, and guards each call into that code with a time
+limit, so a syntax error, an exception, a `None` or a loop that never ends reads as one sentence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from checks import options
+from checks.course import module_name
+from checks.runtime import max_cache_changed_since
+from checks.waiting import waiting
+
+
+class LearnerError(Exception):
+    """A problem in the learner's code, already worded for the learner."""
+
+
+class LearnerTimeout(BaseException):
+    """Raised inside learner code by the alarm; a BaseException so `except Exception` can't eat it."""
+
+
+def steps_dir() -> Path:
+    return options.current().steps_dir
+
+
+def use_steps_dir(path: Path) -> None:
+    """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder."""
+    folder = Path(path).resolve()
+    options.use(options.current().but(steps_dir=folder))
+    for name in list(sys.modules):
+        if re.fullmatch(r"(step_\d\d|ext_\w+)", name):
+            del sys.modules[name]
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
+
+
+def where_in_learner_code(tb: Any) -> str:
+    """`step_04.py line 37` for the innermost frame of a traceback that is in the learner's files."""
+    folder = str(steps_dir())
+    found = ""
+    for frame in traceback.extract_tb(tb):
+        if frame.filename.startswith(folder):
+            found = f"{Path(frame.filename).name} line {frame.lineno}"
+    return found
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Stop `what` after `seconds` of the learner's own time; MAX compiling does not count.
+
+    When the limit falls due, the time is granted again if MAX compiled meanwhile: its cache
+    changed, or the alarm came late because the main thread was blocked in a native call (a graph
+    compile). A Python loop that never ends gets the alarm on time and changes no cache.
+    """
+    period = {"start": time.time(), "due": time.monotonic() + seconds}
+
+    def _alarm(signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if now - period["due"] > 2.0 or max_cache_changed_since(period["start"]):
+            period.update(start=time.time(), due=now + seconds)
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            return
+        raise LearnerTimeout
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except LearnerTimeout:
+        raise LearnerError(
+            f"{what} did not finish within {seconds:.0f} s. Look for a loop that never ends "
+            "(a `while` whose condition never changes, a generation loop without a stop)."
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarm_set() -> bool:
+    return signal.getitimer(signal.ITIMER_REAL)[0] > 0
+
+
+def describe_exception(what: str, error: BaseException) -> str:
+    where = where_in_learner_code(error.__traceback__)
+    at = f" at {where}" if where else ""
+    if isinstance(error, NotImplementedError):
+        return f"{what} is not implemented yet{at}: work through its TODOs."
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    detail = f": {' '.join(lines[:2])[:300]}" if lines else ""
+    return f"{what} raised {type(error).__name__}{at}{detail}"
+
+
+def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run learner code under the time limit; any failure becomes a `LearnerError` naming `what`.
+
+    A call that takes long is announced: on a first run MAX compiles the kernels of each new
+    operation here (20-60 s each on 2 cores)."""
+    try:
+        with (
+            time_limit(options.current().time_limit_s, what)
+            if not _alarm_set()
+            else contextlib.nullcontext(),
+            waiting.announce(
+                f"running {what} (a first run also compiles MAX's kernels for "
+                "each new kind of operation, once per machine)"
+            ),
+        ):
+            return fn(*args, **kwargs)
+    except LearnerError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # the learner's code may raise anything
+        raise LearnerError(describe_exception(what, error)) from error
+
+
+def load_step(step: int) -> Any:
+    """Import the learner's `step_NN.py`, turning every import-time problem into one sentence."""
+    name = module_name(step)
+    path = steps_dir() / f"{name}.py"
+    if not path.exists():
+        raise LearnerError(f"There is no {name}.py in {steps_dir()}.")
+    try:
+        with time_limit(options.current().time_limit_s, f"Importing {name}.py"):
+            return importlib.import_module(name)
+    except LearnerError:
+        raise
+    except SyntaxError as error:
+        file = Path(error.filename or path).name
+        raise LearnerError(
+            f"{file} has a syntax error on line {error.lineno}: {error.msg}. "
+            "Fix it, then run the check again."
+        ) from None
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if re.fullmatch(r"step_\d\d", missing):
+            raise LearnerError(
+                f"{name}.py imports {missing}, but there is no {missing}.py in {steps_dir()}."
+            ) from None
+        raise LearnerError(
+            f"{name}.py imports `{missing}`, which is not installed or does not exist. Check the "
+            "import lines at the top of the file (the MAX API lives under max.experimental)."
+        ) from None
+    except ImportError as error:
+        raise LearnerError(
+            f"{name}.py could not import what it needs: {error}. Check its import lines "
+            "(and that the earlier step it imports from defines that name)."
+        ) from None
+    except Exception as error:
+        raise LearnerError(describe_exception(f"Importing {name}.py", error)) from None
+
+
+def learner_attr(step: int, name: str) -> Any:
+    module = load_step(step)
+    if not hasattr(module, name):
+        raise LearnerError(
+            f"{module_name(step)}.py does not define `{name}`. Keep the name the skeleton uses."
+        )
+    return getattr(module, name)
+
+
+def not_none(what: str, value: Any) -> Any:
+    if value is None:
+        raise LearnerError(
+            f"{what} is None: it is still the skeleton's placeholder. Replace it as its TODO says."
+        )
+    return value
+
+
+COMPILE_NOTE = (
+    "compiling your {what} into a MAX graph (again whenever your code changes: "
+    "10-60 s on 2 cores; a few seconds when it is unchanged)"
+)
+
+
+def compile_module(what: str, module: Any, *input_types: Any) -> Any:
+    """`module.compile(...)`, announced while it takes long; compiling never counts as the
+    learner's time (see time_limit)."""
+    with waiting.announce(COMPILE_NOTE.format(what=what)):
+        return call(f"Compiling {what}", module.compile, *input_types)

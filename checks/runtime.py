@@ -1,0 +1,122 @@
+"""MAX in this process: its device and dtype defaults, its eager executor, its compile cache, and
+the environment its children get."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+from checks import options
+
+
+class NoDevice(Exception):
+    """The device asked for is not on this machine."""
+
+
+# MAX's defaults on a GPU machine are the GPU and bfloat16. The checks pin the CPU and float32 so
+# they mean the same everywhere; `--device gpu` opts in to the accelerator (and its bfloat16), and
+# `--dtype bfloat16` runs the checks in bfloat16 on either device.
+@contextlib.contextmanager
+def pinned_defaults() -> Iterator[None]:
+    """MAX's default device and dtype are the run's options' while the block runs."""
+    from max.driver import CPU, Accelerator, accelerator_count
+    from max.experimental.tensor import default_device, default_dtype
+
+    kind = options.current().device
+    if kind == "gpu" and accelerator_count() == 0:
+        raise NoDevice(
+            "--device gpu: MAX sees no GPU on this machine. Run the checks without --device (they "
+            "use the CPU), or see `pixi run doctor`."
+        )
+    with default_device(Accelerator() if kind == "gpu" else CPU()), default_dtype(dtype()):
+        yield
+
+
+def device() -> Any:
+    from max.experimental.tensor import defaults
+
+    return defaults()[1].devices[0]
+
+
+def dtype() -> Any:
+    """The checks' float dtype as a MAX DType."""
+    from max.dtype import DType
+
+    return getattr(DType, options.current().dtype)
+
+
+def low_precision() -> bool:
+    return options.current().dtype != "float32"
+
+
+def tolerances(atol: float, rtol: float, scale: float = 1.0) -> tuple[float, float]:
+    """A check's float32 tolerances, widened in bfloat16, which keeps about 3 decimal digits:
+    its rounding errors grow with the size of the values they pass through (`scale`, the largest
+    expected magnitude), so near-zero outputs of a whole model get an absolute margin."""
+    if not low_precision():
+        return atol, rtol
+    return max(atol, 3e-2 * max(1.0, scale)), max(rtol, 3e-2)
+
+
+# MAX 26.7, after its first compile, sets these in the process's C-level environment (they never
+# show in os.environ): PYTHONEXECUTABLE is then the `python3` found on PATH, so a child started
+# with a venv's sys.executable runs another environment's Python and can't import max.
+LEAKED_BY_MAX = ("PYTHONEXECUTABLE", "MOJO_PYTHON_LIBRARY")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment to pass, always explicitly, to every child process the project starts."""
+    env = {name: value for name, value in os.environ.items() if name not in LEAKED_BY_MAX}
+    if not env.get("PYTHONPATH", "").strip(os.pathsep):  # MAX's PYTHONPATH=":" means nothing
+        env.pop("PYTHONPATH", None)
+    return {**env, **extra}
+
+
+def install_sigint_handler() -> None:
+    """Python 3.11 + MAX eager ops run ~100x slower under the default SIGINT handler (see docs)."""
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def interpret_eager_ops() -> None:
+    """Run eager ops in MAX's interpreter only; compile just the graphs it refuses.
+
+    MAX's default eager executor interprets each op *and* compiles it again in background worker
+    processes. On a 2-core machine those compiles take the CPU from the check itself: measured,
+    a warm step 4 took 8.3 s with them and 3.3 s without, step 7 12.0 s and 3.9 s.
+    """
+    from max.experimental import executor
+
+    executor.set_default_executor(
+        executor._FallbackExecutor(  # max==26.7.0 is pinned; refusals are GPU dtypes, huge graphs
+            interpreter=executor.InterpreterExecutor(max_ops=executor._interpreter_max_ops()),
+            refusals_only=True,
+        )
+    )
+
+
+def max_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modular"
+
+
+def max_cache_is_cold() -> bool:
+    """Whether MAX has compiled nothing on this machine yet (its first run takes minutes)."""
+    base = max_cache_dir()
+    return not base.exists() or len(list(itertools.islice(base.rglob("*"), 20))) < 20
+
+
+def max_cache_changed_since(moment: float) -> bool:
+    """Whether MAX wrote to its on-disk cache after `moment` (time.time()): it compiled something."""
+    for folder, _, files in os.walk(max_cache_dir()):
+        for name in files:
+            with contextlib.suppress(OSError):
+                if os.stat(os.path.join(folder, name)).st_mtime > moment:
+                    return True
+    return False

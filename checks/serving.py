@@ -1,0 +1,147 @@
+"""Starting and stopping `max serve` on the serving chapter's code (steps/ or solutions/), for the
+bench's served row and the repository's end-to-end test. The server is always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from checks.runtime import child_env
+from checks.waiting import waiting
+
+# A cold start compiles the KV-cache model and MAX's sampler: 4-6.5 min measured on 2 cores.
+START_LIMIT_S = 900
+
+
+class ServerDidNotStart(Exception):
+    """The server exited or did not answer in time; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Ctrl+C to the server and its workers, then a kill if it lingers."""
+    for sign, wait_s in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sign)
+            process.wait(wait_s)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+@contextlib.contextmanager
+def server(model: Path, steps_folder: Path) -> Iterator[str]:
+    """`python STEPS_FOLDER/gpt2_serve.py --model MODEL` on a free port, as `pixi run serve`
+    starts it; yields its URL once it answers."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(steps_folder / "gpt2_serve.py"), "--model", str(model)]
+            + ["--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(HF_HUB_OFFLINE="1"),
+            start_new_session=True,  # its workers are stopped with it
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with waiting.announce("starting max serve (compiles the model the first time)"):
+                deadline = time.monotonic() + START_LIMIT_S
+                while not ready(url):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise ServerDidNotStart(
+                            f"max serve did not start; its log ends:\n{log.read()[-3000:]}"
+                        )
+                    time.sleep(1)
+            yield url
+        finally:
+            stop(process)
+
+
+def save_ids_as_words_model(hf_model: Any, folder: Path) -> Path:
+    """`hf_model` saved with a tokenizer whose token i is the word "t{i}": a prompt of known ids,
+    and served text that reads back as ids, for any vocabulary size."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    size = hf_model.config.vocab_size
+    words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(size)}, unk_token="t0"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        eos_token=f"t{size - 1}",
+        model_max_length=hf_model.config.n_positions,
+    )
+    hf_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ids_in(text: str) -> list[int]:
+    return [int(number) for number in re.findall(r"t(\d+)", text)]
+
+
+@dataclass
+class Served:
+    """A bench row: greedy tokens streamed from the server, `run(n)` -> the n new ids."""
+
+    name: str
+    url: str
+    model: str
+    prompt: str
+    start_s: float
+
+    def run(self, tokens: int) -> list[int]:
+        from openai import OpenAI
+
+        client = OpenAI(base_url=f"{self.url}/v1", api_key="not needed", timeout=600)
+        stream = client.completions.create(
+            model=self.model,
+            prompt=self.prompt,
+            max_tokens=tokens,
+            temperature=0,
+            stream=True,
+            extra_body={"ignore_eos": True},  # as the other rows: exactly `tokens` new tokens
+        )
+        return ids_in("".join(chunk.choices[0].text for chunk in stream))
+
+
+@contextlib.contextmanager
+def served(hf_model: Any, steps_folder: Path, prompt_ids: list[int]) -> Iterator[Served]:
+    """The bench's model behind max serve, served by the serving chapter in `steps_folder`."""
+    with tempfile.TemporaryDirectory() as folder:
+        model = save_ids_as_words_model(hf_model, Path(folder) / "model")
+        start = time.perf_counter()
+        with server(model, steps_folder) as url:
+            yield Served(
+                "max serve, KV cache, streamed",
+                url,
+                str(model),
+                " ".join(f"t{i}" for i in prompt_ids),
+                time.perf_counter() - start,
+            )

@@ -1,0 +1,1 @@
+../steps/gpt2_client.py
