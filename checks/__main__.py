@@ -136,6 +136,8 @@ def print_report(step: int, results: list, verbose: bool) -> None:
             print(f"  SKIP  {result.title}: {result.messages[0]}")
             continue
         print(f"  {'PASS' if result.passed else 'FAIL'}  {result.title}")
+        for line in result.notes:
+            print(f"        {line}")
         if result.passed:
             continue
         for message in result.messages:
@@ -182,6 +184,7 @@ def check_one(step: int, verbose: bool) -> bool:
             11: " Run your model: pixi run gpt2.",
             harness.KV_CACHE: " Compare the speeds: pixi run bench. Next: serving it.",
             harness.SERVING: " Serve it: pixi run serve --model DIR.",
+            harness.MOJO: " Compare the speeds: pixi run bench.",
         }.get(step, f" Next: step {step + 1}.")
         print(
             f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}"

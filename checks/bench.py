@@ -211,12 +211,40 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         ),
         cached_compile,
     )
+    mojo = finished_mojo_chapter()
+    if mojo is not None:
+        fast, fast_compile = build(
+            mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+        )
+        record(
+            "MAX, KV cache + Mojo kernel",
+            lambda n: ids_of(
+                kv.generate_with_cache(
+                    fast, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
+                )
+            ),
+            fast_compile,
+        )
     if args.serve:
         from checks import serving
 
         with serving.served(hf, harness.steps_dir(), prompt_ids) as server:
             record(server.name, server.run, server.start_s)
     return report(results, args.tokens)
+
+
+def finished_mojo_chapter():
+    """ext_mojo, when its Python side is written (its row is then timed too), else None."""
+    from checks import tools
+
+    if tools.untouched(harness.steps_dir(), harness.MOJO):
+        print("  (the Mojo extension is not started: no row for it)", flush=True)
+        return None
+    try:
+        return harness.load_step(harness.MOJO)
+    except harness.LearnerError as error:
+        print(f"  (no row for the Mojo extension: {error})", flush=True)
+        return None
 
 
 NEEDED = (1, 8, 10, 11, harness.KV_CACHE)  # the config, the model, the loop, loading, the cache

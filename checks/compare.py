@@ -22,11 +22,22 @@ from checks.harness import LearnerError
 _sink: contextvars.ContextVar[list[str]] = contextvars.ContextVar("mismatches")
 
 
-def collect_messages() -> list[str]:
-    """A new list that receives the mismatch messages from now on (one per test)."""
+def collect_messages() -> tuple[list[str], list[str]]:
+    """New lists that receive the mismatch messages and the notes from now on (one per test)."""
     messages: list[str] = []
+    notes: list[str] = []
     _sink.set(messages)
-    return messages
+    _notes.set(notes)
+    return messages, notes
+
+
+# Where the running test's notes go: figures a check reports whether it passes or not (speeds).
+_notes: contextvars.ContextVar[list[str]] = contextvars.ContextVar("notes")
+
+
+def note(text: str) -> None:
+    """A line the report shows under the check, passed or failed."""
+    _notes.get([]).append(text)
 
 
 @dataclass(frozen=True)

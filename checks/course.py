@@ -27,11 +27,17 @@ class Step:
     nav: str
     compiles: bool
     extension: bool = False
+    also: tuple[str, ...] = ()  # the step's other files in steps/ ("kernels/gemv.mojo")
 
 
 def _load() -> dict[int, Step]:
     entries = tomllib.loads(MANIFEST.read_text())["step"]
-    return {entry["id"]: Step(**{**entry, "uses": tuple(entry["uses"])}) for entry in entries}
+    return {
+        entry["id"]: Step(
+            **{**entry, "uses": tuple(entry["uses"]), "also": tuple(entry.get("also", ()))}
+        )
+        for entry in entries
+    }
 
 
 BY_ID = _load()
@@ -68,3 +74,4 @@ def parse_step(text: str | None) -> int | None:
 
 KV_CACHE = parse_step("kv")
 SERVING = parse_step("serve")
+MOJO = parse_step("mojo")

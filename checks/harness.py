@@ -12,6 +12,7 @@ from checks.course import (
     COMPILING_STEPS,
     EXTENSIONS,
     KV_CACHE,
+    MOJO,
     SERVING,
     STEP_TITLES,
     STEP_USES,

@@ -28,6 +28,7 @@ class Result:
     skipped: bool = False
     messages: list[str] = field(default_factory=list)
     traceback: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def title_of(item: pytest.Item) -> str:
@@ -49,8 +50,8 @@ class PassedBefore:
         import importlib.metadata
 
         digest = hashlib.sha256()
-        for folder in (harness.steps_dir(), ROOT / "checks"):
-            for path in sorted(folder.glob("*.py")):
+        for folder in (harness.steps_dir(), ROOT / "checks"):  # Mojo kernels are code too
+            for path in sorted([*folder.glob("*.py"), *folder.glob("kernels/*.mojo")]):
                 digest.update(path.name.encode() + path.read_bytes())
         digest.update(
             repr(
@@ -93,9 +94,10 @@ class ReportPlugin:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
         self.messages: list[str] = []
+        self.notes: list[str] = []
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.messages = compare.collect_messages()
+        self.messages, self.notes = compare.collect_messages()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if is_compiled(item) and failed:
@@ -138,7 +140,9 @@ class ReportPlugin:
                         "bug in checks/, not in your code: run again with -v for the traceback."
                     )
                     text = "".join(traceback.format_exception(error))
-            self.results.append(Result(title_of(item), report.passed, False, messages, text))
+            self.results.append(
+                Result(title_of(item), report.passed, False, messages, text, list(self.notes))
+            )
             if report.when == "call" and report.passed and is_compiled(item) and not messages:
                 self.passed_before.add(item)
 

@@ -26,6 +26,7 @@ PROGRESS = re.compile(r"^  (…|First MAX run|`pixi run warm` does it ahead)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
 SMALL_MODEL = re.compile(r"/\S*/build/reference-cache/small-model-[0-9a-f]+")
 SECONDS = re.compile(r"\d+(\.\d+)? s\)")
+SPEEDS = re.compile(r"\d+(\.\d+)? (ms|GB/s)")
 
 
 def report_path(step: int, solution: bool) -> Path:
@@ -52,7 +53,7 @@ def as_sample(stdout: str) -> str:
 
 def comparable(sample: str) -> str:
     """Two samples that differ only in timings compare equal."""
-    return SECONDS.sub("N s)", sample)
+    return SPEEDS.sub(r"N \2", SECONDS.sub("N s)", sample))
 
 
 def main() -> int:

@@ -63,8 +63,12 @@ def copy_solutions(tmp_path: Path) -> Path:
 
 def mutate(folder: Path, step: int | str, replacements: list[tuple[str, str]]) -> None:
     """Apply exact text replacements to `step_NN.py` (or a named module, such as
-    "ext_kv_cache"); each must match, so a test can't go stale."""
-    path = folder / (f"{step}.py" if isinstance(step, str) else f"step_{step:02d}.py")
+    "ext_kv_cache", or file, such as "kernels/gemv.mojo"); each must match, so a test can't go
+    stale."""
+    if isinstance(step, str):  # a module ("ext_kv_cache") or another file ("kernels/gemv.mojo")
+        path = folder / (step if "." in step else f"{step}.py")
+    else:
+        path = folder / f"step_{step:02d}.py"
     text = path.read_text()
     for old, new in replacements:
         assert old in text, f"{old!r} is no longer in solutions/{path.name}: update the test"

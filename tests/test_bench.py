@@ -8,7 +8,7 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-def test_bench_runs_and_all_five_agree():
+def test_bench_runs_and_all_six_agree():
     run = run_command(
         command("bench", "--solutions", "--tiny", "--tokens", "6", "--repeats", "1", "--serve")
     )
@@ -18,10 +18,11 @@ def test_bench_runs_and_all_five_agree():
         "HuggingFace generate(), no cache",
         "MAX, step 10 loop, no cache",
         "MAX, KV cache (extension)",
+        "MAX, KV cache + Mojo kernel",
         "max serve, KV cache, streamed",
     ):
         assert f"| {row}" in run.output, run.output
-    assert "All 5 produced the same 6 tokens." in run.output
+    assert "All 6 produced the same 6 tokens." in run.output
 
 
 @pytest.mark.fast

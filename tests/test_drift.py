@@ -30,7 +30,10 @@ def test_solving_the_skeleton_only_adds_code(step):
 def test_the_page_lists_as_many_tasks_as_the_skeleton_has_todos(step):
     tasks = page(step).split("## Your tasks", 1)[1].split("\n#", 1)[0]
     numbered = re.findall(r"^(\d+)\. ", tasks, re.M)
-    assert [int(n) for n in numbered] == list(range(1, drift.todo_count(files(step)[0]) + 1))
+    todos = drift.todo_count(files(step)[0]) + sum(
+        drift.todo_count((ROOT / "steps" / other).read_text()) for other in course.BY_ID[step].also
+    )
+    assert [int(n) for n in numbered] == list(range(1, todos + 1))
 
 
 def test_the_guard_fails_on_an_extra_public_function():
@@ -96,3 +99,14 @@ def test_steps_holds_only_steps_and_given_files():
     modules = {f"{course.BY_ID[step].module}.py" for step in course.ALL_STEPS}
     extra = {path.name for path in (ROOT / "steps").iterdir() if path.is_file()}
     assert extra - modules - set(GIVEN) == set()
+
+
+@pytest.mark.parametrize("other", [o for s in STEPS for o in course.BY_ID[s].also])
+def test_a_steps_other_files_have_solutions_and_todos(other):
+    skeleton, solution = (
+        (ROOT / "steps" / other).read_text(),
+        (ROOT / "solutions" / other).read_text(),
+    )
+    assert drift.todo_count(skeleton) > 0 and drift.todo_count(solution) == 0
+    package = (ROOT / "steps" / other).parent / "__init__.mojo"
+    assert not other.endswith(".mojo") or package.exists(), "a Mojo source package needs it"

@@ -7,7 +7,7 @@ except where compilation is the point.
 import pytest
 
 from checks import harness
-from tests.conftest import mutate, run_checks, run_slip
+from tests.conftest import ROOT, mutate, run_checks, run_slip
 
 GELU = 'F.gelu(hidden_states, approximate="tanh")'
 SOFTMAX = "weights = F.softmax(scores, axis=-1)"
@@ -565,3 +565,31 @@ SLIPS_SERVE = {
 @pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
 def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
     assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")
+
+
+SLIPS_MOJO = {
+    "no scalar loop for the leftover": (
+        [("    while i < k:\n        total += a[i] * b[i]\n        i += 1\n", "")],
+        "products are missing (K is not a multiple of the SIMD width)",
+    ),
+    "the kernel does not compile": (
+        [("    var total = (acc0 + acc1).reduce_add()", "    total = (acc0 + acc1).reduce_add(")],
+        "kernels/gemv.mojo does not compile: gemv.mojo line",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_MOJO.values(), ids=SLIPS_MOJO.keys())
+def test_slip_in_the_mojo_kernel_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, "kernels/gemv.mojo", replacements)
+    run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure("The Mojo extension is not done yet", message)
+
+
+def test_the_untouched_kernel_under_a_finished_ext_mojo_py_is_named(learner_copy):
+    (learner_copy / "kernels" / "gemv.mojo").write_text(
+        (ROOT / "steps" / "kernels" / "gemv.mojo").read_text()
+    )
+    run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure("the kernel writes only zeros: it is still the skeleton's")

@@ -1,0 +1,83 @@
+"""Extension solution: the KV-cache model's matrix products in your own Mojo kernel.
+
+    python solutions/ext_mojo.py --prompt "Hello" --greedy     # step 11's demo, on this model
+"""
+
+import sys
+from functools import cache
+from pathlib import Path
+
+from max.dtype import DType
+from max.experimental import custom
+from max.experimental.nn import Linear
+from max.experimental.tensor import Tensor
+
+from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
+from step_01 import GPT2Config
+
+from gpt2_demo import cache_input_types, compile_for
+
+KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv.mojo
+
+
+@cache
+def gemv():
+    """The custom op "gemv" of kernels/gemv.mojo: x [rows, K], weight [N, K] -> [rows, N]."""
+    rows, n, k = custom.Symbol("rows"), custom.Symbol("n"), custom.Symbol("k")
+    return custom.declare(
+        "gemv",
+        inputs={"x": custom.TemplateType(DType.float32, [rows, k]),
+                "weight": custom.TemplateType(DType.float32, [n, k])},
+        outputs=[custom.TemplateType(DType.float32, [rows, n])],
+        custom_extensions=[KERNELS],
+    )
+
+
+class MojoLinear(Linear):
+    """A Linear (same weight [out, in], same bias, same names) whose product is your kernel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, seq_len, width = x.shape
+        rows = x.reshape([batch * seq_len, width])  # [B * S, in]
+        out = gemv()(rows, self.weight)  # [B * S, out]
+        out = out + self.bias if isinstance(self.bias, Tensor) else out
+        return out.reshape([batch, seq_len, self.weight.shape[0]])  # [B, S, out]
+
+
+def mojo_linear(linear: Linear) -> MojoLinear:
+    out_dim, in_dim = linear.weight.shape
+    return MojoLinear(in_dim, out_dim, bias=isinstance(linear.bias, Tensor))
+
+
+class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
+    """The KV-cache model with every Linear (c_attn, c_proj, c_fc, lm_head) a MojoLinear."""
+
+    def __init__(self, config: GPT2Config):
+        super().__init__(config)
+        for block in self.transformer.h:
+            block.attn.c_attn = mojo_linear(block.attn.c_attn)
+            block.attn.c_proj = mojo_linear(block.attn.c_proj)
+            block.mlp.c_fc = mojo_linear(block.mlp.c_fc)
+            block.mlp.c_proj = mojo_linear(block.mlp.c_proj)
+        self.lm_head = mojo_linear(self.lm_head)
+
+
+def build_mojo_model(model_name_or_path: str = "gpt2"):
+    """Step 11's build_model for this model: (a CachedLM, tokenizer, device)."""
+    from step_11 import transfer_weights  # only the demo needs step 11
+
+    model, tokenizer, device, config = compile_for(
+        model_name_or_path, MojoCachedGPT2LMHeadModel, GPT2Config, transfer_weights,
+        cache_input_types, "with a KV cache and your Mojo kernel ")
+    return CachedLM(model, config, device), tokenizer, device
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Step 11's command line on this model."""
+    import step_11
+
+    return step_11.main(sys.argv[1:] if argv is None else argv, build=build_mojo_model)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Extension: the KV-cache model's matrix products in your own Mojo kernel.
+
+Decoding one token multiplies one vector by every weight matrix of the model: 500 MB of float32
+read for a few hundred million multiply-adds. The speed is the speed of reading the weights, and
+that is the kernel's job. MAX's answer to a kernel it lacks, or one you can write better for your
+case, is a custom op in Mojo: kernels/gemv.mojo is yours, and this file declares it to MAX and
+puts it in every Linear of the KV-cache model, eagerly and inside the compiled graph.
+
+Check your work: pixi run check-mojo. Compare the speeds: pixi run bench. Talk to it:
+python steps/ext_mojo.py (step 11's options).
+"""
+
+import sys
+from functools import cache
+from pathlib import Path
+
+from max.dtype import DType
+from max.experimental import custom
+from max.experimental.nn import Linear
+from max.experimental.tensor import Tensor
+
+from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
+from step_01 import GPT2Config
+
+from gpt2_demo import cache_input_types, compile_for
+
+KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv.mojo
+
+
+@cache
+def gemv():
+    """The custom op "gemv" of kernels/gemv.mojo: x [rows, K], weight [N, K] -> [rows, N]."""
+    # TODO 1: declare it: its name, two float32 inputs x [rows, K] and weight [N, K], one float32
+    #   output [rows, N] (the sizes are symbols: the same op serves every shape), and the folder
+    #   with the Mojo source.
+    # Hint: rows, n, k = custom.Symbol("rows"), custom.Symbol("n"), custom.Symbol("k");
+    #   custom.declare("gemv", inputs={"x": custom.TemplateType(DType.float32, [rows, k]), ...},
+    #   outputs=[...], custom_extensions=[KERNELS])
+    return None
+
+
+class MojoLinear(Linear):
+    """A Linear (same weight [out, in], same bias, same names) whose product is your kernel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        # TODO 2: the kernel takes 2-D inputs: [B, S, in] -> [B * S, in], gemv()(rows, weight),
+        #   the bias added when there is one (self.bias is then a Tensor, else 0), back to
+        #   [B, S, out].
+        # Hint: batch, seq_len, width = x.shape; x.reshape([batch * seq_len, width]);
+        #   out.reshape([batch, seq_len, self.weight.shape[0]])
+        return None
+
+
+def mojo_linear(linear: Linear) -> MojoLinear:
+    out_dim, in_dim = linear.weight.shape
+    return MojoLinear(in_dim, out_dim, bias=isinstance(linear.bias, Tensor))
+
+
+class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
+    """The KV-cache model with every Linear (c_attn, c_proj, c_fc, lm_head) a MojoLinear."""
+
+    def __init__(self, config: GPT2Config):
+        super().__init__(config)
+        for block in self.transformer.h:
+            block.attn.c_attn = mojo_linear(block.attn.c_attn)
+            block.attn.c_proj = mojo_linear(block.attn.c_proj)
+            block.mlp.c_fc = mojo_linear(block.mlp.c_fc)
+            block.mlp.c_proj = mojo_linear(block.mlp.c_proj)
+        self.lm_head = mojo_linear(self.lm_head)
+
+
+def build_mojo_model(model_name_or_path: str = "gpt2"):
+    """Step 11's build_model for this model: (a CachedLM, tokenizer, device)."""
+    from step_11 import transfer_weights  # only the demo needs step 11
+
+    model, tokenizer, device, config = compile_for(
+        model_name_or_path, MojoCachedGPT2LMHeadModel, GPT2Config, transfer_weights,
+        cache_input_types, "with a KV cache and your Mojo kernel ")
+    return CachedLM(model, config, device), tokenizer, device
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Step 11's command line on this model."""
+    import step_11
+
+    return step_11.main(sys.argv[1:] if argv is None else argv, build=build_mojo_model)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
