@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from checks import harness
+from checks.course import BY_ID
 
-ALL_STEPS = harness.ALL_STEPS  # the eleven steps and the KV-cache extension
+ALL_STEPS = harness.ALL_STEPS  # the eleven steps and the extensions
 HINTS = harness.ROOT / "checks" / "hints"
 # The skeletons as shipped, so `reset` can restore one and `progress` can tell an untouched one:
 # plain copies of steps/, readable and diffable (a test keeps them equal to steps/).
@@ -31,6 +32,11 @@ SKELETONS = harness.ROOT / "checks" / "skeletons"
 # --- skeletons ----------------------------------------------------------------------------------
 
 
+def step_files(step: int) -> list[str]:
+    """The learner's files of a step, relative to steps/: its module and any others (a kernel)."""
+    return [f"{harness.module_name(step)}.py", *BY_ID[step].also]
+
+
 @functools.cache
 def skeletons() -> dict[int, str]:
     return {step: (SKELETONS / f"{harness.module_name(step)}.py").read_text() for step in ALL_STEPS}
@@ -38,10 +44,10 @@ def skeletons() -> dict[int, str]:
 
 def write_skeletons() -> None:
     """Maintainers: snapshot steps/ after changing a skeleton (python -m checks.samples does it)."""
-    SKELETONS.mkdir(exist_ok=True)
     for step in ALL_STEPS:
-        name = f"{harness.module_name(step)}.py"
-        (SKELETONS / name).write_text((harness.ROOT / "steps" / name).read_text())
+        for name in step_files(step):
+            (SKELETONS / name).parent.mkdir(parents=True, exist_ok=True)
+            (SKELETONS / name).write_text((harness.ROOT / "steps" / name).read_text())
     skeletons.cache_clear()
 
 
@@ -143,16 +149,26 @@ def hint(step: int, ask: Callable[[str], str] = input) -> bool:
 
 
 def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bool:
-    """Put the skeleton back in place of step_NN.py, keeping the learner's version as a backup."""
-    path = harness.steps_dir() / f"{harness.module_name(step)}.py"
-    skeleton = skeletons()[step]
-    shown = os.path.relpath(path)
-    if path.exists() and path.read_text() == skeleton:
-        print(f"{shown} is already the untouched skeleton: nothing to do.")
+    """Put the skeleton back in place of the step's files, keeping the learner's versions as
+    backups."""
+    folder = harness.steps_dir()
+    changed = [
+        folder / name
+        for name in step_files(step)
+        if not (folder / name).exists()
+        or (folder / name).read_text() != (SKELETONS / name).read_text()
+    ]
+    shown = " and ".join(os.path.relpath(path) for path in changed)
+    if not changed:
+        print(
+            f"{os.path.relpath(folder / step_files(step)[0])} is already the untouched skeleton: nothing to do."
+        )
         return True
-    backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backups = [path.with_name(f"{path.name}.bak-{stamp}") for path in changed]
     if not yes:
-        keep = f" Your version is kept as {os.path.relpath(backup)}." if path.exists() else ""
+        kept = [os.path.relpath(b) for b, p in zip(backups, changed, strict=True) if p.exists()]
+        keep = f" Your version is kept as {' and '.join(kept)}." if kept else ""
         try:
             answer = ask(f"Replace {shown} with the untouched skeleton?{keep} [y/N] ")
         except EOFError:
@@ -160,10 +176,11 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
         if answer.strip().lower() not in {"y", "yes"}:
             print("Nothing changed.")
             return False
-    if path.exists():
-        path.rename(backup)
-        print(f"Your version is now {os.path.relpath(backup)}.")
-    path.write_text(skeleton)
+    for path, backup in zip(changed, backups, strict=True):
+        if path.exists():
+            path.rename(backup)
+            print(f"Your version is now {os.path.relpath(backup)}.")
+        path.write_text((SKELETONS / path.relative_to(folder)).read_text())
     print(
         f"{shown} is the skeleton again. Start with its TODO 1; {harness.step_command(step)} "
         "checks it."

@@ -42,6 +42,20 @@ def test_skeleton_snapshot_is_steps():
         step: (ROOT / "steps" / f"{harness.module_name(step)}.py").read_text()
         for step in tools.ALL_STEPS
     }, "run python -m checks.samples"
+    for step in tools.ALL_STEPS:
+        for name in tools.step_files(step):
+            snapshot = (tools.SKELETONS / name).read_text()
+            assert snapshot == (ROOT / "steps" / name).read_text(), "run python -m checks.samples"
+
+
+def test_reset_restores_every_file_of_a_step(steps_copy):
+    (steps_copy / "kernels" / "gemv.mojo").write_text("# mine\n")
+    run = run_checks("reset", "mojo", "--dir", str(steps_copy), "--yes")
+    assert run.code == 0, run.output
+    assert (steps_copy / "kernels" / "gemv.mojo").read_text() == (
+        ROOT / "steps" / "kernels" / "gemv.mojo"
+    ).read_text()
+    assert [p.name for p in (steps_copy / "kernels").glob("gemv.mojo.bak-*")], run.output
 
 
 def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):

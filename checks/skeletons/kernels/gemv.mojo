@@ -1,0 +1,55 @@
+# The Mojo kernel of the Mojo extension: out[r, j] = sum over i of x[r, i] * weight[j, i].
+#
+# Decoding one token multiplies a [1, K] vector by every [N, K] weight of the model: each weight
+# is used once per token, so the time is the time to read the weights from memory. The kernel
+# reads each weight row once (for every row of x while it is in cache), SIMD_WIDTH floats at a
+# time, with the output rows split between the cores.
+import extensibility
+from extensibility import InputTensor, OutputTensor
+from max.algorithm import sync_parallelize
+from max.gpu.host import DeviceContext
+from std.sys import simd_width_of
+
+comptime SIMD_WIDTH = simd_width_of[DType.float32]()
+comptime WORKERS = 2  # the cores this course is measured on; each takes a block of output rows
+
+
+def dot(a: UnsafePointer[Float32, _], b: UnsafePointer[Float32, _], k: Int) -> Float32:
+    """sum(a[i] * b[i] for i in range(k)): two SIMD accumulators, then the leftover < SIMD_WIDTH."""
+    # TODO 3: multiply and add SIMD_WIDTH floats at a time, into two accumulators (two chains of
+    #   additions keep the core busy while a load waits), while 2 * SIMD_WIDTH of them are left.
+    # Hint: var acc0 = SIMD[DType.float32, SIMD_WIDTH](0);
+    #   acc0 += a.load[width=SIMD_WIDTH](i) * b.load[width=SIMD_WIDTH](i); (acc0 + acc1).reduce_add()
+
+    # TODO 4: the last k % (2 * SIMD_WIDTH) products, one float at a time (K = 13 has 13 of them).
+    # Hint: while i < k: total += a[i] * b[i]; i += 1
+    return 0
+
+
+@extensibility.register("gemv")
+struct Gemv:
+    @staticmethod
+    def execute[
+        target: StaticString,
+    ](
+        output: OutputTensor[dtype=DType.float32, rank=2, ...],  # [rows, N]
+        x: InputTensor[dtype=DType.float32, rank=2, ...],  # [rows, K]
+        weight: InputTensor[dtype=DType.float32, rank=2, ...],  # [N, K], as Linear stores it
+        ctx: DeviceContext,
+    ) raises:
+        var rows = Int(x.dim_size(0))
+        var n = Int(weight.dim_size(0))
+        var k = Int(weight.dim_size(1))
+        var xp = x.unsafe_ptr()
+        var wp = weight.unsafe_ptr()
+        var op = output.unsafe_ptr()
+
+        def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k}:
+            # TODO 5: this worker's output rows, worker * n // WORKERS up to (worker + 1) * n //
+            #   WORKERS: for each weight row j, every row r of x (weight row j is then read once).
+            # Hint: op[r * n + j] = dot(wp + j * k, xp + r * k, k)
+            for j in range(n):
+                for r in range(rows):
+                    op[r * n + j] = 0
+
+        sync_parallelize(block, WORKERS)
