@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from checks import harness
+from checks import harness, options
 from checks import test_ext_kv_cache as kv
 from checks.compare import Slip, expect, expect_close, note
 from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
@@ -27,6 +27,11 @@ SHAPES = {
 LM_HEAD = SHAPES["the LM head, 1 x 768 by 50257 x 768"]
 # Below this share of MAX's own matmul's speed a kernel is missing SIMD or the second core.
 SLOWEST_SHARE = 0.4
+
+
+def skip_unless_cpu_float32() -> None:
+    if harness.low_precision() or options.current().device != "cpu":
+        pytest.skip("the kernel is written for the CPU, in float32")
 
 
 def mojo_error(error: BaseException) -> str | None:
@@ -131,8 +136,7 @@ def slips(x: np.ndarray, weight: np.ndarray) -> list[Slip]:
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 def test_kernel_matches_numpy(shape):
     """gemv(x, weight) equals numpy's x @ weight.T, inside a compiled graph"""
-    if harness.low_precision():
-        pytest.skip("the kernel is float32, the encoding this chapter's model runs in")
+    skip_unless_cpu_float32()
     rows, k, n = shape
     x, weight = operands(rows, k, n)
     got = call("the gemv op", kernel_graph(), max_tensor(x), max_tensor(weight))
@@ -158,8 +162,7 @@ def seconds_per_call(run, repeats: int = 10) -> float:
 
 def test_kernel_reads_the_weights_fast():
     """On the LM head's shape, the kernel reads the weights about as fast as MAX's own matmul"""
-    if harness.low_precision():
-        pytest.skip("the kernel is float32, the encoding this chapter's model runs in")
+    skip_unless_cpu_float32()
     import torch
 
     rows, k, n = LM_HEAD
@@ -186,8 +189,7 @@ def test_kernel_reads_the_weights_fast():
 
 def test_kv_cache_model_on_the_kernel_matches_at_every_step_compiled():
     """MojoCachedGPT2LMHeadModel's logits equal HuggingFace's after every call (compiled)"""
-    if harness.low_precision():
-        pytest.skip("the kernel is float32, the encoding this chapter's model runs in")
+    skip_unless_cpu_float32()
     learner_gemv()
     model = learner_module(MOJO, "MojoCachedGPT2LMHeadModel", kv.reference()["state"], SMALL)
     compiled = compile_module("MojoCachedGPT2LMHeadModel", model, *kv.input_types())
