@@ -7,12 +7,13 @@
 
 One process times the same greedy generation (same prompt ids, same number of new tokens) for
 HuggingFace generate() with its KV cache, HuggingFace without a cache, step 10's loop on the
-compiled step-11 model, and the KV-cache extension; it prints tokens/s (median and best of the
-repeats, the warm-up run reported apart), the ratio to HuggingFace generate(), compile times and
-peak memory, and exits 1 unless all of them produced the same tokens. With --serve the same model
-is also saved to a folder, served with the serving chapter's code and timed through the API. The MAX models are the
-learner's own, from steps/ (`--solutions` times the reference answers, `--dir` any folder); the
-steps they need are tried on a tiny model first, so an unfinished one is named in seconds.
+compiled step-11 model, the KV-cache extension and, once it is written, the Mojo extension; it
+prints tokens/s (median and best of the repeats, the warm-up run reported apart), the time to the
+first token, the ratio to HuggingFace generate(), compile times and peak memory, and exits 1 unless
+all of them produced the same tokens. With --serve the same model is also saved to a folder, served
+with the serving chapter's code and timed through the API. The MAX models are the learner's own,
+from steps/ (`--solutions` times the reference answers, `--dir` any folder); the steps they need
+are tried on a tiny model first, so an unfinished one is named in seconds.
 """
 
 from __future__ import annotations
@@ -202,29 +203,22 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         ),
         simple_compile,
     )
-    record(
-        "MAX, KV cache (extension)",
-        lambda n: ids_of(
+
+    def cached_run(model) -> Callable[[int], list[int]]:
+        """Greedy generation of n tokens with the KV-cache chapter's loop on `model`."""
+        return lambda n: ids_of(
             kv.generate_with_cache(
-                cached, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
+                model, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
             )
-        ),
-        cached_compile,
-    )
+        )
+
+    record("MAX, KV cache (extension)", cached_run(cached), cached_compile)
     mojo = finished_mojo_chapter()
     if mojo is not None:
         fast, fast_compile = build(
             mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
         )
-        record(
-            "MAX, KV cache + Mojo kernel",
-            lambda n: ids_of(
-                kv.generate_with_cache(
-                    fast, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
-                )
-            ),
-            fast_compile,
-        )
+        record("MAX, KV cache + Mojo kernel", cached_run(fast), fast_compile)
     if args.serve:
         from checks import serving
 

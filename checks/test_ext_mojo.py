@@ -53,48 +53,36 @@ def learner_gemv():
         raise LearnerError(mojo_error(error) or str(error)) from None
 
 
-@functools.cache
-def kernel_graph():
-    """The learner's op alone in a graph with symbolic sizes: one compile serves every shape."""
+def compiled_product(what: str, product, rows) -> object:
+    """`product(x, weight)` compiled for x [rows, k] and weight [n, k], with symbolic sizes."""
     from max.dtype import DType
     from max.experimental.nn import Module
     from max.experimental.tensor import TensorType
     from max.graph import DeviceRef
 
-    op = learner_gemv()
-
-    class Kernel(Module):
+    class Product(Module):
         def forward(self, x, weight):
-            return op(x, weight)
+            return product(x, weight)
 
     device = DeviceRef.from_device(harness.device())
     return compile_module(
-        "gemv custom op",
-        Kernel(),
-        TensorType(DType.float32, ["rows", "k"], device=device),
+        what,
+        Product(),
+        TensorType(DType.float32, [rows, "k"], device=device),
         TensorType(DType.float32, ["n", "k"], device=device),
     )
+
+
+@functools.cache
+def kernel_graph():
+    """The learner's op alone in a graph: one compile serves every shape."""
+    return compiled_product("gemv custom op", learner_gemv(), "rows")
 
 
 @functools.cache
 def matmul_graph():
     """MAX's own product, x @ weight^T (what Linear runs), for the speed comparison."""
-    from max.dtype import DType
-    from max.experimental.nn import Module
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
-    class Matmul(Module):
-        def forward(self, x, weight):
-            return x @ weight.T
-
-    device = DeviceRef.from_device(harness.device())
-    return compile_module(
-        "MAX's matmul",
-        Matmul(),
-        TensorType(DType.float32, [1, "k"], device=device),
-        TensorType(DType.float32, ["n", "k"], device=device),
-    )
+    return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, 1)
 
 
 def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
