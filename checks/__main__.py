@@ -224,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tools.reset(harness.parse_step(args.step), yes=args.yes) else 1
     if args.command == "save-model":
         return 0 if tools.save_model(Path(args.step)) else 1
-    harness.install_sigint_handler()
-    harness.interpret_eager_ops()
+    harness.prepare_max()
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
     try:
         if args.command == "doctor":

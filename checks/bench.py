@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         options.Options(device=args.device, dtype="bfloat16" if args.device == "gpu" else "float32")
     )
     harness.use_steps_dir(harness.chosen_folder(args))
-    harness.install_sigint_handler()
-    harness.interpret_eager_ops()
+    harness.prepare_max()
     try:
         with harness.pinned_defaults():
             return time_all(args, ready_steps())

@@ -42,11 +42,10 @@ from checks.runtime import (
     child_env,
     device,
     dtype,
-    install_sigint_handler,
-    interpret_eager_ops,
     low_precision,
     max_cache_is_cold,
     pinned_defaults,
+    prepare_max,
     tolerances,
 )
 from checks.waiting import Waiting, say

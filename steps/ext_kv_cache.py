@@ -61,6 +61,7 @@ class CachedAttention(Module):
         # TODO 3: scores = query @ key^T / sqrt(head_dim), now [B, H, S, N + S]. Add step 3's mask
         #   for S queries after N cached keys, softmax, weights @ value, merge heads, c_proj.
         # Hint: causal_mask(hidden_states.shape[1], past_key.shape[2], dtype=..., device=...)
+        # Hint: multiply by 1.0 / math.sqrt(self.head_dim), as in step 4
 
         # TODO 4: return the output and the grown key and value: (output, key, value).
         return None

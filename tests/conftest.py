@@ -51,8 +51,8 @@ def run_command(args: list[str], timeout: float = 900, stdin: str | None = None,
     return Run(result.returncode, result.stdout + result.stderr, result.stdout)
 
 
-def run_checks(*args: str, timeout: float = 900, stdin: str | None = None) -> Run:
-    return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin)
+def run_checks(*args: str, timeout: float = 900, stdin: str | None = None, **env: str) -> Run:
+    return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin, **env)
 
 
 def copy_solutions(tmp_path: Path) -> Path:
