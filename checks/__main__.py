@@ -158,8 +158,8 @@ def check_one(step: int, verbose: bool) -> bool:
     shown = os.path.relpath(harness.steps_dir() / f"{name}.py")
     print(f"{harness.step_name(step)}: {harness.STEP_TITLES[step]}  [{shown}]")
     if step in harness.COMPILING_STEPS and harness.max_cache_is_cold():
-        print(
-            "  First MAX run on this machine: MAX compiles its kernels once (a few minutes on 2 "
+        harness.waiting.before_first_wait(
+            "First MAX run on this machine: MAX compiles its kernels once (a few minutes on 2 "
             "cores;\n  `pixi run warm` does it ahead). Later runs reuse them and answer in seconds."
         )
     start = time.perf_counter()

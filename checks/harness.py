@@ -48,6 +48,6 @@ from checks.runtime import (
     prepare_max,
     tolerances,
 )
-from checks.waiting import Waiting, say
+from checks.waiting import Waiting, say, waiting
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -22,6 +22,11 @@ class Waiting:
         self.after_s, self.every_s = after_s, every_s
         self.speak = speak or say
         self.busy = False  # one wait speaks at a time: the outermost
+        self.first_note: str | None = None
+
+    def before_first_wait(self, note: str) -> None:
+        """Say `note` too, once, if a wait gets long: a notice that only a slow wait makes true."""
+        self.first_note = note
 
     @contextlib.contextmanager
     def announce(self, text: str) -> Iterator[None]:
@@ -34,6 +39,9 @@ class Waiting:
         def beat() -> None:
             if done.wait(self.after_s):
                 return
+            if self.first_note:
+                self.speak(f"  {self.first_note}")
+                self.first_note = None
             self.speak(f"  … {text}")
             spoke.set()
             while not done.wait(self.every_s):

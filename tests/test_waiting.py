@@ -31,6 +31,15 @@ def test_a_short_wait_prints_nothing():
     assert [text for _, text in spoken_lines(harness.Waiting(after_s=0.5), 0.1)] == ["start", "end"]
 
 
+def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
+    wait = harness.Waiting(after_s=0.2, every_s=5)
+    wait.before_first_wait("First MAX run on this machine")
+    assert [text for _, text in spoken_lines(wait, 0.05)] == ["start", "end"]  # nothing compiled
+    texts = [text for _, text in spoken_lines(wait, 0.4)]
+    assert texts[1:3] == ["  First MAX run on this machine", "  … compiling a stand-in"]
+    assert "  First MAX run on this machine" not in [text for _, text in spoken_lines(wait, 0.4)]
+
+
 def test_the_defaults_keep_every_silence_under_15_seconds():
     wait = harness.Waiting()
     assert wait.after_s <= 5 and wait.every_s <= 15
