@@ -96,8 +96,9 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
 
     plugin = ReportPlugin()
     test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
-    # Only the plugins the checks use (autoloading every installed plugin costs seconds), and no
-    # assertion rewriting: the checks report through pytest-check and plain messages.
+    # Only the plugins the checks use (autoloading every installed plugin costs seconds), no
+    # assertion rewriting (the checks report through pytest-check and plain messages), and no
+    # hunt for unraisable exceptions at the end (five gc.collect() calls: 0.6 s of every check).
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     pytest_args = [
         test_file,
@@ -106,6 +107,8 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
         "pytest_check.plugin",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:unraisableexception",
         "--assert=plain",
         f"--rootdir={harness.ROOT}",
         "-c",
