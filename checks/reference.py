@@ -7,10 +7,6 @@ layer-norm gains are not one, attention scores are of order one).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,10 +15,7 @@ import numpy as np
 
 from checks import harness, options
 from checks.harness import LearnerError
-
-# HuggingFace's outputs for the checks' fixed inputs, keyed by everything that could change them.
-# torch + transformers take ~4 s to import, so a warm check reads these instead of rebuilding them.
-CACHE_DIR = harness.ROOT / "build" / "reference-cache"
+from checks.reference_cache import cached, cached_folder  # noqa: F401  (the checks' import point)
 
 
 @dataclass(frozen=True)
@@ -44,49 +37,6 @@ SMALL = CheckConfig(vocab_size=101, n_positions=24, n_embd=32, n_layer=2, n_head
 GPT2_SIZES = CheckConfig()
 # An MLP width set in the config (GPT-2 small leaves it None, meaning 4 * n_embd).
 SMALL_WITH_N_INNER = CheckConfig(**{**asdict(SMALL), "n_inner": 40})
-
-
-def fingerprint(name: str, key: tuple, caller: Path) -> str:
-    """A name for what (name, key) builds with the installed versions, this file and the caller's."""
-    import importlib.metadata as metadata
-
-    text = repr(
-        (
-            name,
-            key,
-            metadata.version("torch"),
-            metadata.version("transformers"),
-            Path(__file__).read_bytes(),
-            caller.read_bytes() if caller.exists() else b"",
-        )
-    )
-    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-
-
-def cached_folder(name: str, make: Callable[[Path], Any]) -> Path:
-    """A folder under build/ that `make(folder)` fills once per version of the code making it."""
-    folder = CACHE_DIR / fingerprint(name, (), Path(sys._getframe(1).f_code.co_filename))
-    if not folder.exists():
-        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-        make(partial)
-        partial.replace(folder)
-    return folder
-
-
-def cached(name: str, key: tuple, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`build()`'s arrays, computed once per (name, key, versions, this file and the caller's file)."""
-    path = CACHE_DIR / f"{fingerprint(name, key, Path(sys._getframe(1).f_code.co_filename))}.pkl"
-    if path.exists():
-        try:
-            return pickle.loads(path.read_bytes())
-        except Exception:
-            path.unlink(missing_ok=True)
-    value = build()
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    temporary.replace(path)
-    return value
 
 
 def torch_no_grad() -> Any:
@@ -455,4 +405,4 @@ def hidden_state_outputs(
             data[batch, seq_len] = (x.numpy(), run_hf(hf, x).numpy())
         return data
 
-    return cached(name, (cfg, shapes, seed), build)
+    return cached(name, (cfg, shapes, seed), build, also=(build_hf, run_hf))
