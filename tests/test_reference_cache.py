@@ -47,7 +47,12 @@ def test_a_nested_value_comes_back_equal(cache_in: Path):
     assert second["state"]["w"].dtype == np.float32
     assert isinstance(second[2, 5], tuple) and second[2, 5][1].dtype == np.int64
     assert second["greedy"] == {(4, 5): ([6, 7], [6, 7])}
-    assert (second["eps"], second["none"], second["flag"], second["scalar"]) == (1e-5, None, True, 0.5)
+    assert (second["eps"], second["none"], second["flag"], second["scalar"]) == (
+        1e-5,
+        None,
+        True,
+        0.5,
+    )
 
 
 def test_the_key_and_the_builders_file_name_the_entry():
