@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
 STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
-PAGES = [DOCS / "index.md", DOCS / "setup.md", *STEP_PAGES, DOCS / "next.md"]
+PAGES = [DOCS / "index.md", DOCS / "setup.md", DOCS / "max.md", *STEP_PAGES, DOCS / "next.md"]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -376,3 +376,50 @@ def test_the_byte_table_behind_G():
     assert "".join(table[b] for b in "é".encode()) == "Ã©" and "written `Ã©`" in text
     unchanged = sum(ord(char) == byte for byte, char in table.items())
     assert f"the {unchanged} bytes" in text and f"the other {256 - unchanged}" in text
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "page, example",
+    [("max.md", "examples/max_tour.py"), ("steps/14-mojo.md", "examples/mojo_tour.mojo")],
+)
+def test_tour_pages_show_every_section_of_their_file(page, example):
+    """The tours' code is on the pages from the files tests/test_tours.py runs, never pasted."""
+    source = (DOCS / page).read_text()
+    sections = re.findall(r"--8<-- \[start:(\w+)\]", (DOCS / example).read_text())
+    assert sections, f"{example} has no snippet sections"
+    for section in sections:
+        assert f'--8<-- "docs/{example}:{section}"' in source, f"{page} lacks {section}"
+    output = Path(example).with_suffix(".txt").as_posix()
+    assert f'--8<-- "docs/{output}' in source, f"{page} does not show what {example} prints"
+
+
+@pytest.mark.fast
+def test_max_page_comes_between_setup_and_step_1():
+    nav = re.findall(r"^\s+- (.+?): ([\w./-]+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = [page for _, page in nav]
+    assert (
+        pages.index("setup.md") + 1
+        == pages.index("max.md")
+        == pages.index("steps/01-config.md") - 1
+    )
+
+
+@pytest.mark.fast
+def test_max_page_shows_each_parts_own_output():
+    """After each part of the tour, the page shows the lines of output that part prints."""
+    source = (DOCS / "max.md").read_text()
+    tour = (DOCS / "examples" / "max_tour.py").read_text()
+    printed = (DOCS / "examples" / "max_tour.txt").read_text().splitlines()
+    pairs = re.findall(
+        r'max_tour\.py:(\w+)"\n```\n\n```text\n--8<-- "docs/examples/max_tour\.txt:(\d+):(\d*)"',
+        source,
+    )
+    assert len(pairs) == 5, f"{len(pairs)} parts of max.md show their output"
+    for section, start, end in pairs:
+        code = tour[tour.index(f"[start:{section}]") : tour.index(f"[end:{section}]")]
+        shown = [line.strip() for line in printed[int(start) - 1 : int(end) if end else None]]
+        for text in re.findall(r'print\(f?"([^"{]+)', code):
+            assert any(line.startswith(text.strip()) for line in shown), (
+                f"max.md shows lines {start}-{end} after {section}, but not its {text!r}"
+            )

@@ -4,6 +4,7 @@ Run it: python docs/examples/max_tour.py   (the page "MAX in ten minutes" explai
 tests/test_max_tour.py runs it and checks what it prints).
 """
 
+import logging
 import signal
 import time
 
@@ -26,6 +27,7 @@ def interrupt(signum, frame):
 
 # Python 3.11 runs MAX's eager ops ~100x slower under its default SIGINT handler (the page's note).
 signal.signal(signal.SIGINT, interrupt)
+logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly": first runs only
 
 # --8<-- [start:tensor]
 x = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # from a nested list: dtype and device are defaults
@@ -66,7 +68,7 @@ class TinyHead(Module):
 
 with F.lazy():  # describe the parameters without filling them with random numbers
     head = TinyHead(3, 2)
-print("parameters:", [(name, list(p.shape)) for name, p in head.parameters()])
+print("parameters:", [(name, list(p.shape)) for name, p in head.parameters])
 head.load_state_dict(
     {
         "proj.weight": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32),
@@ -77,7 +79,7 @@ head.load_state_dict(
 tokens = Tensor.from_dlpack(np.arange(12, dtype=np.float32).reshape(1, 4, 3) / 10)
 print("eager call:")
 eager = head(tokens)  # forward runs as Python, each op at once
-print("  eager output, first row:", eager.to_numpy()[0, 0].round(4).tolist())
+print("  eager output, first row:", [round(float(v), 4) for v in eager.to_numpy()[0, 0]])
 # --8<-- [end:module]
 
 # --8<-- [start:compile]
