@@ -1,7 +1,7 @@
 """MAX in ten minutes: the pieces of MAX's Python API that steps 1-11 use, on tiny tensors.
 
 Run it: python docs/examples/max_tour.py   (the page "MAX in ten minutes" explains each part;
-tests/test_max_tour.py runs it and checks what it prints).
+tests/test_tours.py runs it and checks what it prints).
 """
 
 import logging

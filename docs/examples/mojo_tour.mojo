@@ -1,6 +1,6 @@
 # Mojo in ten minutes: the pieces of Mojo that the kernel of the Mojo chapter (kernels/gemv.mojo)
 # uses, in a program of its own. Run it: mojo run docs/examples/mojo_tour.mojo
-# (tests/test_mojo_tour.py runs it and checks what it prints).
+# (tests/test_tours.py runs it and checks what it prints).
 
 # --8<-- [start:comptime]
 from std.sys import simd_width_of
