@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
 STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
-PAGES = [DOCS / "index.md", DOCS / "setup.md", *STEP_PAGES, DOCS / "next.md"]
+PAGES = [DOCS / "index.md", DOCS / "setup.md", DOCS / "max.md", *STEP_PAGES, DOCS / "next.md"]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -236,3 +237,189 @@ def png_top_rows(path: Path, count: int) -> tuple[int, list[list[tuple[int, int,
         rows.append([tuple(line[i : i + 3]) for i in range(0, stride, channels)])
         previous = line
     return width, rows
+
+
+# The figures of the extension chapters: one bench run, in one snippet that all three include.
+BENCH = DOCS / "snippets" / "bench.md"
+BENCH_PAGES = [DOCS / "steps" / name for name in ("12-kv-cache.md", "13-serve.md", "14-mojo.md")]
+SPEED = re.compile(r"\d+(?:\.\d+)?\s*(?:tok/s|tokens/s|tokens per second|GB/s|x faster)")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", BENCH_PAGES, ids=lambda p: p.stem)
+def test_extension_pages_quote_the_one_bench_run(page):
+    source = page.read_text()
+    assert '--8<-- "docs/snippets/bench.md"' in source, f"{page.name} does not include the bench"
+    quoted = SPEED.findall(source)
+    assert not quoted, f"{page.name} quotes speeds of its own, not the shared run's: {quoted}"
+
+
+def bench_table(text: str) -> dict[str, float]:
+    """The bench snippet's table: model -> median tokens/s."""
+    rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \|", text, re.M)
+    return {model: float(median) for model, median in rows}
+
+
+@pytest.mark.fast
+def test_bench_arithmetic_adds_up():
+    """tokens/s x bytes per token = GB/s, with GPT-2 small's weights counted from its sizes."""
+    text = BENCH.read_text()
+    table = bench_table(text)
+    assert len(table) >= 4, f"the bench snippet's table has {len(table)} rows"
+    e, layers, vocab = 768, 12, 50257
+    block = (e * 3 * e + 3 * e) + (e * e + e) + (e * 4 * e + 4 * e) + (4 * e * e + e) + 4 * e
+    numbers = layers * block + 2 * e + vocab * e  # blocks, ln_f, the head
+    megabytes = round(numbers * 4 / 1e6, 1)
+    assert f"{numbers / 1e6:.2f} million" in text and f"{megabytes} MB" in text
+    products = re.findall(r"([\d.]+) × ([\d.]+) MB = ([\d.]+) GB/s", text)
+    assert len(products) >= 3, "the snippet shows no tokens/s x MB = GB/s products"
+    for speed, size, bandwidth in products:
+        assert float(size) == megabytes
+        assert float(speed) in table.values(), f"{speed} tok/s is not in the table"
+        assert abs(float(speed) * megabytes / 1000 - float(bandwidth)) < 0.051, (speed, bandwidth)
+
+
+def pmatrices(text: str) -> list:
+    import numpy as np
+
+    found = re.findall(r"\\begin\{pmatrix\}(.*?)\\end\{pmatrix\}", text, re.S)
+    parse = {"-\\infty": -np.inf}
+    return [
+        np.array(
+            [
+                [parse.get(c.strip(), None) or float(c) for c in row.split("&")]
+                for row in body.split("\\\\")
+            ]
+        )
+        for body in found
+    ]
+
+
+@pytest.mark.fast
+def test_worked_attention_example_is_right():
+    import numpy as np
+
+    text = (DOCS / "steps" / "04-attention.md").read_text()
+    worked = text[text.index("### Three tokens, by hand") : text.index("### The general form")]
+    q, k, v, scores, masked, weights, out = pmatrices(worked)
+    assert np.array_equal(scores, q @ k.T)
+    mask = np.triu(np.full((3, 3), -np.inf), 1)
+    expected = scores * (1 / np.sqrt(q.shape[1])) + mask
+    assert np.array_equal(masked == -np.inf, expected == -np.inf)
+    assert np.allclose(masked[masked > -np.inf], expected[expected > -np.inf], atol=0.005)
+    exact = np.exp(expected - expected.max(-1, keepdims=True))
+    exact /= exact.sum(-1, keepdims=True)
+    assert np.allclose(weights, exact, atol=0.005)
+    assert np.allclose(out, exact @ v, atol=0.005)
+
+
+def bpe_train(pieces: dict[str, int], count: int) -> list[tuple[tuple[str, str], int, list]]:
+    """A plain BPE trainer: (merged pair, its count, the pieces after it) for each merge."""
+    from collections import Counter
+
+    tokens = {piece: list(piece) for piece in pieces}
+    history = []
+    for _ in range(count):
+        pairs = Counter()
+        for piece, times in pieces.items():
+            for pair in itertools.pairwise(tokens[piece]):
+                pairs[pair] += times
+        (best, times), runner_up = pairs.most_common(2)
+        assert times > runner_up[1], "the worked example must have no ties"
+        for piece in tokens:
+            tokens[piece] = bpe_merge(tokens[piece], best)
+        history.append((best, times, [" ".join(tokens[piece]) for piece in pieces]))
+    return history
+
+
+def bpe_merge(tokens: list[str], pair: tuple[str, str]) -> list[str]:
+    out: list[str] = []
+    for token in tokens:
+        if out and (out[-1], token) == pair:
+            out[-1] += token
+        else:
+            out.append(token)
+    return out
+
+
+def bpe_encode(piece: str, merges: list[tuple[str, str]]) -> list[str]:
+    tokens = list(piece)
+    while True:
+        ranked = [merges.index(p) for p in itertools.pairwise(tokens) if p in merges]
+        if not ranked:
+            return tokens
+        tokens = bpe_merge(tokens, merges[min(ranked)])
+
+
+@pytest.mark.fast
+def test_worked_bpe_example_is_right():
+    text = (DOCS / "steps" / "09-tokens.md").read_text()
+    assert "` the` five times, ` then` twice,\n` hen` twice and ` to` three times" in text
+    history = bpe_train({"Ġthe": 5, "Ġthen": 2, "Ġhen": 2, "Ġto": 3}, 3)
+    rows = re.findall(r"^\| (\d) \| `(\S+)` `(\S+)` \| (\d+) \| (.*) \|$", text, re.M)
+    assert len(rows) == len(history)
+    for (number, a, b, times, after), (pair, count, pieces) in zip(rows, history, strict=True):
+        assert (a, b) == pair and int(times) == count, f"merge {number}"
+        assert re.findall(r"`([^`]+)`", after) == pieces, f"merge {number}"
+    merges = [pair for pair, _, _ in history]
+    assert "`Ġthe n`: two tokens" in text and bpe_encode("Ġthen", merges) == ["Ġthe", "n"]
+    assert "`t he n`: three tokens" in text and bpe_encode("then", merges) == ["t", "he", "n"]
+
+
+@pytest.mark.fast
+def test_the_byte_table_behind_G():
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    table = bytes_to_unicode()
+    text = (DOCS / "steps" / "09-tokens.md").read_text()
+    assert table[ord(" ")] == "Ġ" and table[ord("\n")] == "Ċ"
+    assert "".join(table[b] for b in "é".encode()) == "Ã©" and "written `Ã©`" in text
+    unchanged = sum(ord(char) == byte for byte, char in table.items())
+    assert f"the {unchanged} bytes" in text and f"the other {256 - unchanged}" in text
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "page, example",
+    [("max.md", "examples/max_tour.py"), ("steps/14-mojo.md", "examples/mojo_tour.mojo")],
+)
+def test_tour_pages_show_every_section_of_their_file(page, example):
+    """The tours' code is on the pages from the files tests/test_tours.py runs, never pasted."""
+    source = (DOCS / page).read_text()
+    sections = re.findall(r"--8<-- \[start:(\w+)\]", (DOCS / example).read_text())
+    assert sections, f"{example} has no snippet sections"
+    for section in sections:
+        assert f'--8<-- "docs/{example}:{section}"' in source, f"{page} lacks {section}"
+    output = Path(example).with_suffix(".txt").as_posix()
+    assert f'--8<-- "docs/{output}' in source, f"{page} does not show what {example} prints"
+
+
+@pytest.mark.fast
+def test_max_page_comes_between_setup_and_step_1():
+    nav = re.findall(r"^\s+- (.+?): ([\w./-]+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = [page for _, page in nav]
+    assert (
+        pages.index("setup.md") + 1
+        == pages.index("max.md")
+        == pages.index("steps/01-config.md") - 1
+    )
+
+
+@pytest.mark.fast
+def test_max_page_shows_each_parts_own_output():
+    """After each part of the tour, the page shows the lines of output that part prints."""
+    source = (DOCS / "max.md").read_text()
+    tour = (DOCS / "examples" / "max_tour.py").read_text()
+    printed = (DOCS / "examples" / "max_tour.txt").read_text().splitlines()
+    pairs = re.findall(
+        r'max_tour\.py:(\w+)"\n```\n\n```text\n--8<-- "docs/examples/max_tour\.txt:(\d+):(\d*)"',
+        source,
+    )
+    assert len(pairs) == 5, f"{len(pairs)} parts of max.md show their output"
+    for section, start, end in pairs:
+        code = tour[tour.index(f"[start:{section}]") : tour.index(f"[end:{section}]")]
+        shown = [line.strip() for line in printed[int(start) - 1 : int(end) if end else None]]
+        for text in re.findall(r'print\(f?"([^"{]+)', code):
+            assert any(line.startswith(text.strip()) for line in shown), (
+                f"max.md shows lines {start}-{end} after {section}, but not its {text!r}"
+            )
