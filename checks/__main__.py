@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from checks import harness, options, tools
+from checks import harness, options, tools, verdicts
 from checks.options import ROOT, Options
 
 
@@ -169,6 +169,7 @@ def check_one(step: int, verbose: bool) -> bool:
     try:
         harness.load_step(step)
     except harness.LearnerError as error:
+        verdicts.record(step, False, str(error))
         print(f"  FAIL  {error}")
         print(
             f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
@@ -178,6 +179,8 @@ def check_one(step: int, verbose: bool) -> bool:
     results = run_step(step, verbose=verbose)
     print_report(step, results, verbose)
     failed = [r for r in results if not r.passed]
+    if results:
+        verdicts.record(step, not failed, verdicts.first_failure(results))
     elapsed = time.perf_counter() - start
     if not results:
         print("\nNo checks ran: the checker could not collect its tests (run with -v).")
@@ -209,6 +212,36 @@ def check_one(step: int, verbose: bool) -> bool:
     return False
 
 
+def prepare_max() -> None:
+    harness.prepare_max()
+    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
+
+
+def progress() -> int:
+    """`progress` answers from the last verdicts without importing MAX (seconds saved); MAX is
+    prepared only when a step changed since its last check and its checks must run now."""
+    with contextlib.ExitStack() as stack:
+
+        def prepare() -> None:
+            prepare_max()
+            stack.enter_context(harness.pinned_defaults())
+
+        try:
+            ok = tools.progress(
+                lambda step: run_step(step, verbose=False, quiet=True), prepare=prepare
+            )
+        except (harness.LearnerError, harness.NoDevice) as error:
+            print(error)
+            return 1
+        except KeyboardInterrupt:
+            print("\nStopped.")
+            return 130
+        except BrokenPipeError:
+            return 1
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
@@ -227,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tools.reset(harness.parse_step(args.step), yes=args.yes) else 1
     if args.command == "save-model":
         return 0 if tools.save_model(Path(args.step)) else 1
-    harness.prepare_max()
-    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
+    if args.command == "progress":
+        return progress()
+    prepare_max()
     try:
         if args.command == "doctor":
             return 0 if tools.doctor() else 1
@@ -237,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 ok = check_one(harness.parse_step(args.step), args.verbose)
             elif args.command == "warm":
                 ok = tools.warm(lambda step: run_step(step, verbose=False, quiet=True))
-            else:  # all, progress
-                ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
+            else:  # all
+                ok = tools.progress(
+                    lambda step: run_step(step, verbose=False, quiet=True), fresh=True
+                )
     except (harness.LearnerError, harness.NoDevice) as error:
         print(error)
         return 1
