@@ -4,6 +4,7 @@
     python -m checks 4 --solutions     # the reference solution
     python -m checks 4 --dir DIR       # any folder holding step_01.py ... step_11.py
     python -m checks progress          # every step: passed, failing or not started; what next
+    python -m checks watch             # check each step again whenever you save its file
     python -m checks hint 4            # step 4's hints, one at a time
     python -m checks reset 4           # steps/step_04.py back to the skeleton (asks first)
     python -m checks doctor            # versions, caches, device, GPT-2 weights
@@ -30,15 +31,15 @@ from checks import harness, options, tools, verdicts
 from checks.options import ROOT, Options
 
 
-COMMANDS = ("all", "progress", "hint", "reset", "doctor", "warm", "save-model")
+COMMANDS = ("all", "progress", "watch", "hint", "reset", "doctor", "warm", "save-model")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
     parser.add_argument(
         "command",
-        help="a step number 1-11 or kv (the extension); or all, progress, hint N, "
-        "reset N, doctor, warm, save-model DIR",
+        help="a step number 1-11, or kv, serve, mojo (the extensions); or all, progress, watch, "
+        "hint N, reset N, doctor, warm, save-model DIR",
     )
     parser.add_argument(
         "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
@@ -67,6 +68,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"seconds per call into your code ({Options().time_limit_s:.0f})",
     )
     parser.add_argument("--yes", action="store_true", help="reset without asking")
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        default=None,
+        help="watch: look for saves every second instead of waiting for file events (automatic "
+        "on WSL's /mnt drives and network folders)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
     args = parser.parse_args(argv)
     if harness.parse_step(args.command) is not None or args.command.isdigit():
@@ -262,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tools.save_model(Path(args.step)) else 1
     if args.command == "progress":
         return progress()
+    if args.command == "watch":
+        from checks import watch
+
+        passed_on = [f"--{name}" for name in ("eager-only",) if args.eager_only]
+        passed_on += ["--device", args.device] + (["--dtype", args.dtype] if args.dtype else [])
+        if args.time_limit:
+            passed_on += ["--time-limit", str(args.time_limit)]
+        return watch.watch(folder, args.poll, passed_on)
     prepare_max()
     try:
         if args.command == "doctor":
