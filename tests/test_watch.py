@@ -37,8 +37,9 @@ if "SLOW" in text and not (eager and "SLOW_COMPILED" in text):
     while True:
         print("  … still working", flush=True)
         time.sleep(0.3)
-if "WRONG" in text:
-    print("  FAIL  stand-in check\\n        the stand-in found WRONG", flush=True)
+if "WRONG" in text or "PASS_ME" not in text:  # an untouched skeleton fails, as it does
+    found = "WRONG" if "WRONG" in text else "no PASS_ME"
+    print(f"  FAIL  stand-in check\\n        the stand-in found {found}", flush=True)
     print(f"\\nStep {step} is not done yet: 1 of 1 checks failed (0.0 s).", flush=True)
     sys.exit(1)
 print("  PASS  stand-in check", flush=True)
@@ -128,13 +129,13 @@ def test_a_save_checks_its_step_fail_then_pass(learner, tmp_path, poll, monkeypa
     monkeypatch.setattr(watch, "POLL_SECONDS", 0.2)  # the same observer, looking more often
     step_01 = learner / "step_01.py"
     with Running(learner, tmp_path, poll) as run:
-        run.wait_for("Step 1: the GPT-2 configuration")
+        run.wait_for("the stand-in found no PASS_ME")  # the skeleton, checked at the start
         shown = len(run.blocks)
         save(step_01, step_01.read_text() + "\n# WRONG\n")
         run.wait_for("the stand-in found WRONG", after=shown, seconds=5)
         assert "not done yet" in run.blocks[-1] and "Next: fix the first failure" in run.blocks[-1]
         shown = len(run.blocks)
-        save(step_01, step_01.read_text().replace("# WRONG", "# right"))
+        save(step_01, step_01.read_text().replace("# WRONG", "# PASS_ME"))
         run.wait_for("Step 1 passes", after=shown, seconds=5)
         # It moves on to the next step.
         run.wait_for("Step 2: the feed-forward network", after=shown, seconds=5)
@@ -162,7 +163,7 @@ def test_a_save_during_a_running_check_stops_it_and_starts_again(learner, tmp_pa
 def test_the_eager_verdict_shows_before_the_compiled_checks_end(learner, tmp_path):
     step_04 = learner / "step_04.py"
     with Running(learner, tmp_path, poll=False) as run:
-        save(step_04, step_04.read_text() + "\n# SLOW_COMPILED\n")
+        save(step_04, step_04.read_text() + "\n# SLOW_COMPILED PASS_ME\n")
         run.wait_for("eager checks pass; checking the compiled graphs")
         pgid = run.slow_pgid()
     assert not group_alive(pgid)
