@@ -74,7 +74,7 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
         except Exception as error:
             raise LearnerError(
                 f"{what} returned a tensor that could not be computed: {type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}"
+                f"{harness.error_summary(str(error))}"
             ) from error
     if isinstance(value, (tuple, list)):
         raise LearnerError(
