@@ -127,6 +127,9 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
     else:
         with contextlib.redirect_stdout(io.StringIO()):
             pytest.main([*pytest_args, "-q", "--tb=no", "--no-header"], plugins=[plugin])
+    if plugin.results:  # for `progress`, which answers from the last verdict of the same code
+        failed = [r for r in plugin.results if not r.passed]
+        verdicts.record(step, not failed, verdicts.first_failure(plugin.results))
     return plugin.results
 
 
@@ -187,8 +190,6 @@ def check_one(step: int, verbose: bool) -> bool:
     results = run_step(step, verbose=verbose)
     print_report(step, results, verbose)
     failed = [r for r in results if not r.passed]
-    if results:
-        verdicts.record(step, not failed, verdicts.first_failure(results))
     elapsed = time.perf_counter() - start
     if not results:
         print("\nNo checks ran: the checker could not collect its tests (run with -v).")
