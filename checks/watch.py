@@ -109,6 +109,9 @@ def read_report(lines: list[str], code: int) -> Report:
                 failure.append("  " + more.strip())
             break
     summary = next((line for line in reversed(lines) if line.strip()), "(no output)")
+    earlier = [line for line in lines if "does not pass its own check yet" in line]
+    if earlier:  # "Step 4 runs on your step 1, which does not pass ...: fix step 1 first"
+        summary = f"{earlier[0].strip()}\n{summary.strip()}"
     if code not in (0, 1) and not failure:  # the check itself crashed: show its last words
         failure = [line.rstrip() for line in lines[-8:]]
     return Report(code == 0, failure, summary.strip())
@@ -239,7 +242,8 @@ class Watcher:
             if not done.passed:
                 lines.append(
                     f"Next: fix the first failure in {shown} and save; the check runs again "
-                    f"(hints: python -m checks hint {harness.step_argument(step)})."
+                    f"(hints: pixi run hint {harness.step_argument(step)}, or python -m checks "
+                    f"hint {harness.step_argument(step)})."
                 )
         return "\n".join(lines)
 
