@@ -264,3 +264,23 @@ def test_watch_on_a_learner_copy_with_the_real_step_1_check(tmp_path):
     assert "Stopped watching." in "".join(output)
     time.sleep(0.5)
     assert learner_processes(str(folder)) == []
+
+
+@pytest.mark.fast
+def test_the_block_reads_a_real_report():
+    """The sample reports are the checker's own output (python -m checks.samples writes them)."""
+    failing = (ROOT / "docs" / "reports" / "step_04_skeleton.txt").read_text().splitlines()
+    report = watch.read_report(failing, 1)
+    assert not report.passed
+    assert report.first_failure == [
+        "FAIL  Attention output matches HuggingFace's GPT2Attention (eager, small config, batch 2, "
+        "7 tokens)",
+        "  GPT2MultiHeadAttention has no parameters yet: create its layers in __init__ (are they "
+        "still None?).",
+    ]
+    assert report.summary.startswith("Step 4 runs on your step 1, which does not pass")
+    assert report.summary.endswith("Start with the first failure above.")
+    passing = (ROOT / "docs" / "reports" / "step_04_solution.txt").read_text().splitlines()
+    report = watch.read_report(passing, 0)
+    assert report.passed and report.first_failure == []
+    assert report.summary.startswith("Step 4 passes")
