@@ -506,6 +506,15 @@ SLIPS_11 = {
         ],
         "c_attn.weight",
     ),
+    "own command line in __main__": (
+        [
+            (
+                'if __name__ == "__main__":\n    sys.exit(main())',
+                'if __name__ == "__main__":\n    run_model(sys.argv[1], None, 20, 0.8, False, None)',
+            )
+        ],
+        "block does not call main(): the check runs the command line through the given main(argv)",
+    ),
     "context not set": (
         [("    tokenizer.model_max_length = hf.n_positions\n", "")],
         "tokenizer.model_max_length is",
