@@ -33,7 +33,8 @@ name = {"1": "step_01.py", "4": "step_04.py"}.get(step, "step_%02d.py" % int(ste
 text = (folder / name).read_text()
 print(f"Step {step}: stand-in  [{name}]", flush=True)
 if "SLOW" in text and not (eager and "SLOW_COMPILED" in text):
-    Path(sys.argv[4]).write_text(str(__import__("os").getpgid(0)))
+    with open(sys.argv[4], "a") as pgids:  # one line per slow check started
+        pgids.write(f"{__import__('os').getpgid(0)}\\n")
     while True:
         print("  … still working", flush=True)
         time.sleep(0.3)
@@ -101,13 +102,15 @@ class Running:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not shown within {seconds} s:\n" + "\n".join(self.blocks))
 
-    def slow_pgid(self, seconds: float = 10.0) -> int:
+    def slow_pgid(self, number: int = 1, seconds: float = 20.0) -> int:
+        """The process group of the `number`th slow check, once it has started."""
         start = time.monotonic()
         while time.monotonic() - start < seconds:
-            if self.pgid_file.exists() and self.pgid_file.read_text():
-                return int(self.pgid_file.read_text())
+            lines = self.pgid_file.read_text().splitlines() if self.pgid_file.exists() else []
+            if len(lines) >= number:
+                return int(lines[number - 1])
             time.sleep(0.05)
-        raise AssertionError("the slow stand-in check never started")
+        raise AssertionError(f"slow stand-in check {number} never started:\n" + self.blocks[-1])
 
 
 def group_alive(pgid: int) -> bool:
@@ -146,11 +149,11 @@ def test_a_save_during_a_running_check_stops_it_and_starts_again(learner, tmp_pa
     step_04 = learner / "step_04.py"
     with Running(learner, tmp_path, poll=False) as run:
         save(step_04, step_04.read_text() + "\n# SLOW\n")
-        first = run.slow_pgid()
         run.wait_for("still working")
-        run.pgid_file.unlink()
+        started = len(run.pgid_file.read_text().splitlines())  # 1, or 2 if a save came late
+        first = run.slow_pgid(started)
         save(step_04, step_04.read_text() + "\n# SLOW again\n")
-        second = run.slow_pgid()
+        second = run.slow_pgid(started + 1)
         assert second != first
         deadline = time.monotonic() + 5
         while group_alive(first) and time.monotonic() < deadline:
