@@ -81,8 +81,12 @@ def progress(
         elif verdict is not None:
             status = "passed" if verdict.passed else "failing"
             detail = verdict.detail
-            source = f"  [checked at {verdict.clock()}" + (
-                ", eager checks only]" if verdict.eager_only else "]"
+            changed = ", ".join(str(used) for used in verdict.changed_uses())
+            source = (
+                f"  [checked at {verdict.clock()}"
+                + (", eager checks only" if verdict.eager_only else "")
+                + (f", before you changed step {changed}" if changed else "")
+                + "]"
             )
             from_records += 1
         else:
@@ -113,7 +117,9 @@ def progress(
         ):
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
     legend = [
-        "[checked at HH:MM]: the verdict of your last check of the same code" * bool(from_records),
+        "[checked at HH:MM]: the verdict of your last check of the same code (the step's own "
+        'files; "before you changed step N": a step it imports changed since, and its own '
+        "check runs on the new one)" * bool(from_records),
         "[checked now]: its eager checks ran now, as the code changed since its last check "
         "(the step's own check runs the compiled ones too)" * bool(ran_now and not fresh),
     ]

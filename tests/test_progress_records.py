@@ -75,11 +75,26 @@ def test_an_edited_step_is_checked_again_and_its_verdict_kept(learner, capsys):
     )
 
 
-def test_a_verdict_is_kept_per_code_and_an_imported_step_counts(learner):
+def test_a_verdict_is_kept_per_code_and_remembers_the_steps_it_imports(learner, capsys):
     verdicts.record(4, True, "", eager_only=False)
-    assert verdicts.recorded(4).passed
-    path = learner / "step_03.py"  # step 4 imports step 3
+    assert verdicts.recorded(4).passed and verdicts.recorded(4).changed_uses() == []
+    path = learner / "step_03.py"  # step 4 imports steps 1 and 3
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert verdicts.recorded(4).changed_uses() == [3]
+    path.write_text(path.read_text().removesuffix("\n# edited\n"))
+    assert verdicts.recorded(4).changed_uses() == []
+    path = learner / "step_04.py"
     path.write_text(path.read_text() + "\n# edited\n")
     assert verdicts.recorded(4) is None
-    path.write_text(path.read_text().removesuffix("\n# edited\n"))
-    assert verdicts.recorded(4).passed
+
+
+def test_a_later_step_is_not_checked_again_for_an_edit_of_a_step_it_imports(learner, capsys):
+    for step in (1, 2):
+        verdicts.record(step, True, "", eager_only=False)
+    path = learner / "step_01.py"  # step 2 imports step 1
+    path.write_text(path.read_text() + "\n# edited\n")
+    ran = []
+    tools.progress(lambda step: ran.append(step) or [Result("a check", True)], prepare=list)
+    output = capsys.readouterr().out
+    assert ran == [1], ran
+    assert "step  2  passed" in output and "before you changed step 1]" in output
