@@ -71,7 +71,7 @@ def progress(
 
     folder = harness.steps_dir()
     print(f"Your progress ({os.path.relpath(folder)}):")
-    passed, next_step, from_records, ran_now = 0, None, 0, 0
+    passed, next_step, from_records, ran_now, stale = 0, None, 0, 0, 0
     for step in ALL_STEPS:
         title = harness.STEP_TITLES[step]
         verdict = None if fresh or untouched(folder, step) else verdicts.recorded(step)
@@ -82,6 +82,7 @@ def progress(
             status = "passed" if verdict.passed else "failing"
             detail = verdict.detail
             changed = ", ".join(str(used) for used in verdict.changed_uses())
+            stale += bool(changed)
             source = (
                 f"  [checked at {verdict.clock()}"
                 + (", eager checks only" if verdict.eager_only else "")
@@ -117,14 +118,14 @@ def progress(
         ):
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
     legend = [
-        "[checked at HH:MM]: the verdict of your last check of the same code (the step's own "
-        'files; "before you changed step N": a step it imports changed since, and its own '
-        "check runs on the new one)" * bool(from_records),
-        "[checked now]: its eager checks ran now, as the code changed since its last check "
-        "(the step's own check runs the compiled ones too)" * bool(ran_now and not fresh),
+        "[checked at HH:MM]: the verdict of your last check of the same code." * bool(from_records),
+        "Before you changed step N: the step's own code is the same, but a step it imports "
+        "changed since; its own check runs on the new one." * bool(stale),
+        "[checked now]: the code changed since its last check, so its eager checks ran now (the "
+        "step's own check runs the compiled ones too)." * bool(ran_now and not fresh),
     ]
     if any(legend):
-        print("\n" + "; ".join(line for line in legend if line) + ".")
+        print("\n" + "\n".join(line for line in legend if line))
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
         print(
