@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "watch":
         from checks import watch
 
-        passed_on = [f"--{name}" for name in ("eager-only",) if args.eager_only]
+        passed_on = ["--eager-only"] if args.eager_only else []  # the check's own options
         passed_on += ["--device", args.device] + (["--dtype", args.dtype] if args.dtype else [])
         if args.time_limit:
             passed_on += ["--time-limit", str(args.time_limit)]
