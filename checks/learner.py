@@ -109,6 +109,8 @@ def error_summary(text: str, limit: int = 500) -> str:
     'AddOp': Inputs: args[0] = ..., Diagnostics: ... shapes ... do not match"): the cause comes
     first here, then the inputs' types, so a cut loses the least useful part."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in lines:  # a child's traceback: its words are enough
+        lines = lines[: lines.index("Traceback (most recent call last):")] or lines[-1:]
     if lines and lines[0].startswith("Failed to create op") and "Inputs:" in lines:
         start = lines.index("Inputs:") + 1
         end = start

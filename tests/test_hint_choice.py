@@ -208,3 +208,11 @@ def test_a_short_error_is_kept_whole_and_a_long_one_cut_between_words():
     long = " ".join(["word"] * 200)
     summary = error_summary(long, limit=50)
     assert summary == " ".join(["word"] * 9) + " …", summary
+
+
+def test_an_error_holding_a_traceback_keeps_its_words_only():
+    text = "server failed to start\nTraceback (most recent call last):\n  File x\nValueError: y"
+    assert error_summary(text) == "server failed to start"
+    assert error_summary("Traceback (most recent call last):\n  File x\nValueError: y") == (
+        "ValueError: y"
+    )
