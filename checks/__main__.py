@@ -4,6 +4,7 @@
     python -m checks 4 --solutions     # the reference solution
     python -m checks 4 --dir DIR       # any folder holding step_01.py ... step_11.py
     python -m checks progress          # every step: passed, failing or not started; what next
+    python -m checks watch             # check each step again whenever you save its file
     python -m checks hint 4            # step 4's hints, one at a time
     python -m checks reset 4           # steps/step_04.py back to the skeleton (asks first)
     python -m checks doctor            # versions, caches, device, GPT-2 weights
@@ -26,19 +27,19 @@ import sys
 import time
 from pathlib import Path
 
-from checks import harness, options, tools
+from checks import harness, options, tools, verdicts
 from checks.options import ROOT, Options
 
 
-COMMANDS = ("all", "progress", "hint", "reset", "doctor", "warm", "save-model")
+COMMANDS = ("all", "progress", "watch", "hint", "reset", "doctor", "warm", "save-model")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
     parser.add_argument(
         "command",
-        help="a step number 1-11 or kv (the extension); or all, progress, hint N, "
-        "reset N, doctor, warm, save-model DIR",
+        help="a step number 1-11, or kv, serve, mojo (the extensions); or all, progress, watch, "
+        "hint N, reset N, doctor, warm, save-model DIR",
     )
     parser.add_argument(
         "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
@@ -67,6 +68,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"seconds per call into your code ({Options().time_limit_s:.0f})",
     )
     parser.add_argument("--yes", action="store_true", help="reset without asking")
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        default=None,
+        help="watch: look for saves every second instead of waiting for file events (automatic "
+        "on WSL's /mnt drives and network folders)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's full output")
     args = parser.parse_args(argv)
     if harness.parse_step(args.command) is not None or args.command.isdigit():
@@ -119,6 +127,9 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
     else:
         with contextlib.redirect_stdout(io.StringIO()):
             pytest.main([*pytest_args, "-q", "--tb=no", "--no-header"], plugins=[plugin])
+    if plugin.results:  # for `progress`, which answers from the last verdict of the same code
+        failed = [r for r in plugin.results if not r.passed]
+        verdicts.record(step, not failed, verdicts.first_failure(plugin.results))
     return plugin.results
 
 
@@ -169,6 +180,7 @@ def check_one(step: int, verbose: bool) -> bool:
     try:
         harness.load_step(step)
     except harness.LearnerError as error:
+        verdicts.record(step, False, str(error))
         print(f"  FAIL  {error}")
         print(
             f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
@@ -209,6 +221,36 @@ def check_one(step: int, verbose: bool) -> bool:
     return False
 
 
+def prepare_max() -> None:
+    harness.prepare_max()
+    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
+
+
+def progress() -> int:
+    """`progress` answers from the last verdicts without importing MAX (seconds saved); MAX is
+    prepared only when a step changed since its last check and its checks must run now."""
+    with contextlib.ExitStack() as stack:
+
+        def prepare() -> None:
+            prepare_max()
+            stack.enter_context(harness.pinned_defaults())
+
+        try:
+            ok = tools.progress(
+                lambda step: run_step(step, verbose=False, quiet=True), prepare=prepare
+            )
+        except (harness.LearnerError, harness.NoDevice) as error:
+            print(error)
+            return 1
+        except KeyboardInterrupt:
+            print("\nStopped.")
+            return 130
+        except BrokenPipeError:
+            return 1
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
@@ -227,8 +269,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tools.reset(harness.parse_step(args.step), yes=args.yes) else 1
     if args.command == "save-model":
         return 0 if tools.save_model(Path(args.step)) else 1
-    harness.prepare_max()
-    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
+    if args.command == "progress":
+        return progress()
+    if args.command == "watch":
+        from checks import watch
+
+        passed_on = ["--eager-only"] if args.eager_only else []  # the check's own options
+        passed_on += ["--device", args.device] + (["--dtype", args.dtype] if args.dtype else [])
+        if args.time_limit:
+            passed_on += ["--time-limit", str(args.time_limit)]
+        return watch.watch(folder, args.poll, passed_on)
+    prepare_max()
     try:
         if args.command == "doctor":
             return 0 if tools.doctor() else 1
@@ -237,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
                 ok = check_one(harness.parse_step(args.step), args.verbose)
             elif args.command == "warm":
                 ok = tools.warm(lambda step: run_step(step, verbose=False, quiet=True))
-            else:  # all, progress
-                ok = tools.progress(lambda step: run_step(step, verbose=False, quiet=True))
+            else:  # all
+                ok = tools.progress(
+                    lambda step: run_step(step, verbose=False, quiet=True), fresh=True
+                )
     except (harness.LearnerError, harness.NoDevice) as error:
         print(error)
         return 1

@@ -74,7 +74,7 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
         except Exception as error:
             raise LearnerError(
                 f"{what} returned a tensor that could not be computed: {type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}"
+                f"{harness.error_summary(str(error))}"
             ) from error
     if isinstance(value, (tuple, list)):
         raise LearnerError(
@@ -157,17 +157,27 @@ def _slip_hint(got: np.ndarray, slips: Any, atol: float, rtol: float) -> str:
     """`\n  Hint: ...` for the known mistake whose output `got` matches most closely, else ''.
 
     Closest, not first: two slips can both fall within the loose tolerance (dividing the variance
-    by n - 1 at width 768 looks like a different epsilon), and only one is exact.
+    by n - 1 at width 768 looks like a different epsilon), and only one is exact. When several
+    different mistakes give these very numbers (one query's mask is [[-inf]] whether visible and
+    hidden are swapped or the diagonal is hidden), the hint names them all: picking one could send
+    the learner to the wrong fix.
     """
-    best: tuple[float, str] | None = None
+    matches: list[tuple[float, str]] = []
     for slip in slips() if callable(slips) else slips:
         slip_np = np.asarray(slip.output)
         if slip_np.shape != got.shape or not difference(got, slip_np, atol * 10, rtol * 10)[0]:
             continue
-        gap = float(abs_difference(got, slip_np).max(initial=0.0))
-        if best is None or gap < best[0]:
-            best = (gap, slip.hint)
-    return f"\n  Hint: {best[1]}" if best else ""
+        matches.append((float(abs_difference(got, slip_np).max(initial=0.0)), slip.hint))
+    if not matches:
+        return ""
+    best = min(gap for gap, _ in matches)
+    hints = list(dict.fromkeys(hint for gap, hint in matches if gap == best))
+    if len(hints) == 1:
+        return f"\n  Hint: {hints[0]}"
+    count = {2: "two", 3: "three"}.get(len(hints), str(len(hints)))
+    return f"\n  Hint: {count} known mistakes give exactly these numbers:" + "".join(
+        f"\n  - {hint}" for hint in hints
+    )
 
 
 def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:

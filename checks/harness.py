@@ -29,6 +29,7 @@ from checks.learner import (
     call,
     compile_module,
     describe_exception,
+    error_summary,
     learner_attr,
     load_step,
     not_none,

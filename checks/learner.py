@@ -98,9 +98,31 @@ def describe_exception(what: str, error: BaseException) -> str:
     at = f" at {where}" if where else ""
     if isinstance(error, NotImplementedError):
         return f"{what} is not implemented yet{at}: work through its TODOs."
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    detail = f": {' '.join(lines[:2])[:300]}" if lines else ""
-    return f"{what} raised {type(error).__name__}{at}{detail}"
+    detail = error_summary(str(error))
+    return f"{what} raised {type(error).__name__}{at}" + (f": {detail}" if detail else "")
+
+
+def error_summary(text: str, limit: int = 500) -> str:
+    """An error's text on one line, at most `limit` characters, cut between words.
+
+    MAX's graph errors list the op's inputs before what went wrong ("Failed to create op
+    'AddOp': Inputs: args[0] = ..., Diagnostics: ... shapes ... do not match"): the cause comes
+    first here, then the inputs' types, so a cut loses the least useful part."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in lines:  # a child's traceback: its words are enough
+        lines = lines[: lines.index("Traceback (most recent call last):")] or lines[-1:]
+    if lines and lines[0].startswith("Failed to create op") and "Inputs:" in lines:
+        start = lines.index("Inputs:") + 1
+        end = start
+        while end < len(lines) and re.match(r"[\w\[\]]+ = ", lines[end]):
+            end += 1
+        causes = [line for line in lines[end:] if line != "Diagnostics:"]
+        lines = [lines[0], *causes, "Inputs: " + "; ".join(lines[start:end])]
+    summary = " ".join(lines)
+    if len(summary) <= limit:
+        return summary
+    cut = summary.rfind(" ", 0, limit - 2)
+    return summary[: cut if cut > limit // 2 else limit - 2] + " …"
 
 
 def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -9,11 +9,12 @@ from checks.harness import LearnerError, call, compile_module, learner_attr
 from checks.reference import max_tensor
 
 
-def expected_mask(seq_len: int, num_tokens: int) -> np.ndarray:
-    """Query i sees keys 0 ... i + num_tokens."""
+def expected_mask(seq_len: int, num_tokens: int, shift: int = 0) -> np.ndarray:
+    """Query i sees keys 0 ... i + num_tokens (with a `shift`, the slip of seeing keys up to
+    i + num_tokens + shift); the shape is [seq_len, num_tokens + seq_len] either way."""
     keys = np.arange(seq_len + num_tokens)[None, :]
     queries = np.arange(seq_len)[:, None]
-    return np.where(keys <= queries + num_tokens, 0.0, -np.inf).astype(np.float32)
+    return np.where(keys <= queries + num_tokens + shift, 0.0, -np.inf).astype(np.float32)
 
 
 IGNORES_NUM_TOKENS = (
@@ -57,13 +58,11 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
         ),
         Slip(
             "the diagonal is shifted by one: query i must see key i + num_tokens itself.",
-            expected_mask(seq_len, num_tokens - 1)
-            if num_tokens
-            else np.triu(np.full((seq_len, seq_len), -np.inf, np.float32), 0),
+            expected_mask(seq_len, num_tokens, shift=-1),
         ),
         Slip(
             "the diagonal is shifted by one: query i sees one key too many.",
-            expected_mask(seq_len, num_tokens + 1)[:, : seq_len + num_tokens],
+            expected_mask(seq_len, num_tokens, shift=1),
         ),
         Slip(
             IGNORES_NUM_TOKENS,

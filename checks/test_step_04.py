@@ -46,7 +46,8 @@ def attention_variant(
 
     q, k, v = split_heads(q), split_heads(k), split_heads(v)
     scores = q @ k.transpose(-1, -2)
-    scores = scores / {"sqrt": math.sqrt(head_dim), "dim": head_dim, "none": 1.0}[scale]
+    divisor = {"sqrt": math.sqrt(head_dim), "dim": head_dim, "embd": math.sqrt(width), "none": 1}
+    scores = scores / divisor[scale]
     future = torch.ones(seq_len, seq_len, dtype=torch.bool).triu(1)
     if mask == "causal":
         scores = scores.masked_fill(future, float("-inf"))
@@ -70,6 +71,11 @@ SLIPS = [
         dict(scale="none"),
     ),
     ("the scores are divided by head_dim: divide by sqrt(head_dim).", dict(scale="dim")),
+    (
+        "the scores are scaled by 1/sqrt(n_embd), the width of the whole model: scale by "
+        "1/sqrt(head_dim), the width of one head (n_embd // n_head).",
+        dict(scale="embd"),
+    ),
     (
         "the output matches attention with no causal mask: add causal_mask(...) to the scores "
         "before the softmax.",

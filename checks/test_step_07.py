@@ -70,7 +70,48 @@ def _without_positions(body, ids):
 
 
 def learner_model(cfg, state):
-    return learner_module(7, "MaxGPT2Model", state, cfg)
+    model = learner_module(7, "MaxGPT2Model", state, cfg)
+    problem = shared_blocks(blocks_of(model, cfg))
+    if problem:
+        raise LearnerError(problem)
+    return model
+
+
+def blocks_of(model, cfg) -> list:
+    """The model's blocks h[0] ... h[n_layer - 1], or [] when h can't be indexed (its own check
+    says so)."""
+    try:
+        return [call(f"MaxGPT2Model.h[{i}]", lambda i=i: model.h[i]) for i in range(cfg.n_layer)]
+    except LearnerError:
+        return []
+
+
+def shared_blocks(blocks) -> str | None:
+    """What two blocks share (one object, or a layer inside), in a sentence; None if nothing.
+
+    Loading weights into a shared block leaves every layer holding the last layer's weights, so
+    the numbers only say "block h[0] differs" while the block itself (step 6) is right."""
+    owner: dict[int, tuple[int, str]] = {}
+    for index, block in enumerate(blocks):
+        parts = [("", block), *getattr(block, "descendants", ())]
+        for name, part in parts:
+            if name and not any(True for _ in getattr(part, "parameters", ())):
+                continue  # a layer without weights (an activation) may well be shared
+            first = owner.setdefault(id(part), (index, name))
+            if first[0] == index:
+                continue
+            shared = (
+                "are the same GPT2Block object"
+                if not name
+                else f"share one {name} layer (h[{first[0]}].{first[1]} is h[{index}].{name})"
+            )
+            return (
+                f"h[{first[0]}] and h[{index}] {shared}: a list like [GPT2Block(config)] * "
+                "n_layer, or one block appended in a loop, repeats one block, so every layer "
+                "ends up with the last layer's weights. Create a new GPT2Block(config) for each "
+                "layer."
+            )
+    return None
 
 
 def where_it_diverges(model, cfg, stages, expected):

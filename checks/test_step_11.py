@@ -237,11 +237,9 @@ def test_demo_command_line_compiled():
         "--prompt",
         "Hello world",
     ]
-    if not runs_main_as_a_script(script):
-        raise LearnerError(
-            f'{script.name} does not end with `if __name__ == "__main__": '
-            "sys.exit(main())`, so `python step_11.py` does nothing: put it back."
-        )
+    problem = script_ending_problem(script.name, script.read_text())
+    if problem:
+        raise LearnerError(problem)
     # main() in this process, on the model compiled above: the command line's code path without
     # a second Python importing MAX, torch and transformers and compiling again.
     step_11 = sys.modules["step_11"]
@@ -264,14 +262,35 @@ def test_demo_command_line_compiled():
     )
 
 
-def runs_main_as_a_script(script: Path) -> bool:
-    """Whether the file ends by calling main() under `if __name__ == "__main__":`."""
-    tree = ast.parse(script.read_text())
-    return any(
-        isinstance(node, ast.If)
-        and "__main__" in ast.unparse(node.test)
-        and "main(" in ast.unparse(node)
-        for node in tree.body
+GIVEN_ENDING = '`if __name__ == "__main__": sys.exit(main())`'
+
+
+def script_ending_problem(name: str, source: str) -> str | None:
+    """What keeps `python NAME` from running the given main(argv), in words; None if nothing.
+
+    The check runs the command line through main(argv), in this process, on the model it has
+    compiled already: a `__main__` block with a command line of its own may work as a script,
+    but it is not what the check can run."""
+    blocks = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+    ]
+    if not blocks:
+        return (
+            f'{name} has no `if __name__ == "__main__":` block, so `python {name}` does '
+            f"nothing: end the file with {GIVEN_ENDING}, as given."
+        )
+    if any(
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "main"
+        for node in blocks
+        for call in ast.walk(node)
+    ):
+        return None
+    return (
+        f'{name}\'s `if __name__ == "__main__":` block does not call main(): the check runs '
+        f"the command line through the given main(argv), so keep your command line in main and "
+        f"end the file with {GIVEN_ENDING}, as given."
     )
 
 

@@ -59,32 +59,73 @@ def untouched(folder: Path, step: int) -> bool:
 # --- progress -----------------------------------------------------------------------------------
 
 
-def progress(run_step: Callable[[int], list]) -> bool:
-    """One line per step: passed, failing (with the first failure) or not started; then what next."""
+def progress(
+    run_step: Callable[[int], list], fresh: bool = False, prepare: Callable[[], None] = lambda: None
+) -> bool:
+    """One line per step: passed, failing (with the first failure) or not started; then what next.
+
+    A step's verdict comes from its last check when the code is the same (`python -m checks N`
+    keeps it: see checks/verdicts.py); otherwise its eager checks run now (a second or two each,
+    warm), and their verdict is kept too. `fresh` (`python -m checks all`) runs every check."""
+    from checks import options, verdicts
+
     folder = harness.steps_dir()
     print(f"Your progress ({os.path.relpath(folder)}):")
-    passed, next_step = 0, None
+    passed, next_step, from_records, ran_now, stale = 0, None, 0, 0, 0
     for step in ALL_STEPS:
         title = harness.STEP_TITLES[step]
+        verdict = None if fresh or untouched(folder, step) else verdicts.recorded(step)
+        source = ""
         if untouched(folder, step):
             status, detail = "not started", ""
+        elif verdict is not None:
+            status = "passed" if verdict.passed else "failing"
+            detail = verdict.detail
+            changed = ", ".join(str(used) for used in verdict.changed_uses())
+            stale += bool(changed)
+            source = (
+                f"  [checked at {verdict.clock()}"
+                + (", eager checks only" if verdict.eager_only else "")
+                + (f", before you changed step {changed}" if changed else "")
+                + "]"
+            )
+            from_records += 1
         else:
+            if not ran_now:
+                prepare()  # MAX, only now that a check must run
+            eager_only = not fresh or options.current().eager_only
+            previous = options.current()
+            options.use(previous.but(eager_only=eager_only))
             try:
                 harness.load_step(step)
                 results = run_step(step)
                 failed = [r for r in results if not r.passed]
                 status = "passed" if results and not failed else "failing"
-                detail = failed[0].messages[0] if failed else ""
+                detail = verdicts.first_failure(results)
             except harness.LearnerError as error:
                 status, detail = "failing", str(error)
+            finally:
+                options.use(previous)
+            verdicts.record(step, status == "passed", detail, eager_only=eager_only)
+            ran_now += 1
+            source = "  [checked now, eager checks only]" if not fresh else ""
         passed += status == "passed" and step in harness.STEPS
         if status != "passed" and next_step is None:
             next_step = step
-        print(f"  step {harness.step_argument(step):>2}  {status:<11}  {title}", flush=True)
+        print(f"  step {harness.step_argument(step):>2}  {status:<11}  {title}{source}", flush=True)
         for line in (
             detail.splitlines()[:1] + [line for line in detail.splitlines() if "Hint:" in line][:1]
         ):
             print(f"{'':27}{shorten(line.strip(), 150)}", flush=True)
+    legend = [
+        "[checked at HH:MM]: the verdict of your last check of the same code." * bool(from_records),
+        "Before you changed step N: the step's own code is the same, but a step it imports "
+        "changed since; its own check runs on the new one." * bool(stale),
+        "[checked now]: the code changed since its last check, so its eager checks ran now (the "
+        "step's own check runs the compiled ones too)." * bool(ran_now and not fresh),
+    ]
+    if any(legend):
+        print("\n" + "\n".join(line for line in legend if line))
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
         print(

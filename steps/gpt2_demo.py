@@ -38,8 +38,9 @@ def load_huggingface(model_name_or_path: str):
             f"Can't load '{model_name_or_path}': it is not a local folder, it is not in the "
             "HuggingFace cache, and huggingface.co can't be reached from this machine. Connect to "
             "the internet once (GPT-2 small is about 550 MB and is cached afterwards), or point "
-            "--model at a folder saved with save_pretrained (config.json, model.safetensors, "
-            "vocab.json, merges.txt)."
+            "--model at a folder saved with save_pretrained: config.json and model.safetensors, "
+            "and the tokenizer as tokenizer.json or as vocab.json and merges.txt (`python -m "
+            "checks save-model DIR` makes a small one)."
         )
     if not local:
         print(f"Downloading {model_name_or_path} from HuggingFace (GPT-2 small: about 550 MB)...")
@@ -50,8 +51,9 @@ def load_huggingface(model_name_or_path: str):
     # transformers 5 can return an empty tokenizer instead of raising when files are missing.
     if len(tokenizer) <= 1:
         raise SystemExit(
-            f"The tokenizer of '{model_name_or_path}' is empty: vocab.json and merges.txt were "
-            "not found or could not be read. Check the folder, or load 'gpt2' while online."
+            f"The tokenizer of '{model_name_or_path}' is empty: neither tokenizer.json nor "
+            "vocab.json and merges.txt were found or could be read. Check the folder, or load "
+            "'gpt2' while online."
         )
     return hf_model.eval(), tokenizer
 

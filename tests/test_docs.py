@@ -97,6 +97,76 @@ def test_no_step_code_is_pasted(page):
             assert len(lines) <= 3, f"{page.name} pastes {len(lines)} lines of Python:\n{body}"
 
 
+PIXI_COMMAND = re.compile(r"pixi run ([A-Za-z0-9][\w-]*)((?: [^\s`#|&;]+)*)")
+
+
+def pixi_tasks() -> dict[str, str]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+
+
+def outside_pixi_tabs(markdown: str) -> str:
+    """The page without its own `=== "pixi"` tabs (each has a pip tab of its own beside it)."""
+    kept, tab = [], None
+    for line in markdown.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        if tab is not None and line.strip() and indent <= tab:
+            tab = None
+        if line.lstrip().startswith('=== "pixi'):
+            tab = indent
+        if tab is None:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_every_pixi_command_on_a_page_shows_its_pip_form(site, page):
+    """Each `pixi run TASK ARGS` the page writes is followed on the built page by pixi.toml's
+    command for TASK with the same ARGS (a pip tab, "(pip: ...)", or the page's own words)."""
+    tasks = {**pixi_tasks(), "sN": "python -m checks N"}
+    source = outside_pixi_tabs(page.read_text())
+    built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
+    commands = [
+        (m.group(0).rstrip(), m.group(1), m.group(2)) for m in PIXI_COMMAND.finditer(source)
+    ]
+    for command, task, args in commands:
+        assert task in tasks, f"{page.name}: {command!r} is no pixi task"
+        pip = tasks[task] + args
+        wanted = sum(c == command for c, _, _ in commands)
+        assert built.count(pip) >= wanted, (
+            f"{page.name}: {command!r} appears {wanted} times, its pip form {pip!r} "
+            f"{built.count(pip)} times"
+        )
+    blocks = [b for _, _, b in FENCE.findall(source) if PIXI_COMMAND.search(b)]
+    tabs = re.findall(r"<label[^>]*>pip</label>", html_page(site, page).read_text())
+    assert len(tabs) >= len(blocks), f"{page.name}: {len(blocks)} code blocks, {len(tabs)} pip tabs"
+
+
+@pytest.mark.fast
+def test_an_unknown_pixi_task_fails_the_build():
+    import importlib.util
+
+    from mkdocs.exceptions import PluginError
+
+    spec = importlib.util.spec_from_file_location("hook", DOCS / "hooks" / "commands.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+
+    class Page:
+        class file:
+            src_uri = "x.md"
+
+    assert "(pip: `python -m checks 4`)" in hook.on_page_markdown(
+        "Run `pixi run s4`.", Page, {}, []
+    )
+    with pytest.raises(PluginError, match="pixi run s99"):
+        hook.on_page_markdown("Run `pixi run s99`.", Page, {}, [])
+    with pytest.raises(PluginError, match="pixi run nope"):
+        hook.on_page_markdown("```bash\npixi run nope --x\n```", Page, {}, [])
+
+
 class _Handler(SimpleHTTPRequestHandler):
     errors: list[str] = []
 

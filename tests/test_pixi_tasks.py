@@ -29,7 +29,7 @@ def test_pins_match_pyproject():
     pins = dict(requirement.split("==") for requirement in project if "==" in requirement)
     assert pixi["modular"] == f"=={pins['max[serve]']}"  # conda's modular includes max serve
     assert pixi["pytorch"] == f"=={pins['torch']}"
-    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff"):
+    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff", "watchdog"):
         assert pixi[name] == f"=={pins[name]}", name
 
 
@@ -41,6 +41,7 @@ def test_step_tasks_are_the_checker():
     assert TASKS["check-serve"] == "python -m checks serve"
     assert TASKS["serve"] == "python steps/gpt2_serve.py"
     assert TASKS["serve-reference"] == "python solutions/gpt2_serve.py"
+    assert TASKS["watch"] == "python -m checks watch"
 
 
 @pytest.mark.parametrize("step", [1, 4])

@@ -83,8 +83,27 @@ SLIPS = {
         ],
         "visible and hidden are swapped",
     ),
+    "mask hides the diagonal": (
+        3,
+        [
+            (
+                "causal = F.band_part(hidden, num_lower=None, num_upper=0, exclude=True)",
+                "causal = F.band_part(hidden, num_lower=None, num_upper=0, exclude=True) + "
+                "F.band_part(hidden, num_lower=0, num_upper=0)",
+            )
+        ],
+        # The first failure (one query) names both slips that give [[-inf]], this one included.
+        "two known mistakes give exactly these numbers:\n"
+        "        - visible and hidden are swapped: 0 on and below the diagonal, -inf above.\n"
+        "        - the diagonal is shifted by one: query i must see key i + num_tokens itself.",
+    ),
     # step 4
     "no scale": (4, [(" / math.sqrt(self.head_dim)", "")], "without the 1/sqrt(head_dim) scale"),
+    "scale by sqrt(n_embd)": (
+        4,
+        [("math.sqrt(self.head_dim)", "math.sqrt(self.embed_dim)")],
+        "scaled by 1/sqrt(n_embd), the width of the whole model",
+    ),
     "scale by head_dim": (
         4,
         [("math.sqrt(self.head_dim)", "self.head_dim")],
@@ -154,9 +173,13 @@ SLIPS = {
 }
 
 
-def assert_caught(folder, step: int, replacements, message: str, *flags: str) -> None:
-    """Make the slip in the copy of the solutions; its check must fail plainly, with `message`."""
-    run_slip(folder, step, replacements, *flags).assert_plain_failure(message)
+def assert_caught(
+    folder, step: int, replacements, message: str | tuple[str, ...], *flags: str
+) -> None:
+    """Make the slip in the copy of the solutions; its check must fail plainly, with `message`
+    (or every message of a tuple)."""
+    messages = message if isinstance(message, tuple) else (message,)
+    run_slip(folder, step, replacements, *flags).assert_plain_failure(*messages)
 
 
 @pytest.mark.parametrize("slip", SLIPS.values(), ids=SLIPS.keys())
@@ -293,6 +316,16 @@ SLIPS_5_TO_8 = {
         [("self.wte(input_ids) + self.wpe(positions)", "self.wte(input_ids)")],
         "position embeddings are missing",
     ),
+    "one block repeated": (
+        7,
+        [
+            (
+                "Sequential(*(GPT2Block(config) for _ in range(config.n_layer)))",
+                "Sequential(*[GPT2Block(config)] * config.n_layer)",
+            )
+        ],
+        "h[0] and h[1] are the same GPT2Block object",
+    ),
     "no ln_f": (
         7,
         [("return self.ln_f(hidden_states)", "return hidden_states")],
@@ -354,6 +387,10 @@ SLIPS_9 = {
             )
         ],
         "keeps the last max_length tokens",
+    ),
+    "end of text prepended": (
+        [(ENCODE, ENCODE.replace("ids = tokenizer.encode(", "ids = [50256] + tokenizer.encode("))],
+        "the ids start with an extra id, 50256 (<|endoftext|>)",
     ),
     "int32 ids": ([(ARRAY, ARRAY.replace("int64", "int32"))], "expected dtype int64, got int32"),
     "special tokens kept": ([(DECODE, "return tokenizer.decode(ids)")], "Skip special tokens"),
@@ -473,6 +510,15 @@ SLIPS_11 = {
         ],
         "c_attn.weight",
     ),
+    "own command line in __main__": (
+        [
+            (
+                'if __name__ == "__main__":\n    sys.exit(main())',
+                'if __name__ == "__main__":\n    run_model(sys.argv[1], None, 20, 0.8, False, None)',
+            )
+        ],
+        "block does not call main(): the check runs the command line through the given main(argv)",
+    ),
     "context not set": (
         [("    tokenizer.model_max_length = hf.n_positions\n", "")],
         "tokenizer.model_max_length is",
@@ -498,7 +544,12 @@ SLIPS_KV = {
     ),
     "mask ignores the cached length": (
         [("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
-        "causal_mask(S, N, ...) with N = past_key.shape[2]",
+        (
+            "causal_mask(S, N, ...) with N = past_key.shape[2]",
+            # MAX's error, cut after its cause, not at "Failed to create op 'AddOp': Inputs:"
+            "Failed to create op 'AddOp': Input lhs (shape [2, 4, 3, 10])",
+            "are neither equivalent nor broadcastable",
+        ),
     ),
     "whole window every call": (
         [

@@ -1,0 +1,100 @@
+"""`progress` answers from the verdicts the checks keep, without running (or importing) MAX, and
+runs a step's checks again only when its code changed. In-process, with stand-in checks."""
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from checks import harness, tools, verdicts
+from checks.report import Result
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture
+def learner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "steps"
+    shutil.copytree(ROOT / "steps", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for step in (1, 2):
+        shutil.copy(ROOT / "solutions" / f"step_{step:02d}.py", folder)
+    monkeypatch.setattr(verdicts, "FOLDER", tmp_path / "verdicts")
+    previous = harness.steps_dir()
+    harness.use_steps_dir(folder)
+    yield folder
+    harness.use_steps_dir(previous)
+    for name in ("step_01", "step_02"):
+        sys.modules.pop(name, None)
+
+
+def no_check(step: int) -> list:
+    raise AssertionError(f"progress ran step {step}'s check although its verdict is recorded")
+
+
+def test_recorded_verdicts_answer_without_running_a_check(learner, capsys):
+    verdicts.record(1, True, "", eager_only=False)
+    verdicts.record(2, False, "MLP output (eager): largest difference 0.1\n  Hint: exact GELU")
+    start = time.perf_counter()
+    assert tools.progress(no_check, prepare=lambda: no_check(0)) is False
+    elapsed = time.perf_counter() - start
+    output = capsys.readouterr().out
+    assert "step  1  passed       the GPT-2 configuration (GPT2Config)  [checked at" in output
+    assert "step  2  failing" in output and "Hint: exact GELU" in output
+    assert "step  3  not started" in output
+    assert "the verdict of your last check of the same code" in output
+    assert "1 of 11 steps pass. Next: step 2" in output
+    assert elapsed < 1.0, elapsed
+
+
+def test_an_edited_step_is_checked_again_and_its_verdict_kept(learner, capsys):
+    verdicts.record(1, True, "", eager_only=False)
+    verdicts.record(2, True, "", eager_only=False)
+    path = learner / "step_01.py"
+    path.write_text(path.read_text() + "\n# edited\n")
+    ran = []
+
+    def check(step: int) -> list:
+        ran.append(step)
+        return (
+            [Result("a check", False, messages=["n_embd is 512"])]
+            if step == 1
+            else [Result("a check", True)]
+        )
+
+    prepared = []
+    tools.progress(check, prepare=lambda: prepared.append(True))
+    output = capsys.readouterr().out
+    assert 1 in ran and prepared == [True], (ran, prepared)
+    assert "step  1  failing" in output and "[checked now, eager checks only]" in output
+    assert "n_embd is 512" in output
+    assert verdicts.recorded(1) == verdicts.Verdict(
+        False, "n_embd is 512", True, verdicts.recorded(1).when
+    )
+
+
+def test_a_verdict_is_kept_per_code_and_remembers_the_steps_it_imports(learner, capsys):
+    verdicts.record(4, True, "", eager_only=False)
+    assert verdicts.recorded(4).passed and verdicts.recorded(4).changed_uses() == []
+    path = learner / "step_03.py"  # step 4 imports steps 1 and 3
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert verdicts.recorded(4).changed_uses() == [3]
+    path.write_text(path.read_text().removesuffix("\n# edited\n"))
+    assert verdicts.recorded(4).changed_uses() == []
+    path = learner / "step_04.py"
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert verdicts.recorded(4) is None
+
+
+def test_a_later_step_is_not_checked_again_for_an_edit_of_a_step_it_imports(learner, capsys):
+    for step in (1, 2):
+        verdicts.record(step, True, "", eager_only=False)
+    path = learner / "step_01.py"  # step 2 imports step 1
+    path.write_text(path.read_text() + "\n# edited\n")
+    ran = []
+    tools.progress(lambda step: ran.append(step) or [Result("a check", True)], prepare=list)
+    output = capsys.readouterr().out
+    assert ran == [1], ran
+    assert "step  2  passed" in output and "before you changed step 1]" in output
