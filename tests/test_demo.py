@@ -1,8 +1,10 @@
 """The reference demo (`pixi run gpt2-reference`) end to end on a small local model, and the learner's."""
 
+import sys
+
 import pytest
 
-from tests.conftest import run_command
+from tests.conftest import ROOT, run_command
 from tests.test_pixi_tasks import command
 
 
@@ -10,24 +12,39 @@ from tests.test_pixi_tasks import command
 def small_model(tmp_path_factory):
     from checks.reference import save_small_model
 
-    return str(save_small_model(tmp_path_factory.mktemp("demo") / "model"))
+    # Readable: its greedy text is printable ASCII, so a wrong token shows in the text.
+    return str(save_small_model(tmp_path_factory.mktemp("demo") / "model", readable=True))
 
 
-def test_one_shot(small_model):
-    run = run_command(
-        command(
-            "gpt2-reference",
-            "--model",
-            small_model,
-            "--prompt",
-            "Hello world",
-            "--greedy",
-            "--max-new-tokens",
-            "5",
+def huggingface_greedy_text(model_folder: str, prompt: str, new_tokens: int) -> str:
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_folder)
+    model = transformers.GPT2LMHeadModel.from_pretrained(model_folder).eval()
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        out = model.generate(
+            ids,
+            do_sample=False,
+            max_new_tokens=new_tokens,
+            pad_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,  # the demo stops there too
         )
+    return prompt + tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+def test_the_readme_demo_prints_huggingfaces_greedy_text(small_model):
+    """The README's offline command: `python3 solutions/step_11.py --model DIR ... --greedy`."""
+    prompt, new_tokens = "Hello world", 6
+    args = ["--model", small_model, "--prompt", prompt, "--greedy"]
+    run = run_command(
+        [sys.executable, str(ROOT / "solutions" / "step_11.py"), *args, "--max-new-tokens", "6"]
     )
-    assert run.code == 0, run.output
-    assert "Hello world" in run.output and "Traceback" not in run.output
+    assert run.code == 0 and "Traceback" not in run.output, run.output
+    expected = huggingface_greedy_text(small_model, prompt, new_tokens)
+    assert len(expected) > len(prompt), "the model generated nothing: the test would be vacuous"
+    assert run.stdout.splitlines()[-1] == expected, run.output
 
 
 def test_interactive_and_awkward_input(small_model):

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from checks.harness import child_env
-from tests.conftest import ROOT, run_checks, run_command
+from tests.conftest import run_checks, run_command
 from tests.test_pixi_tasks import command
 
 
@@ -110,20 +110,3 @@ def test_save_model_refuses_a_folder_that_is_not_empty(tmp_path):
     run = run_command(command("save-model", str(tmp_path)))
     assert run.code == 1 and "not empty" in run.output, run.output
     assert (tmp_path / "mine.txt").read_text() == "keep me"
-
-
-def test_the_demo_runs_on_a_saved_model_as_the_readme_says(small_model):
-    run = run_command(
-        [
-            sys.executable,
-            str(ROOT / "solutions" / "step_11.py"),
-            "--model",
-            small_model,
-            "--prompt",
-            "Hello",
-            "--greedy",
-            "--max-new-tokens",
-            "3",
-        ]
-    )
-    assert run.code == 0 and run.stdout.splitlines()[-1].startswith("Hello"), run.output
