@@ -560,10 +560,7 @@ SLIPS_KV = {
         ],
         "it should feed the prompt once and then only the newest token",
     ),
-    "positions restart at 0": (
-        [("Tensor.arange(cached, cached + seq_len,", "Tensor.arange(seq_len,")],
-        "the positions restart at 0",
-    ),
+    # positions restarting at 0: tests/test_messages.py, which also holds the text check's hint
 }
 
 
