@@ -1,6 +1,8 @@
 """MAX's kernel cache: entries that point at compiled kernels that are gone are forgotten."""
 
 import base64
+import os
+import time
 from importlib.metadata import version
 
 import pytest
@@ -19,7 +21,14 @@ def fake_cache(root, kept_objects, entries):
         entry = root / "modular" / ".mogg_cache" / path
         entry.parent.mkdir(parents=True, exist_ok=True)
         entry.write_bytes(key + b"\x00checksum")
+        settle(entry)
     return root / "modular" / ".mogg_cache"
+
+
+def settle(entry, minutes: float = 20):
+    """Date an index entry `minutes` back: older than any compile still writing it."""
+    old = time.time() - 60 * minutes
+    os.utime(entry, (old, old))
 
 
 @pytest.mark.fast
@@ -38,6 +47,33 @@ def test_entries_whose_kernel_is_gone_are_removed_and_the_rest_kept(tmp_path, mo
     assert runtime.repair_kernel_cache() == 1
     assert sorted(p.name for p in index.rglob("*") if p.is_file()) == ["another-max", "kept"]
     assert runtime.repair_kernel_cache() == 0
+
+
+@pytest.mark.fast
+def test_an_entry_another_process_may_be_writing_is_left_alone(tmp_path, monkeypatch):
+    """`warm` in a second terminal: an entry written minutes ago whose kernel is not (yet) in
+    the cache is kept; the same entry once it is older than any compile is removed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    gone = b"fedcba9876543210" * 2
+    index = fake_cache(tmp_path, [], {f"h/{version('max')}/being-written": gone})
+    entry = index / "h" / version("max") / "being-written"
+    settle(entry, minutes=runtime.SETTLED_S / 60 - 1)
+    assert runtime.repair_kernel_cache() == 0 and entry.exists()
+    settle(entry, minutes=runtime.SETTLED_S / 60 + 1)
+    assert runtime.repair_kernel_cache() == 1 and not entry.exists()
+
+
+@pytest.mark.fast
+def test_the_record_of_passed_checks_goes_with_the_cache(tmp_path, monkeypatch):
+    """The record lives in MAX's cache folder, and a repair (kernels were deleted) clears it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    record = runtime.passed_checks_dir()
+    assert record.is_relative_to(tmp_path / "modular")
+    fake_cache(tmp_path, [], {f"h/{version('max')}/stale": b"fedcba9876543210" * 2})
+    record.mkdir(parents=True)
+    (record / "a-passed-check").write_text("checks/test_step_04.py::test_compiled\n")
+    assert runtime.repair_kernel_cache() == 1
+    assert not record.exists()
 
 
 def test_the_checker_repairs_the_cache_and_says_so_once(tmp_path):
