@@ -109,9 +109,12 @@ class GivenPipelineModel(PipelineModelWithKVCache):
 
 def serve_command(folder: Path, model: str, port: int, devices: str = "cpu") -> list[str]:
     """The `max serve` command line for ext_serve.py in `folder` (as printed: starts with max)."""
-    return ["max", "serve", "--custom-architectures", f"{folder}:ext_serve", "--model", model,
-            "--devices", devices, "--host", "127.0.0.1", "--port", str(port),
-            "--chat-template", str(CHAT_TEMPLATE)]
+    command = ["max", "serve", "--custom-architectures", f"{folder}:ext_serve", "--model", model,
+               "--devices", devices, "--host", "127.0.0.1", "--port", str(port),
+               "--chat-template", str(CHAT_TEMPLATE)]
+    if devices != "cpu":  # both work on MAX's paged cache, which your model does not use
+        command += ["--no-enable-overlap-scheduler", "--no-device-graph-capture"]
+    return command
 
 
 def server_env() -> dict[str, str]:

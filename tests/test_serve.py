@@ -106,6 +106,19 @@ def test_concurrent_requests_equal_greedy_ones(client, model_folder, huggingface
     assert texts == [huggingface(prompt) for prompt in PROMPTS]
 
 
+def test_on_a_gpu_the_command_turns_off_what_the_courses_model_can_not_use():
+    """As Modular's GPT-2 book does on a GPU; the CPU never turns them on."""
+    sys.path.insert(0, str(ROOT / "steps"))
+    try:
+        import gpt2_serve
+    finally:
+        sys.path.remove(str(ROOT / "steps"))
+    flags = ["--no-enable-overlap-scheduler", "--no-device-graph-capture"]
+    gpu = gpt2_serve.serve_command(ROOT / "steps", "gpt2", 8000, "gpu")
+    assert gpu[-2:] == flags
+    assert not set(flags) & set(gpt2_serve.serve_command(ROOT / "steps", "gpt2", 8000))
+
+
 def test_a_busy_port_or_a_missing_folder_is_one_sentence(model_folder):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
