@@ -2,13 +2,16 @@
 
 import base64
 import os
+import subprocess
+import sys
 import time
 from importlib.metadata import version
 
 import pytest
 
 from checks import runtime
-from tests.conftest import run_checks
+from checks.harness import child_env
+from tests.conftest import ROOT, run_checks
 
 
 def fake_cache(root, kept_objects, entries):
@@ -91,3 +94,29 @@ def test_every_entry_of_a_real_compile_points_at_its_kernel():
     assert run_checks("4", "--solutions").code == 0
     assert runtime.kernel_cache_entries()
     assert runtime.stale_kernel_cache_entries() == []
+
+
+def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
+    """`pixi run warm` in a second terminal while a check runs, as the README suggests: both
+    compile into one empty cache and pass; afterwards every index entry points at its kernel,
+    and a third compile of the same check logs no cache miss."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    warm = subprocess.Popen(
+        [sys.executable, "-m", "checks", "warm", "5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(XDG_CACHE_HOME=str(tmp_path)),
+    )
+    check = run_checks("5", "--solutions", XDG_CACHE_HOME=str(tmp_path))
+    warmed = warm.communicate(timeout=1800)[0]
+    assert check.code == 0, check.output
+    assert warm.returncode == 0, warmed
+    assert runtime.kernel_cache_entries()
+    assert runtime.stale_kernel_cache_entries(settled_s=0) == []
+    again = run_checks(
+        "warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1"
+    )
+    assert again.code == 0, again.output
+    assert "miss" not in again.output.lower(), again.output
