@@ -115,8 +115,6 @@ def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
     assert warm.returncode == 0, warmed
     assert runtime.kernel_cache_entries()
     assert runtime.stale_kernel_cache_entries(settled_s=0) == []
-    again = run_checks(
-        "warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1"
-    )
+    again = run_checks("warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1")
     assert again.code == 0, again.output
     assert "miss" not in again.output.lower(), again.output
