@@ -8,7 +8,7 @@ import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.algorithm import sync_parallelize
 from max.gpu.host import DeviceContext
-from std.sys import num_logical_cores, simd_width_of
+from std.sys import num_physical_cores, simd_width_of
 
 # Floats per SIMD load on this CPU: 4 with NEON (Apple silicon), 8 with AVX2, 16 with AVX-512.
 comptime SIMD_WIDTH = simd_width_of[DType.float32]()
@@ -34,7 +34,7 @@ struct Gemv:
     def execute[
         target: StaticString,
         width: Int = SIMD_WIDTH,
-        workers: Int = 0,  # 0: one per core of this machine
+        workers: Int = 0,  # 0: one per core of this machine (a second thread per core reads no faster)
     ](
         output: OutputTensor[dtype=DType.float32, rank=2, ...],  # [rows, N]
         x: InputTensor[dtype=DType.float32, rank=2, ...],  # [rows, K]
@@ -47,7 +47,7 @@ struct Gemv:
         var xp = x.unsafe_ptr()
         var wp = weight.unsafe_ptr()
         var op = output.unsafe_ptr()
-        var blocks = workers if workers > 0 else num_logical_cores()
+        var blocks = workers if workers > 0 else num_physical_cores()
 
         def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k, var blocks}:
             # TODO 5: this worker's output rows, worker * n // blocks up to (worker + 1) * n //
