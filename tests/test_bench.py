@@ -70,3 +70,14 @@ def test_a_busy_machine_is_said_in_one_line(capsys):
     assert bench.report([jumpy], tokens=2) == 0
     busy = [line for line in capsys.readouterr().out.splitlines() if "busy" in line]
     assert len(busy) == 1 and "jumpy" in busy[0] and "50 %" in busy[0], busy
+
+
+def test_a_decoded_token_reads_every_weight_once_but_the_position_table():
+    """1 layer, 8 wide, 10 words: wte 80 floats (also the LM head), the block 872 (c_attn 216,
+    c_proj 72, c_fc 288, mlp.c_proj 264, two LayerNorms 32), ln_f 16; wpe is not read whole."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from checks.memory import decode_bytes_per_token
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10, n_positions=4))
+    assert decode_bytes_per_token(model) == 4 * (80 + 872 + 16)
