@@ -92,7 +92,7 @@ def kernel_graph(workers: int = 0, width: int = 0):
             "gemv() with other parameters",
             lambda: op[{"workers": workers, "width": width}],
         )
-        what = f"gemv custom op on {workers} workers, width {width}"
+        what = f"gemv custom op for {workers} worker{'s' * (workers > 1)} and a width of {width}"
     else:
         what = "gemv custom op"
     return compiled_product(what, op, "rows")
