@@ -581,6 +581,15 @@ SLIPS_MOJO = {
         ],
         "products are counted twice",
     ),
+    "the rows split with n // blocks": (
+        [
+            (
+                "range(worker * n // blocks, (worker + 1) * n // blocks)",
+                "range(worker * (n // blocks), (worker + 1) * (n // blocks))",
+            )
+        ],
+        "n // blocks leaves",
+    ),
     "the kernel does not compile": (
         [("    var total = (acc0 + acc1).reduce_add()", "    total = (acc0 + acc1).reduce_add(")],
         "kernels/gemv.mojo does not compile: gemv.mojo line",
