@@ -73,7 +73,13 @@ class Row:
     compile_s: float | None = None
 
 
+# A pause before each timed run: threads of the row before (MAX's or PyTorch's) that still spin
+# for work would otherwise take the cores from the next row.
+SETTLE_S = 0.3
+
+
 def timed_run(run: Callable[[int], list[int]], tokens: int) -> tuple[list[int], float]:
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     ids = run(tokens)
     return ids, time.perf_counter() - start
@@ -165,6 +171,7 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
 
     hf, weights = huggingface_model(args)
     config = hf.config
+    before = read_bandwidth_gbs()  # and again after the rows: the faster is the machine's
     prompt_ids = (
         np.random.default_rng(0).integers(0, config.vocab_size, args.prompt_tokens).tolist()
     )
@@ -267,7 +274,8 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     memory = None
     if options.current().device == "cpu":
         print("  measuring how fast this machine reads memory ...", flush=True)
-        memory = Memory(read_bandwidth_gbs(), decode_bytes_per_token(hf))
+        time.sleep(SETTLE_S)
+        memory = Memory(max(before, read_bandwidth_gbs()), decode_bytes_per_token(hf))
     return report(results, args.tokens, memory)
 
 
@@ -408,8 +416,8 @@ def report(results: list[Timing], tokens: int, memory: Memory | None = None) -> 
     )
     if memory:
         print(
-            f"This machine reads memory at {memory.gbs:.1f} GB/s (the fastest of five sums over "
-            f"512 MiB); one token reads {memory.bytes_per_token / 1e6:.0f} MB of weights, so no "
+            f"This machine reads memory at {memory.gbs:.1f} GB/s (the fastest of ten sums over "
+            f"512 MiB, before and after the rows); one token reads {memory.bytes_per_token / 1e6:.0f} MB of weights, so no "
             f"model here can decode faster than {memory.ceiling():.0f} tok/s: the ceiling."
         )
     busiest = max(results, key=Timing.spread)

@@ -34,7 +34,8 @@ def test_bench_fails_when_tokens_differ(capsys):
 
 
 @pytest.mark.fast
-def test_rows_are_timed_in_turns_after_a_warm_up_of_each():
+def test_rows_are_timed_in_turns_after_a_warm_up_of_each(monkeypatch):
+    monkeypatch.setattr(bench, "SETTLE_S", 0)
     calls = []
 
     def row(name):
