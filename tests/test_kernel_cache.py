@@ -118,3 +118,23 @@ def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
     again = run_checks("warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1")
     assert again.code == 0, again.output
     assert "miss" not in again.output.lower(), again.output
+
+
+@pytest.mark.fast
+def test_warm_compiles_what_a_check_would_skip_as_passed_before(tmp_path, monkeypatch):
+    """A check skips a compiled comparison this exact code passed; warm (trust_passed=False)
+    never does: its job is to fill the cache, whatever the record says."""
+    from types import SimpleNamespace
+
+    from checks.report import ReportPlugin
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    item = SimpleNamespace(
+        name="test_model_compiled", nodeid="checks/test_step_05.py::test_model_compiled"
+    )
+    check, warm = ReportPlugin(), ReportPlugin(trust_passed=False)
+    assert check.pytest_pyfunc_call(item) is None  # not passed yet: it runs
+    check.passed_before.add(item)
+    assert (tmp_path / "modular" / "course-passed-compiled").is_dir()
+    assert check.pytest_pyfunc_call(item) is True  # passed before: skipped
+    assert warm.pytest_pyfunc_call(item) is None  # warm runs it anyway
