@@ -9,6 +9,7 @@
     python -m checks reset 4           # steps/step_04.py back to the skeleton (asks first)
     python -m checks doctor            # versions, caches, device, GPT-2 weights
     python -m checks warm              # compile ahead, once, what the checks compile
+    python -m checks warm 4            # only what step 4's check compiles
     python -m checks save-model DIR    # a small GPT-2 in DIR, for step_11.py --model DIR
     python -m checks 4 --device gpu    # the same check on the GPU, in bfloat16
     python -m checks 10 --dtype bfloat16  # in bfloat16 on the CPU (what a GPU runs)
@@ -91,18 +92,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.command == "save-model":
         if not args.step:
             parser.error("save-model needs a folder: python -m checks save-model FOLDER")
-    elif not needs_step and args.step:
+    elif args.command == "warm" and args.step and harness.parse_step(args.step) is None:
+        parser.error(f"warm takes a step 1-11 or kv, or nothing for every step, not {args.step!r}")
+    elif not needs_step and args.step and args.command != "warm":
         parser.error(f"{args.command} takes no step number")
     return args
 
 
-def run_step(step: int, *, verbose: bool, quiet: bool = False) -> "list":
-    """Run the pytest checks of one step; returns the report's results."""
+def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: bool = True) -> "list":
+    """Run the pytest checks of one step; returns the report's results. `trust_passed=False`
+    compiles even the checks this exact code passed before (warm's job is to compile)."""
     import pytest
 
     from checks.report import ReportPlugin
 
-    plugin = ReportPlugin()
+    plugin = ReportPlugin(trust_passed)
     test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
     # Only the plugins the checks use (autoloading every installed plugin costs seconds), no
     # assertion rewriting (the checks report through pytest-check and plain messages), and no
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         run_options if not args.time_limit else run_options.but(time_limit_s=args.time_limit)
     )
     harness.use_steps_dir(folder)
+    if args.command == "warm" and not tools.can_warm():
+        return 1
     if args.command == "hint":
         return 0 if tools.hint(harness.parse_step(args.step)) else 1
     if args.command == "reset":
@@ -287,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "check":
                 ok = check_one(harness.parse_step(args.step), args.verbose)
             elif args.command == "warm":
-                ok = tools.warm(lambda step: run_step(step, verbose=False, quiet=True))
+                ok = tools.warm(
+                    lambda step: run_step(step, verbose=False, quiet=True, trust_passed=False),
+                    harness.parse_step(args.step) if args.step else None,
+                )
             else:  # all
                 ok = tools.progress(
                     lambda step: run_step(step, verbose=False, quiet=True), fresh=True

@@ -7,10 +7,13 @@
 
 One process times the same greedy generation (same prompt ids, same number of new tokens) for
 HuggingFace generate() with its KV cache, HuggingFace without a cache, step 10's loop on the
-compiled step-11 model, the KV-cache extension and, once it is written, the Mojo extension; it
-prints tokens/s (median and best of the repeats, the warm-up run reported apart), the time to the
-first token, the ratio to HuggingFace generate(), compile times and peak memory, and exits 1 unless
-all of them produced the same tokens. With --serve the same model is also saved to a folder, served
+compiled step-11 model, the KV-cache extension and, once it is written, the Mojo extension. The
+rows are timed in turns (one run of each, then again), so a machine that gets busy for a while
+slows every row alike; it prints tokens/s (median of the repeats and their spread, the warm-up run
+reported apart), the time to the first token, the ratio to HuggingFace generate(), compile times
+and peak memory, this machine's memory read speed with the ceiling it puts on tokens/s (each token
+reads every weight once) and each row's share of it, and exits 1 unless all of them produced the
+same tokens. With --serve the same model is also saved to a folder, served
 with the serving chapter's code and timed through the API. The MAX models are the learner's own,
 from steps/ (`--solutions` times the reference answers, `--dir` any folder); the steps they need
 are tried on a tiny model first, so an unfinished one is named in seconds.
@@ -19,6 +22,8 @@ are tried on a tiny model first, so an unfinished one is named in seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import resource
 import statistics
@@ -46,22 +51,62 @@ class Timing:
     def rate(self, seconds: float) -> float:
         return len(self.tokens) / seconds
 
+    def spread(self) -> float:
+        """How much the repeats differ: (slowest - fastest) / median, 0.1 for 10 %."""
+        return (max(self.runs_s) - min(self.runs_s)) / statistics.median(self.runs_s)
+
+
+# Above this spread between the repeats of a row, something else was using the machine.
+BUSY_SPREAD = 0.15
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(run: Callable[[], list[int]], repeats: int) -> tuple[list[int], float, list[float]]:
+@dataclass
+class Row:
+    """A way to generate: `run(n)` returns n new greedy token ids."""
+
+    name: str
+    run: Callable[[int], list[int]]
+    compile_s: float | None = None
+
+
+# A pause before each timed run: threads of the row before (MAX's or PyTorch's) that still spin
+# for work would otherwise take the cores from the next row.
+SETTLE_S = 0.3
+
+
+def timed_run(run: Callable[[int], list[int]], tokens: int) -> tuple[list[int], float]:
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
-    tokens = run()
-    warmup = time.perf_counter() - start
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        again = run()
-        runs.append(time.perf_counter() - start)
-        assert again == tokens, "greedy generation gave different tokens on a repeat"
-    return tokens, warmup, runs
+    ids = run(tokens)
+    return ids, time.perf_counter() - start
+
+
+def time_in_turns(rows: list[Row], tokens: int, repeats: int) -> list[Timing]:
+    """A warm-up of each row, then `repeats` rounds that run every row once, in turn, for
+    `tokens` tokens and for one (the first token's latency). A busy spell of the machine lands
+    on one round of every row, not on every repeat of one row."""
+    results = []
+    for row in rows:
+        print(f"  warming up {row.name} ...", flush=True)
+        first, seconds = timed_run(row.run, tokens)
+        results.append(Timing(row.name, first, seconds, [], row.compile_s))
+        results[-1].peak_rss_mb = peak_rss_mb()
+    first_token: dict[str, list[float]] = {row.name: [] for row in rows}
+    for round_ in range(repeats):
+        print(f"  round {round_ + 1}/{repeats}: every row in turn ...", flush=True)
+        for row, result in zip(rows, results, strict=True):
+            again, seconds = timed_run(row.run, tokens)
+            result.runs_s.append(seconds)
+            if again != result.tokens:
+                raise AssertionError(f"{row.name}: greedy generation gave other tokens on a repeat")
+            first_token[row.name].append(timed_run(row.run, 1)[1])
+    for result in results:
+        result.first_token_s = statistics.median(first_token[result.name])
+    return results
 
 
 def huggingface_model(args: argparse.Namespace):
@@ -88,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model instead of 124M")
     parser.add_argument("--tokens", type=int, default=50, help="new tokens per run (50)")
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (5)")
     parser.add_argument(
         "--serve",
         action="store_true",
@@ -107,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     harness.use_steps_dir(harness.chosen_folder(args))
     harness.prepare_max()
+    # MAX advises `max warm-interpreter-cache` after its first on-the-fly compile of an eager op;
+    # that command does not finish in 10 minutes on 2 cores, and `pixi run warm` is the course's.
+    logging.getLogger("max").setLevel(logging.ERROR)
     try:
         with harness.pinned_defaults():
             return time_all(args, ready_steps())
@@ -119,18 +167,20 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     """Times each way of generating the same greedy tokens and prints the table."""
     import torch
 
+    from checks.memory import decode_bytes_per_token, read_bandwidth_gbs
+
     hf, weights = huggingface_model(args)
     config = hf.config
+    before = read_bandwidth_gbs()  # and again after the rows: the faster is the machine's
     prompt_ids = (
         np.random.default_rng(0).integers(0, config.vocab_size, args.prompt_tokens).tolist()
     )
     prompt = " ".join(map(str, prompt_ids))
     tokenizer = IdTokenizer(config.n_positions)
-    results: list[Timing] = []
     print(
         f"Greedy generation: GPT-2 {config.n_layer} layers x {config.n_embd} wide ({weights}), "
         f"{args.prompt_tokens}-token prompt, {args.tokens} new tokens, {args.repeats} timed runs "
-        f"after a warm-up; torch uses {torch.get_num_threads()} threads.",
+        f"of each row, in turns, after a warm-up; torch uses {torch.get_num_threads()} threads.",
         flush=True,
     )
 
@@ -149,15 +199,10 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
 
         return run
 
-    def record(name: str, run: Callable[[int], list[int]], compile_s: float | None = None):
-        """Time `run(n)` (n new tokens) for args.tokens, and for 1: the first token's latency."""
-        print(f"  timing {name} ...", flush=True)
-        tokens, warmup, runs = timed(lambda: run(args.tokens), args.repeats)
-        first = statistics.median(timed(lambda: run(1), args.repeats)[2])
-        results.append(Timing(name, tokens, warmup, runs, compile_s, peak_rss_mb(), first))
-
-    record("HuggingFace generate(), KV cache", hf_run(True))
-    record("HuggingFace generate(), no cache", hf_run(False))
+    rows = [
+        Row("HuggingFace generate(), KV cache", hf_run(True)),
+        Row("HuggingFace generate(), no cache", hf_run(False)),
+    ]
 
     from max.dtype import DType
     from max.experimental import functional as F
@@ -179,29 +224,8 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         compiled = model.compile(*input_types)
         return compiled, time.perf_counter() - start
 
-    print(
-        "  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True
-    )
-    simple, simple_compile = build(
-        step_08.MaxGPT2LMHeadModel,
-        TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)),
-    )
-    cached, cached_compile = build(
-        kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
-    )
-
     def ids_of(text: str) -> list[int]:
         return tokenizer.encode(text)[len(prompt_ids) :]
-
-    record(
-        "MAX, step 10 loop, no cache",
-        lambda n: ids_of(
-            step_10.generate_text(
-                simple, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
-            )
-        ),
-        simple_compile,
-    )
 
     def cached_run(model) -> Callable[[int], list[int]]:
         """Greedy generation of n tokens with the KV-cache chapter's loop on `model`."""
@@ -211,19 +235,60 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
             )
         )
 
-    record("MAX, KV cache (extension)", cached_run(cached), cached_compile)
     mojo = finished_mojo_chapter()
-    if mojo is not None:
-        fast, fast_compile = build(
-            mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+    print(
+        "  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True
+    )
+    with harness.waiting.announce("compiling the MAX models"):
+        simple, simple_compile = build(
+            step_08.MaxGPT2LMHeadModel,
+            TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)),
         )
-        record("MAX, KV cache + Mojo kernel", cached_run(fast), fast_compile)
-    if args.serve:
-        from checks import serving
+        rows.append(
+            Row(
+                "MAX, step 10 loop, no cache",
+                lambda n: ids_of(
+                    step_10.generate_text(
+                        simple, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
+                    )
+                ),
+                simple_compile,
+            )
+        )
+        cached, cached_compile = build(
+            kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+        )
+        rows.append(Row("MAX, KV cache (extension)", cached_run(cached), cached_compile))
+        if mojo is not None:
+            fast, fast_compile = build(
+                mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+            )
+            rows.append(Row("MAX, KV cache + Mojo kernel", cached_run(fast), fast_compile))
+    with contextlib.ExitStack() as stack:
+        if args.serve:
+            from checks import serving
 
-        with serving.served(hf, harness.steps_dir(), prompt_ids) as server:
-            record(server.name, server.run, server.start_s)
-    return report(results, args.tokens)
+            server = stack.enter_context(serving.served(hf, harness.steps_dir(), prompt_ids))
+            rows.append(Row(server.name, server.run, server.start_s))
+        results = time_in_turns(rows, args.tokens, args.repeats)
+    memory = None
+    if options.current().device == "cpu":
+        print("  measuring how fast this machine reads memory ...", flush=True)
+        time.sleep(SETTLE_S)
+        memory = Memory(max(before, read_bandwidth_gbs()), decode_bytes_per_token(hf))
+    return report(results, args.tokens, memory)
+
+
+@dataclass
+class Memory:
+    """The machine's memory read speed and the bytes of weights one decoded token reads."""
+
+    gbs: float
+    bytes_per_token: int
+
+    def ceiling(self) -> float:
+        """Tokens/s if a token took only the time to read its weights once."""
+        return self.gbs * 1e9 / self.bytes_per_token
 
 
 def finished_mojo_chapter():
@@ -325,28 +390,43 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
         raise harness.LearnerError(problem.split("\n")[0])
 
 
-def report(results: list[Timing], tokens: int) -> int:
+def report(results: list[Timing], tokens: int, memory: Memory | None = None) -> int:
     baseline = statistics.median(results[0].runs_s)
     print(
-        f"\n| {'model':<34} | tok/s median | tok/s best | vs HF generate() | first token ms "
+        f"\n| {'model':<34} | tok/s median | spread | vs HF generate() | of ceiling | first token ms "
         "| warm-up s | compile s | peak RSS MB |"
     )
     print(
-        f"|{'-' * 36}|-------------:|-----------:|-----------------:|---------------:"
+        f"|{'-' * 36}|-------------:|-------:|-----------------:|-----------:|---------------:"
         "|----------:|----------:|------------:|"
     )
     for r in results:
         median = statistics.median(r.runs_s)
         compile_s = f"{r.compile_s:.1f}" if r.compile_s is not None else "-"
+        share = f"{100 * r.rate(median) / memory.ceiling():.0f} %" if memory else "-"
         print(
-            f"| {r.name:<34} | {r.rate(median):12.1f} | {r.rate(min(r.runs_s)):10.1f} | "
-            f"{baseline / median:15.2f}x | {1000 * r.first_token_s:14.0f} | {r.warmup_s:9.2f} | "
-            f"{compile_s:>9} | {r.peak_rss_mb:11.0f} |"
+            f"| {r.name:<34} | {r.rate(median):12.1f} | {100 * r.spread():4.0f} % | "
+            f"{baseline / median:15.2f}x | {share:>10} | {1000 * r.first_token_s:14.0f} | "
+            f"{r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |"
         )
     print(
-        "\nPeak RSS is the process's peak so far, after each row (the models stay loaded; the "
-        "server's memory is its own). The served row's compile s is the server's start."
+        "\nSpread: (slowest - fastest) / median of a row's timed runs. Peak RSS is the process's "
+        "peak so far, after each row's warm-up (the models stay loaded; the server's memory is "
+        "its own). The served row's compile s is the server's start."
     )
+    if memory:
+        print(
+            f"This machine reads memory at {memory.gbs:.1f} GB/s (the fastest of ten sums over "
+            f"512 MiB, before and after the rows); one token reads {memory.bytes_per_token / 1e6:.0f} MB of weights, so no "
+            f"model here can decode faster than {memory.ceiling():.0f} tok/s: the ceiling."
+        )
+    busiest = max(results, key=Timing.spread)
+    if len(busiest.runs_s) > 1 and busiest.spread() > BUSY_SPREAD:
+        print(
+            f"The machine was busy: the runs of {busiest.name} differ by "
+            f"{100 * busiest.spread():.0f} % (over {100 * BUSY_SPREAD:.0f} %), so the figures are "
+            "not to be trusted; close what else runs and time again."
+        )
     same = all(r.tokens == results[0].tokens and len(r.tokens) == tokens for r in results)
     if same:
         print(f"All {len(results)} produced the same {tokens} tokens.")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import compare, harness, options
+from checks import compare, harness, options, runtime
 from checks.harness import ROOT, LearnerError
 
 
@@ -42,12 +42,13 @@ def title_of(item: pytest.Item) -> str:
 class PassedBefore:
     """The compiled checks that passed, each for the exact code it ran: the learner's step files,
     the checker, MAX's version, the device and dtype. The same code passes again without
-    compiling (a cached graph still takes seconds to load); any edit compiles anew."""
-
-    FOLDER = ROOT / "build" / "passed-compiled"
+    compiling (a cached graph still takes seconds to load); any edit compiles anew. The record
+    lives in MAX's cache folder and goes with it; `warm`, whose job is to compile, ignores it."""
 
     def __init__(self) -> None:
         import importlib.metadata
+
+        self.folder = runtime.passed_checks_dir()
 
         digest = hashlib.sha256()
         for folder in (harness.steps_dir(), ROOT / "checks"):  # Mojo kernels are code too
@@ -66,14 +67,14 @@ class PassedBefore:
 
     def path(self, item: pytest.Item) -> Path:
         name = hashlib.sha256(f"{item.nodeid}\n{self.code}".encode()).hexdigest()[:24]
-        return self.FOLDER / name
+        return self.folder / name
 
     def __contains__(self, item: pytest.Item) -> bool:
         return self.path(item).exists()
 
     def add(self, item: pytest.Item) -> None:
         with contextlib.suppress(OSError):
-            self.FOLDER.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.path(item).write_text(item.nodeid + "\n")
 
 
@@ -90,9 +91,10 @@ def earlier_failure(request: pytest.FixtureRequest) -> bool:
 
 
 class ReportPlugin:
-    def __init__(self) -> None:
+    def __init__(self, trust_passed: bool = True) -> None:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
+        self.trust_passed = trust_passed  # False: compile even what passed before (warm)
         self.messages: list[str] = []
         self.notes: list[str] = []
 
@@ -108,6 +110,7 @@ class ReportPlugin:
         """True (the call is done, and passed) for a compiled check this exact code passed before."""
         if (
             is_compiled(pyfuncitem)
+            and self.trust_passed
             and not options.current().eager_only
             and pyfuncitem in self.passed_before
         ):

@@ -7,7 +7,9 @@ import base64
 import contextlib
 import itertools
 import os
+import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -142,14 +144,26 @@ def kernel_cache_entries() -> list[Path]:
     return list((max_cache_dir() / ".mogg_cache").glob(f"*/{version('max')}/*"))
 
 
-def stale_kernel_cache_entries() -> list[Path]:
-    """The index entries whose compiled kernel is gone from `.mojo_cache/mojo/transform`."""
+# Another MAX process may be writing the cache right now (`pixi run warm` in a second terminal, a
+# server starting): an index entry newer than this may be one whose kernel is still being written,
+# or was written after the list of kernels below was read. Only older entries are judged; a
+# compile takes minutes at most.
+SETTLED_S = 15 * 60
+
+
+def stale_kernel_cache_entries(settled_s: float = SETTLED_S) -> list[Path]:
+    """The index entries, older than `settled_s`, whose compiled kernel is gone from
+    `.mojo_cache/mojo/transform`."""
     objects: set[str] = set()
     for folder in (max_cache_dir() / ".mojo_cache" / "mojo" / "transform").glob("*"):
-        objects.update(os.listdir(folder))
+        with contextlib.suppress(OSError):
+            objects.update(os.listdir(folder))
+    settled = time.time() - settled_s
     stale = []
     for entry in kernel_cache_entries():
         with contextlib.suppress(OSError):
+            if entry.stat().st_mtime > settled:
+                continue
             key = entry.read_bytes()[:32]  # the object's name, base64-encoded without padding
             if base64.b64encode(key).decode().rstrip("=") not in objects:
                 stale.append(entry)
@@ -169,4 +183,12 @@ def repair_kernel_cache() -> int:
     stale = stale_kernel_cache_entries()
     for entry in stale:
         entry.unlink(missing_ok=True)
+    if stale:  # graphs whose kernels are gone may be too: the checks compile them again
+        shutil.rmtree(passed_checks_dir(), ignore_errors=True)
     return len(stale)
+
+
+def passed_checks_dir() -> Path:
+    """Where the checker records the compiled checks that passed (see report.PassedBefore): in
+    MAX's cache folder, so that deleting the cache deletes the record of what it held."""
+    return max_cache_dir() / "course-passed-compiled"

@@ -26,7 +26,7 @@ PROGRESS = re.compile(r"^  (…|First MAX run|`pixi run warm` does it ahead)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
 SMALL_MODEL = re.compile(r"/\S*/build/reference-cache/small-model-[0-9a-f]+")
 SECONDS = re.compile(r"\d+(\.\d+)? s\)")
-SPEEDS = re.compile(r"\d+(\.\d+)? (ms|GB/s)")
+SPEEDS = re.compile(r"\d+(\.\d+)? (ms|GB/s|%)")
 
 
 def report_path(step: int, solution: bool) -> Path:

@@ -43,20 +43,30 @@ def ready(url: str) -> bool:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """Ctrl+C to the server and its workers, then a kill if it lingers."""
-    for sign, wait_s in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sign)
-            process.wait(wait_s)
-            return
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            continue
+    """Ctrl+C to the server (gpt2_serve.py passes it on to max serve and its workers), then a
+    kill of anything left in its session."""
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(30)
+    for pid in session_processes(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
 
 
 @contextlib.contextmanager
 def server(model: Path, steps_folder: Path) -> Iterator[str]:
     """`python STEPS_FOLDER/gpt2_serve.py --model MODEL` on a free port, as `pixi run serve`
     starts it; yields its URL once it answers."""
+    with started(model, steps_folder) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def started(model: Path, steps_folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The same server: yields its URL and the `gpt2_serve.py` process, the leader of a session
+    of its own that holds `max serve` and its workers."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         process = subprocess.Popen(
@@ -78,9 +88,20 @@ def server(model: Path, steps_folder: Path) -> Iterator[str]:
                             f"max serve did not start; its log ends:\n{log.read()[-3000:]}"
                         )
                     time.sleep(1)
-            yield url
+            yield url, process
         finally:
             stop(process)
+
+
+def session_processes(session: int) -> list[int]:
+    """The processes still alive in a session (Linux: read from /proc)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session and fields[0] != "Z":  # session id; not a zombie
+                alive.append(int(stat.parent.name))
+    return alive
 
 
 def save_ids_as_words_model(hf_model: Any, folder: Path) -> Path:

@@ -1,8 +1,11 @@
-"""The Mojo extension: the learner's gemv kernel against numpy on odd shapes, its speed beside
-MAX's built-in matmul and PyTorch's on the LM head's shape, and the KV-cache model built on it
-against HuggingFace at every step."""
+"""The Mojo extension: the learner's gemv kernel against numpy on odd shapes, with this machine's
+worker count and SIMD width and with others (1, 3, 7 workers; NEON's width of 4), its speed beside
+MAX's built-in matmul, PyTorch's and the machine's memory on the LM head's shape (reported, never
+failed: a correct kernel passes on any machine), and the KV-cache model built on it against
+HuggingFace at every step."""
 
 import functools
+import os
 import re
 import statistics
 import time
@@ -12,9 +15,10 @@ import pytest
 
 from checks import harness, options
 from checks import test_ext_kv_cache as kv
-from checks.compare import Slip, expect, expect_close, note
+from checks.compare import Slip, expect_close, note
 from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
 from checks.reference import SMALL, learner_module, max_tensor
+from checks.report import earlier_failure
 
 # (rows of x, K, N): sizes that are not multiples of any SIMD width, one output row, one input
 # column, a prompt of 3 rows, and the LM head of GPT-2 small.
@@ -25,8 +29,14 @@ SHAPES = {
     "the LM head, 1 x 768 by 50257 x 768": (1, 768, 50257),
 }
 LM_HEAD = SHAPES["the LM head, 1 x 768 by 50257 x 768"]
-# Below this share of MAX's own matmul's speed a kernel is missing SIMD or the second core.
-SLOWEST_SHARE = 0.4
+# Other machines: 13 output rows split over worker counts that do not divide them, and the
+# SIMD width of Apple silicon's NEON (K = 37: four 8-float steps, then 5 leftover products).
+SPLIT_SHAPE = (2, 37, 13)
+OTHER_MACHINES = {
+    f"{w} worker{'s' * (w > 1)}, width 4": {"workers": w, "width": 4} for w in (1, 3, 7)
+}
+# Under this share of MAX's own matmul, a kernel is slow enough to say where speed comes from.
+SLOW_SHARE = 0.25
 
 
 def skip_unless_cpu_float32() -> None:
@@ -74,15 +84,28 @@ def compiled_product(what: str, product, rows) -> object:
 
 
 @functools.cache
-def kernel_graph():
-    """The learner's op alone in a graph: one compile serves every shape."""
-    return compiled_product("gemv custom op", learner_gemv(), "rows")
+def kernel_graph(workers: int = 0, width: int = 0):
+    """The learner's op alone in a graph: one compile serves every shape. With `workers` or
+    `width`, the kernel as another machine would run it (its `execute` parameters)."""
+    op = learner_gemv()
+    if workers or width:
+        op = call(
+            "gemv() with other parameters",
+            lambda: op[{"workers": workers, "width": width}],
+        )
+        what = f"gemv custom op for {workers} worker{'s' * (workers > 1)} and a width of {width}"
+    else:
+        what = "gemv custom op"
+    return compiled_product(what, op, "rows")
 
 
 @functools.cache
 def matmul_graph():
     """MAX's own product, x @ weight^T (what Linear runs), for the speed comparison."""
-    return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, 1)
+    from checks.harness import waiting
+
+    with waiting.announce("compiling MAX's own matmul, to time your kernel beside it"):
+        return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, 1)
 
 
 def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,16 +114,21 @@ def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.standard_normal((n, k), dtype=np.float32)
 
 
-def slips(x: np.ndarray, weight: np.ndarray) -> list[Slip]:
+def machine_workers() -> tuple[int, ...]:
+    """The kernel's default worker count is the machine's physical cores: os.cpu_count() counts
+    logical ones, twice as many with two threads per core."""
+    logical = os.cpu_count() or 1
+    return (logical, logical // 2) if logical > 1 else (1,)
+
+
+def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> list[Slip]:
     k, n = x.shape[1], weight.shape[0]
+    right = x @ weight.T
     found = [
-        Slip(
-            "the kernel writes only zeros: it is still the skeleton's (TODOs 3-5).",
-            0 * (x @ weight.T),
-        )
+        Slip("the kernel writes only zeros: it is still the skeleton's (TODOs 3-5).", 0 * right)
     ]
-    for width in (4, 8, 16, 32):
-        cut = k - k % width
+    for step in (4, 8, 16, 32, 64):  # k % step products left after a SIMD loop of that step
+        cut = k - k % step
         if 0 < cut < k:
             found.append(
                 Slip(
@@ -109,15 +137,39 @@ def slips(x: np.ndarray, weight: np.ndarray) -> list[Slip]:
                     x[:, :cut] @ weight[:, :cut].T,
                 )
             )
-    half = x @ weight.T
+    for step in (8, 16, 32, 64):  # two accumulators: the SIMD loop steps 2 * width floats
+        cut = k - k % step
+        if cut:
+            found.append(
+                Slip(
+                    f"the first {cut} of {k} products are counted twice (the result is near "
+                    "twice the right one): the scalar loop for the leftover starts again at 0; "
+                    "it should go on from the i where the SIMD loop stopped (TODO 4).",
+                    right + x[:, :cut] @ weight[:, :cut].T,
+                )
+            )
+    half = right.copy()
     half[:, n // 2 :] = 0
     found.append(
         Slip(
             "the second half of the output rows is missing: each worker takes its own block, "
-            "worker * n // WORKERS up to (worker + 1) * n // WORKERS (TODO 5).",
+            "worker * n // blocks up to (worker + 1) * n // blocks (TODO 5).",
             half,
         )
     )
+    for workers in counts or machine_workers():
+        if n % workers:
+            floor = right.copy()
+            floor[:, n - n % workers :] = 0
+            found.append(
+                Slip(
+                    f"the last {n % workers} of {n} output rows are missing with {workers} "
+                    f"workers: n // blocks leaves {n % workers} rows to nobody when {workers} does "
+                    f"not divide {n}; give each worker the rows worker * n // blocks up to "
+                    "(worker + 1) * n // blocks (TODO 5).",
+                    floor,
+                )
+            )
     return found
 
 
@@ -138,6 +190,27 @@ def test_kernel_matches_numpy(shape):
     )
 
 
+@pytest.mark.parametrize("machine", OTHER_MACHINES.values(), ids=OTHER_MACHINES.keys())
+def test_kernel_matches_numpy_on_other_machines(machine, request):
+    """gemv(x, weight) equals numpy's on 13 output rows as other machines run it"""
+    skip_unless_cpu_float32()
+    if earlier_failure(request):
+        pytest.skip("not run, because a check above failed: fix that first")
+    rows, k, n = SPLIT_SHAPE
+    x, weight = operands(rows, k, n)
+    graph = kernel_graph(**machine)
+    got = call("the gemv op", graph, max_tensor(x), max_tensor(weight))
+    expect_close(
+        f"gemv of {rows} x {k} by {n} x {k} on {machine['workers']} workers with a SIMD width of "
+        f"{machine['width']}",
+        got,
+        x @ weight.T,
+        atol=2e-6 * k,
+        rtol=1e-4,
+        slips=lambda: slips(x, weight, (machine["workers"],)),
+    )
+
+
 def seconds_per_call(run, repeats: int = 10) -> float:
     run()
     times = []
@@ -148,31 +221,44 @@ def seconds_per_call(run, repeats: int = 10) -> float:
     return statistics.median(times)
 
 
-def test_kernel_reads_the_weights_fast():
-    """On the LM head's shape, the kernel reads the weights about as fast as MAX's own matmul"""
+def test_kernel_speed_on_the_lm_head(request):
+    """The kernel's speed on the LM head, beside MAX's matmul, PyTorch and memory (reported)
+
+    Not judged: speed depends on the machine, and a correct kernel passes on any."""
     skip_unless_cpu_float32()
+    if earlier_failure(request):
+        pytest.skip("not timed, because a check above failed: fix that first")
     import torch
+
+    from checks.memory import read_bandwidth_gbs
 
     rows, k, n = LM_HEAD
     x, weight = operands(rows, k, n)
     mx, mw = max_tensor(x), max_tensor(weight)
     tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
+    kernel, matmul = kernel_graph(), matmul_graph()
     seconds = {
-        "your kernel": seconds_per_call(lambda: kernel_graph()(mx, mw)),
-        "MAX's matmul": seconds_per_call(lambda: matmul_graph()(mx, mw)),
+        "your kernel": seconds_per_call(lambda: kernel(mx, mw)),
+        "MAX's matmul": seconds_per_call(lambda: matmul(mx, mw)),
         "PyTorch": seconds_per_call(lambda: torch.nn.functional.linear(tx, tw)),
     }
+    memory = read_bandwidth_gbs()
     rate = {name: weight.nbytes / 1e9 / s for name, s in seconds.items()}
     note(
         "; ".join(f"{name} {1000 * seconds[name]:.1f} ms = {rate[name]:.1f} GB/s" for name in rate)
     )
     yours, max_own = rate["your kernel"], rate["MAX's matmul"]
-    expect(
-        yours >= SLOWEST_SHARE * max_own,
-        f"Your kernel reads the LM head's weights at {yours:.1f} GB/s, MAX's matmul at "
-        f"{max_own:.1f}: load SIMD_WIDTH floats at a time (TODO 3) and split the output rows "
-        "between the workers (TODO 5).",
+    note(
+        f"This machine reads memory at {memory:.0f} GB/s (a 512 MiB sum on every core): your "
+        f"kernel reads at {100 * yours / memory:.0f} % of that."
     )
+    if yours < SLOW_SHARE * max_own:
+        note(
+            "Your kernel is under a quarter of MAX's matmul's speed here: a kernel that reads one "
+            "float at a time, or runs on one core, is this slow. Check that dot loads `width` "
+            "floats at a time (TODO 3) and that execute splits the rows over `blocks` workers "
+            "(TODO 5)."
+        )
 
 
 def test_kv_cache_model_on_the_kernel_matches_at_every_step_compiled():

@@ -249,10 +249,33 @@ COLD_SECONDS = {
 }
 
 
-def warm(run_step: Callable[[int], list]) -> bool:
-    """Run every compiling check on the reference solutions, so MAX compiles its kernels, the
-    checks' graphs and HuggingFace's reference outputs once, ahead of the learner's first checks."""
-    steps = [step for step in ALL_STEPS if step in harness.COMPILING_STEPS]
+def can_warm() -> bool:
+    """Whether the reference solutions warm runs are here; else one sentence, and False."""
+    folder = harness.steps_dir()
+    missing = [
+        step
+        for step in harness.COMPILING_STEPS
+        if not (folder / f"{harness.module_name(step)}.py").exists()
+    ]
+    if missing:
+        print(
+            f"Nothing was warmed: warm compiles what the checks compile by checking the reference "
+            f"answers in {os.path.relpath(folder)}/, and this copy has "
+            + ("no such folder" if not folder.is_dir() else f"{len(missing)} of them missing")
+            + "; without it your first checks compile as they go (each says so)."
+        )
+        return False
+    return True
+
+
+def warm(run_step: Callable[[int], list], only: int | None = None) -> bool:
+    """Run every compiling check (or step `only`'s) on the reference solutions, so MAX compiles
+    its kernels, the checks' graphs and HuggingFace's reference outputs once, ahead of the
+    learner's first checks. Checks that passed before compile too: warming is compiling."""
+    steps = [step for step in ALL_STEPS if step in harness.COMPILING_STEPS and only in (None, step)]
+    if not steps:
+        print(f"Step {harness.step_argument(only)}'s check compiles nothing: nothing to warm.")
+        return True
     total = sum(COLD_SECONDS[step] for step in steps)
     print(
         "Warming the caches: MAX's kernels, the checks' graphs and HuggingFace's reference "
@@ -260,7 +283,7 @@ def warm(run_step: Callable[[int], list]) -> bool:
         "meanwhile.",
         flush=True,
     )
-    start, expected_so_far, ok = time.monotonic(), 0, True
+    start, expected_so_far, failed = time.monotonic(), 0, []
     for number, step in enumerate(steps):
         elapsed = time.monotonic() - start
         pace = elapsed / expected_so_far if expected_so_far else 1.0
@@ -274,19 +297,26 @@ def warm(run_step: Callable[[int], list]) -> bool:
         )
         results = run_step(step)
         if not results or not all(r.passed for r in results):
-            ok = False
+            failed.append(harness.step_argument(step))
             print(
                 f"      the reference solution of step {harness.step_argument(step)} did not pass "
                 "its check here: run python -m checks "
                 f"{harness.step_argument(step)} --solutions to see why."
             )
         expected_so_far += COLD_SECONDS[step]
+    took = minutes(time.monotonic() - start)
+    if failed:
+        print(
+            f"  {len(steps) - len(failed)} of {len(steps)} steps warmed in {took}; steps "
+            f"{', '.join(map(str, failed))} did not (see above), so their checks will compile."
+        )
+        return False
     print(
-        f"  [{'#' * 20}] {len(steps)}/{len(steps)}  done in {minutes(time.monotonic() - start)}. "
+        f"  [{'#' * 20}] {len(steps)}/{len(steps)}  done in {took}. "
         "A check whose code matches the reference now skips its compiles; your own graphs "
         "compile once each (10-60 s), on MAX's warm kernels."
     )
-    return ok
+    return True
 
 
 def minutes(seconds: float) -> str:

@@ -9,10 +9,13 @@ Nothing here is yours to write. (solutions/gpt2_serve.py is a link to this file.
 """
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +109,12 @@ class GivenPipelineModel(PipelineModelWithKVCache):
 
 def serve_command(folder: Path, model: str, port: int, devices: str = "cpu") -> list[str]:
     """The `max serve` command line for ext_serve.py in `folder` (as printed: starts with max)."""
-    return ["max", "serve", "--custom-architectures", f"{folder}:ext_serve", "--model", model,
-            "--devices", devices, "--host", "127.0.0.1", "--port", str(port),
-            "--chat-template", str(CHAT_TEMPLATE)]
+    command = ["max", "serve", "--custom-architectures", f"{folder}:ext_serve", "--model", model,
+               "--devices", devices, "--host", "127.0.0.1", "--port", str(port),
+               "--chat-template", str(CHAT_TEMPLATE)]
+    if devices != "cpu":  # both work on MAX's paged cache, which your model does not use
+        command += ["--no-enable-overlap-scheduler", "--no-device-graph-capture"]
+    return command
 
 
 def server_env() -> dict[str, str]:
@@ -190,11 +196,35 @@ def main(argv: list[str] | None = None) -> int:
           f"\"temperature\": 0}}'\nStop the server with Ctrl+C.", flush=True)
     # `python -m` runs the `max` command of this very environment, activated or not.
     entry = [sys.executable, "-m", "max._entrypoints.pipelines", *command[1:]]
-    try:
-        return subprocess.run(entry, env=server_env()).returncode
-    except KeyboardInterrupt:
-        return 130
+    return run_until_stopped(entry, server_env())
 
+
+def run_until_stopped(command: list[str], env: dict[str, str], grace_s: float = 15) -> int:
+    """Runs the server as a child, in a process group of its own, until it exits or this process
+    is stopped: by Ctrl+C, SIGTERM (kill, a process manager) or SIGHUP (its terminal closed). Each
+    stops the server and its workers as Ctrl+C does; what is left of them after `grace_s` (or a
+    second signal) is killed, so nothing holds the port once this process has ended."""
+    server = subprocess.Popen(command, env=env, process_group=0)
+    stopped: list[tuple[int, float]] = []
+
+    def signal_server(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signum)
+
+    def stop(signum, frame):
+        stopped.append((signum, time.monotonic()))
+        signal_server(signal.SIGINT if len(stopped) == 1 else signal.SIGKILL)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    try:
+        while server.poll() is None:
+            if stopped and time.monotonic() - stopped[0][1] > grace_s:
+                signal_server(signal.SIGKILL)
+            time.sleep(0.2)
+    finally:
+        signal_server(signal.SIGKILL)  # workers the server left behind
+    return 128 + stopped[0][0] if stopped else server.returncode
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,17 @@
 """MAX's kernel cache: entries that point at compiled kernels that are gone are forgotten."""
 
 import base64
+import os
+import subprocess
+import sys
+import time
 from importlib.metadata import version
 
 import pytest
 
 from checks import runtime
-from tests.conftest import run_checks
+from checks.harness import child_env
+from tests.conftest import ROOT, run_checks
 
 
 def fake_cache(root, kept_objects, entries):
@@ -19,7 +24,14 @@ def fake_cache(root, kept_objects, entries):
         entry = root / "modular" / ".mogg_cache" / path
         entry.parent.mkdir(parents=True, exist_ok=True)
         entry.write_bytes(key + b"\x00checksum")
+        settle(entry)
     return root / "modular" / ".mogg_cache"
+
+
+def settle(entry, minutes: float = 20):
+    """Date an index entry `minutes` back: older than any compile still writing it."""
+    old = time.time() - 60 * minutes
+    os.utime(entry, (old, old))
 
 
 @pytest.mark.fast
@@ -40,6 +52,33 @@ def test_entries_whose_kernel_is_gone_are_removed_and_the_rest_kept(tmp_path, mo
     assert runtime.repair_kernel_cache() == 0
 
 
+@pytest.mark.fast
+def test_an_entry_another_process_may_be_writing_is_left_alone(tmp_path, monkeypatch):
+    """`warm` in a second terminal: an entry written minutes ago whose kernel is not (yet) in
+    the cache is kept; the same entry once it is older than any compile is removed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    gone = b"fedcba9876543210" * 2
+    index = fake_cache(tmp_path, [], {f"h/{version('max')}/being-written": gone})
+    entry = index / "h" / version("max") / "being-written"
+    settle(entry, minutes=runtime.SETTLED_S / 60 - 1)
+    assert runtime.repair_kernel_cache() == 0 and entry.exists()
+    settle(entry, minutes=runtime.SETTLED_S / 60 + 1)
+    assert runtime.repair_kernel_cache() == 1 and not entry.exists()
+
+
+@pytest.mark.fast
+def test_the_record_of_passed_checks_goes_with_the_cache(tmp_path, monkeypatch):
+    """The record lives in MAX's cache folder, and a repair (kernels were deleted) clears it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    record = runtime.passed_checks_dir()
+    assert record.is_relative_to(tmp_path / "modular")
+    fake_cache(tmp_path, [], {f"h/{version('max')}/stale": b"fedcba9876543210" * 2})
+    record.mkdir(parents=True)
+    (record / "a-passed-check").write_text("checks/test_step_04.py::test_compiled\n")
+    assert runtime.repair_kernel_cache() == 1
+    assert not record.exists()
+
+
 def test_the_checker_repairs_the_cache_and_says_so_once(tmp_path):
     gone = b"fedcba9876543210" * 2
     fake_cache(tmp_path, [], {f"h/{version('max')}/{i}": gone for i in range(3)})
@@ -55,3 +94,47 @@ def test_every_entry_of_a_real_compile_points_at_its_kernel():
     assert run_checks("4", "--solutions").code == 0
     assert runtime.kernel_cache_entries()
     assert runtime.stale_kernel_cache_entries() == []
+
+
+def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
+    """`pixi run warm` in a second terminal while a check runs, as the README suggests: both
+    compile into one empty cache and pass; afterwards every index entry points at its kernel,
+    and a third compile of the same check logs no cache miss."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    warm = subprocess.Popen(
+        [sys.executable, "-m", "checks", "warm", "5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(XDG_CACHE_HOME=str(tmp_path)),
+    )
+    check = run_checks("5", "--solutions", XDG_CACHE_HOME=str(tmp_path))
+    warmed = warm.communicate(timeout=1800)[0]
+    assert check.code == 0, check.output
+    assert warm.returncode == 0, warmed
+    assert runtime.kernel_cache_entries()
+    assert runtime.stale_kernel_cache_entries(settled_s=0) == []
+    again = run_checks("warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1")
+    assert again.code == 0, again.output
+    assert "miss" not in again.output.lower(), again.output
+
+
+@pytest.mark.fast
+def test_warm_compiles_what_a_check_would_skip_as_passed_before(tmp_path, monkeypatch):
+    """A check skips a compiled comparison this exact code passed; warm (trust_passed=False)
+    never does: its job is to fill the cache, whatever the record says."""
+    from types import SimpleNamespace
+
+    from checks.report import ReportPlugin
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    item = SimpleNamespace(
+        name="test_model_compiled", nodeid="checks/test_step_05.py::test_model_compiled"
+    )
+    check, warm = ReportPlugin(), ReportPlugin(trust_passed=False)
+    assert check.pytest_pyfunc_call(item) is None  # not passed yet: it runs
+    check.passed_before.add(item)
+    assert (tmp_path / "modular" / "course-passed-compiled").is_dir()
+    assert check.pytest_pyfunc_call(item) is True  # passed before: skipped
+    assert warm.pytest_pyfunc_call(item) is None  # warm runs it anyway

@@ -34,6 +34,14 @@ def test_pins_match_pyproject():
 
 
 @pytest.mark.fast
+def test_pixi_points_max_at_condas_mojo_kernel_packages():
+    """As Modular's GPT-2 book does: max serve with a custom architecture and Mojo custom ops
+    need MAX's Mojo packages, which conda's modular keeps under $CONDA_PREFIX/lib/mojo."""
+    env = tomllib.loads((ROOT / "pixi.toml").read_text())["activation"]["env"]
+    assert env["MODULAR_MOJO_MAX_IMPORT_PATH"] == "$CONDA_PREFIX/lib/mojo"
+
+
+@pytest.mark.fast
 def test_step_tasks_are_the_checker():
     for step in range(1, 12):
         assert TASKS[f"s{step}"] == f"python -m checks {step}"

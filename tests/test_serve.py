@@ -4,14 +4,18 @@ HuggingFace's greedy ones. The server is always stopped."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from checks import serving
+from checks.harness import child_env
 from tests.conftest import ROOT, run_command
 
 PROMPTS = ["Hello there", "The cat sat on", "x", "one two three"]
@@ -26,9 +30,15 @@ def model_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model_folder):
-    with serving.server(model_folder, ROOT / "solutions") as url:
-        yield url
+def started(model_folder):
+    """The URL and the gpt2_serve.py process of the module's one server."""
+    with serving.started(model_folder, ROOT / "solutions") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(started):
+    return started[0]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +106,19 @@ def test_concurrent_requests_equal_greedy_ones(client, model_folder, huggingface
     assert texts == [huggingface(prompt) for prompt in PROMPTS]
 
 
+def test_on_a_gpu_the_command_turns_off_what_the_courses_model_can_not_use():
+    """As Modular's GPT-2 book does on a GPU; the CPU never turns them on."""
+    sys.path.insert(0, str(ROOT / "steps"))
+    try:
+        import gpt2_serve
+    finally:
+        sys.path.remove(str(ROOT / "steps"))
+    flags = ["--no-enable-overlap-scheduler", "--no-device-graph-capture"]
+    gpu = gpt2_serve.serve_command(ROOT / "steps", "gpt2", 8000, "gpu")
+    assert gpu[-2:] == flags
+    assert not set(flags) & set(gpt2_serve.serve_command(ROOT / "steps", "gpt2", 8000))
+
+
 def test_a_busy_port_or_a_missing_folder_is_one_sentence(model_folder):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -132,3 +155,60 @@ def test_the_pages_client_example_prints_the_greedy_text(server, model_folder, h
     assert run.code == 0, run.output
     expected = huggingface("Hello there", 20)
     assert run.stdout.splitlines() == [expected, expected], run.output
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_stops_the_server_and_its_workers(started):
+    """Last in this file: it stops the module's server. `kill` (SIGTERM) on gpt2_serve.py once
+    the server answers: within 20 s nothing listens on its port and no process is left."""
+    url, process = started
+    port = int(url.rsplit(":", 1)[1])
+    assert listening(port) and len(serving.session_processes(process.pid)) > 1
+    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while (listening(port) or serving.session_processes(process.pid)) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    assert not listening(port), f"port {port} still answers 20 s after SIGTERM"
+    assert serving.session_processes(process.pid) == [], "processes left after SIGTERM"
+
+
+# A stand-in for max serve: a worker of its own, and Ctrl+C ends it but not its worker.
+FAKE_SERVER = """
+import signal, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(worker.pid, flush=True)
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_sighup_or_ctrl_c_stops_the_server_and_what_it_left(signum):
+    """gpt2_serve.run_until_stopped on a stand-in server whose worker outlives it."""
+    runner = (
+        "import os, sys; sys.path.insert(0, 'steps'); import gpt2_serve; "
+        f"sys.exit(gpt2_serve.run_until_stopped([sys.executable, '-c', {FAKE_SERVER!r}], "
+        "dict(os.environ)))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", runner],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=child_env(),
+    )
+    try:
+        worker = int(process.stdout.readline())
+        process.send_signal(signum)
+        assert process.wait(20) == 128 + signum
+        time.sleep(0.5)
+        assert serving.session_processes(process.pid) == [], f"worker {worker} left"
+    finally:
+        serving.stop(process)

@@ -620,6 +620,24 @@ SLIPS_MOJO = {
         [("    while i < k:\n        total += a[i] * b[i]\n        i += 1\n", "")],
         "products are missing (K is not a multiple of the SIMD width)",
     ),
+    "the leftover loop starts at 0": (
+        [
+            (
+                "    var total = (acc0 + acc1).reduce_add()\n",
+                "    var total = (acc0 + acc1).reduce_add()\n    i = 0\n",
+            )
+        ],
+        "products are counted twice",
+    ),
+    "the rows split with n // blocks": (
+        [
+            (
+                "range(worker * n // blocks, (worker + 1) * n // blocks)",
+                "range(worker * (n // blocks), (worker + 1) * (n // blocks))",
+            )
+        ],
+        "n // blocks leaves",
+    ),
     "the kernel does not compile": (
         [("    var total = (acc0 + acc1).reduce_add()", "    total = (acc0 + acc1).reduce_add(")],
         "kernels/gemv.mojo does not compile: gemv.mojo line",

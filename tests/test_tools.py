@@ -175,3 +175,33 @@ def test_device_gpu():
 def test_usage_errors_are_plain(args, message):
     run = run_checks(*args)
     assert run.code == 2 and message in run.output and "Traceback" not in run.output, run.output
+
+
+@pytest.mark.fast
+def test_warm_without_the_solutions_says_so_in_one_sentence_and_fails(tmp_path):
+    """A copy of the course without solutions/: warm can't compile the checks' graphs."""
+    copy = tmp_path / "course"
+    copy.mkdir()
+    for name in ("checks", "course.toml", "pyproject.toml"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / name)
+    import subprocess
+    import sys
+
+    from checks.harness import child_env
+
+    run = subprocess.run(
+        [sys.executable, "-m", "checks", "warm"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(PYTHONPATH=str(copy)),
+    )
+    lines = (run.stdout + run.stderr).strip().splitlines()
+    assert run.returncode == 1, lines
+    assert len(lines) == 1 and lines[0].startswith("Nothing was warmed"), lines
+    assert "solutions/" in lines[0] and "no such folder" in lines[0], lines

@@ -78,5 +78,25 @@ def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
     out = capsys.readouterr().out
     assert ran == sorted(harness.COMPILING_STEPS)
     bars = [line for line in out.splitlines() if line.startswith("  [")]
-    assert len(bars) == len(ran) + 1 and "left)" in bars[0] and bars[-1].startswith("  [####")
+    assert len(bars) == len(ran) and "left)" in bars[0]
     assert "the reference solution of step 7 did not pass" in out
+    assert f"{len(ran) - 1} of {len(ran)} steps warmed" in out and "steps 7 did not" in out
+    assert "done in" not in out
+
+
+def test_warm_that_warms_everything_says_done_and_warm_n_warms_only_step_n(capsys):
+    from checks import tools
+    from checks.report import Result
+
+    ran = []
+
+    def run_step(step):
+        ran.append(step)
+        return [Result("a check", passed=True)]
+
+    assert tools.warm(run_step) is True
+    bars = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  [")]
+    assert bars[-1].startswith("  [####################]") and "done in" in bars[-1]
+    ran.clear()
+    assert tools.warm(run_step, only=4) is True
+    assert ran == [4]

@@ -2,35 +2,39 @@
 #
 # Decoding one token multiplies a [1, K] vector by every [N, K] weight of the model: each weight
 # is used once per token, so the time is the time to read the weights from memory. The kernel
-# reads each weight row once (for every row of x while it is in cache), SIMD_WIDTH floats at a
-# time, with the output rows split between the cores.
+# reads each weight row once (for every row of x while it is in cache), `width` floats at a time,
+# with the output rows split between all the cores of the machine.
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.algorithm import sync_parallelize
 from max.gpu.host import DeviceContext
-from std.sys import simd_width_of
+from std.sys import num_physical_cores, simd_width_of
 
+# Floats per SIMD load on this CPU: 4 with NEON (Apple silicon), 8 with AVX2, 16 with AVX-512.
 comptime SIMD_WIDTH = simd_width_of[DType.float32]()
-comptime WORKERS = 2  # the cores this course is measured on; each takes a block of output rows
 
 
-def dot(a: UnsafePointer[Float32, _], b: UnsafePointer[Float32, _], k: Int) -> Float32:
-    """sum(a[i] * b[i] for i in range(k)): two SIMD accumulators, then the leftover < SIMD_WIDTH."""
-    # TODO 3: multiply and add SIMD_WIDTH floats at a time, into two accumulators (two chains of
-    #   additions keep the core busy while a load waits), while 2 * SIMD_WIDTH of them are left.
-    # Hint: var acc0 = SIMD[DType.float32, SIMD_WIDTH](0);
-    #   acc0 += a.load[width=SIMD_WIDTH](i) * b.load[width=SIMD_WIDTH](i); (acc0 + acc1).reduce_add()
+def dot[width: Int](a: UnsafePointer[Float32, _], b: UnsafePointer[Float32, _], k: Int) -> Float32:
+    """sum(a[i] * b[i] for i in range(k)): two SIMD accumulators, then the leftover < 2 * width."""
+    # TODO 3: multiply and add `width` floats at a time, into two accumulators (two chains of
+    #   additions keep the core busy while a load waits), while 2 * width of them are left.
+    # Hint: var acc0 = SIMD[DType.float32, width](0);
+    #   acc0 += a.load[width=width](i) * b.load[width=width](i); (acc0 + acc1).reduce_add()
 
-    # TODO 4: the last k % (2 * SIMD_WIDTH) products, one float at a time (K = 13 has 13 of them).
+    # TODO 4: the last k % (2 * width) products, one float at a time (K = 13 has 13 of them).
     # Hint: while i < k: total += a[i] * b[i]; i += 1
     return 0
 
 
 @extensibility.register("gemv")
 struct Gemv:
+    # `width` and `workers` are this machine's unless the op is declared with others (the check
+    # runs the kernel with 1, 3 and 7 workers and a width of 4, as other machines would).
     @staticmethod
     def execute[
         target: StaticString,
+        width: Int = SIMD_WIDTH,
+        workers: Int = 0,  # 0: one per core of this machine (a second thread per core reads no faster)
     ](
         output: OutputTensor[dtype=DType.float32, rank=2, ...],  # [rows, N]
         x: InputTensor[dtype=DType.float32, rank=2, ...],  # [rows, K]
@@ -43,13 +47,15 @@ struct Gemv:
         var xp = x.unsafe_ptr()
         var wp = weight.unsafe_ptr()
         var op = output.unsafe_ptr()
+        var blocks = workers if workers > 0 else num_physical_cores()
 
-        def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k}:
-            # TODO 5: this worker's output rows, worker * n // WORKERS up to (worker + 1) * n //
-            #   WORKERS: for each weight row j, every row r of x (weight row j is then read once).
-            # Hint: op[r * n + j] = dot(wp + j * k, xp + r * k, k)
+        def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k, var blocks}:
+            # TODO 5: this worker's output rows, worker * n // blocks up to (worker + 1) * n //
+            #   blocks (right for any count, even 3 workers on 13 rows): for each weight row j,
+            #   every row r of x (weight row j is then read once).
+            # Hint: op[r * n + j] = dot[width](wp + j * k, xp + r * k, k)
             for j in range(n):
                 for r in range(rows):
                     op[r * n + j] = 0
 
-        sync_parallelize(block, WORKERS)
+        sync_parallelize(block, blocks)
