@@ -121,3 +121,20 @@ def test_missing_step_file(tmp_path):
 def test_bad_step_number_is_a_usage_error():
     run = run_checks("12")
     assert run.code == 2 and "the step must be 1-11 or kv, not '12'" in run.output
+
+
+@pytest.mark.fast
+def test_a_copied_link_without_its_target_does_not_stop_the_checker(tmp_path):
+    """`cp -r solutions` copies the given files' links, which then point nowhere."""
+    from checks import options, report
+
+    (tmp_path / "step_01.py").write_text("# mine\n")
+    (tmp_path / "gpt2_demo.py").symlink_to(tmp_path / "nowhere" / "gpt2_demo.py")
+    previous = options.current()
+    options.use(previous.but(steps_dir=tmp_path))
+    try:
+        first = report.PassedBefore().code
+        (tmp_path / "step_01.py").write_text("# mine, edited\n")
+        assert report.PassedBefore().code != first, "an edit must change the code's key"
+    finally:
+        options.use(previous)
