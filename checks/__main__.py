@@ -39,8 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
     parser.add_argument(
         "command",
-        help="a step number 1-11, or kv, serve, mojo (the extensions); or all, progress, watch, "
-        "hint N, reset N, doctor, warm, save-model DIR",
+        help=f"a step: {harness.steps_in_words()} (the last ones are the extension chapters); "
+        "or all, progress, watch, hint N, reset N, doctor, warm [N], save-model DIR",
     )
     parser.add_argument(
         "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
@@ -82,18 +82,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.command, args.step = "check", args.command
     elif args.command not in COMMANDS:
         parser.error(
-            f"the first argument must be a step 1-11 or one of {', '.join(COMMANDS)}, "
+            f"the first argument must be a step ({harness.steps_in_words()}) or one of "
+            f"{', '.join(COMMANDS)}, "
             f"not {args.command!r}"
         )
     needs_step = args.command in ("check", "hint", "reset")
     if needs_step and harness.parse_step(args.step) is None:
         what = "the step must be" if args.command == "check" else f"{args.command} needs a step"
-        parser.error(f"{what} 1-11 or kv" + (f", not {args.step!r}" if args.step else ""))
+        parser.error(
+            f"{what} {harness.steps_in_words()}" + (f", not {args.step!r}" if args.step else "")
+        )
     if args.command == "save-model":
         if not args.step:
             parser.error("save-model needs a folder: python -m checks save-model FOLDER")
     elif args.command == "warm" and args.step and harness.parse_step(args.step) is None:
-        parser.error(f"warm takes a step 1-11 or kv, or nothing for every step, not {args.step!r}")
+        parser.error(
+            f"warm takes a step ({harness.steps_in_words()}) or nothing for every step, "
+            f"not {args.step!r}"
+        )
     elif not needs_step and args.step and args.command != "warm":
         parser.error(f"{args.command} takes no step number")
     return args

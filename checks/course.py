@@ -72,6 +72,13 @@ def parse_step(text: str | None) -> int | None:
     return next((step for step in ALL_STEPS if BY_ID[step].cli == text), None)
 
 
+def steps_in_words() -> str:
+    """The steps as the command line takes them, for its help and errors: "1-11, kv, serve or mojo"."""
+    numbers = [BY_ID[step].cli for step in STEPS]
+    names = [f"{numbers[0]}-{numbers[-1]}", *(BY_ID[step].cli for step in EXTENSIONS)]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
 KV_CACHE = parse_step("kv")
 SERVING = parse_step("serve")
 MOJO = parse_step("mojo")

@@ -22,6 +22,7 @@ from checks.course import (
     step_argument,
     step_command,
     step_name,
+    steps_in_words,
 )
 from checks.learner import (
     LearnerError,

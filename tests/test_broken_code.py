@@ -118,11 +118,6 @@ def test_missing_step_file(tmp_path):
     run.assert_plain_failure("There is no step_02.py")
 
 
-def test_bad_step_number_is_a_usage_error():
-    run = run_checks("12")
-    assert run.code == 2 and "the step must be 1-11 or kv, not '12'" in run.output
-
-
 @pytest.mark.fast
 def test_a_copied_link_without_its_target_does_not_stop_the_checker(tmp_path):
     """`cp -r solutions` copies the given files' links, which then point nowhere."""

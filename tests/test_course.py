@@ -79,3 +79,17 @@ def test_each_step_uses_what_it_imports(folder):
 def test_the_cli_names_each_step_once():
     assert [course.parse_step(step.cli) for step in STEPS] == list(course.ALL_STEPS)
     assert course.parse_step("12") is None and course.parse_step("0") is None
+
+
+def test_the_cli_help_lists_every_step_of_the_manifest(capsys):
+    from checks.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    listed = course.steps_in_words()
+    assert listed in shown, shown
+    numbers = [step.cli for step in STEPS if not step.extension]
+    assert listed.startswith(f"{numbers[0]}-{numbers[-1]}, ")
+    for step in STEPS:
+        assert step.extension is False or f" {step.cli}" in listed, step.cli

@@ -163,18 +163,25 @@ def test_device_gpu():
         assert run.code == 0, run.output
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["hint"], "hint needs a step 1-11"),
-        (["reset", "12"], "reset needs a step 1-11"),
+        (["hint"], "hint needs a step 1-11, kv, serve or mojo"),
+        (["reset", "12"], "reset needs a step 1-11, kv, serve or mojo, not '12'"),
+        (["12"], "the step must be 1-11, kv, serve or mojo, not '12'"),
+        (["warm", "x"], "warm takes a step (1-11, kv, serve or mojo) or nothing"),
         (["progress", "3"], "progress takes no step number"),
-        (["frobnicate"], "must be a step 1-11"),
+        (["frobnicate"], "must be a step (1-11, kv, serve or mojo) or one of all, progress"),
     ],
 )
-def test_usage_errors_are_plain(args, message):
-    run = run_checks(*args)
-    assert run.code == 2 and message in run.output and "Traceback" not in run.output, run.output
+def test_usage_errors_are_plain(args, message, capsys):
+    from checks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exit:
+        parse_args(args)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and message in error and "Traceback" not in error, error
 
 
 @pytest.mark.fast
