@@ -64,10 +64,11 @@ def test_sampling_picture_draws_each_probability_as_a_bar(tmp_path):
     tallest = max(float(p[order].max()) for p in expected)
     for probs, pixel_of in zip(expected, where, strict=True):
         for bar, token in enumerate(order):
-            x, y_half = pixel_of(bar, probs[token] / 2)
+            # The bar's colour just below its top, the background just above it.
+            x, y_below = pixel_of(bar, probs[token] - 0.04 * tallest)
             _, y_above = pixel_of(bar, probs[token] + 0.04 * tallest)
-            if probs[token] > 0.03 * tallest:  # tall enough to have a middle
-                assert image[y_half][x] == rgb(show.BARS), (bar, probs[token])
+            if probs[token] > 0.08 * tallest:  # tall enough to look inside
+                assert image[y_below][x] == rgb(show.BARS), (bar, probs[token])
             assert image[y_above][x] != rgb(show.BARS), (bar, probs[token])
 
 
