@@ -29,7 +29,7 @@ def test_pins_match_pyproject():
     pins = dict(requirement.split("==") for requirement in project if "==" in requirement)
     assert pixi["modular"] == f"=={pins['max[serve]']}"  # conda's modular includes max serve
     assert pixi["pytorch"] == f"=={pins['torch']}"
-    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff"):
+    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff", "matplotlib"):
         assert pixi[name] == f"=={pins[name]}", name
 
 
