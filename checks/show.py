@@ -268,8 +268,7 @@ def learner_attention(model: str, prompt: str) -> tuple[np.ndarray, list[str], s
         max_model,
     )
     params = {
-        name: as_numpy(value, name).astype(np.float64)
-        for name, value in max_model.parameters
+        name: as_numpy(value, name).astype(np.float64) for name, value in max_model.parameters
     }
     ids = tokenizer.encode(prompt)[: hf.n_positions]
     if not ids:
