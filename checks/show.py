@@ -267,9 +267,12 @@ def learner_attention(model: str, prompt: str) -> tuple[np.ndarray, list[str], s
         hf_model,
         max_model,
     )
-    params = {
-        name: as_numpy(value, name).astype(np.float64) for name, value in max_model.parameters
-    }
+    params = harness.call(
+        "reading your model's parameters after transfer_weights",
+        lambda: {
+            name: as_numpy(value, name).astype(np.float64) for name, value in max_model.parameters
+        },
+    )
     ids = tokenizer.encode(prompt)[: hf.n_positions]
     if not ids:
         raise harness.LearnerError("The prompt has no tokens: give a sentence with --prompt.")
