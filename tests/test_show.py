@@ -109,3 +109,12 @@ def test_attention_without_a_model_says_how_to_get_one(capsys):
     with pytest.raises(SystemExit):
         show.parse_args(["attention"])
     assert "save-model DIR" in capsys.readouterr().err
+
+
+def test_sampling_command_writes_its_picture(tmp_path, capsys):
+    """The whole command (it needs no MAX): the PNG is written and has bars in it."""
+    path = tmp_path / "sampling.png"
+    assert show.main(["sampling", "--out", str(path)]) == 0
+    assert f"Wrote {path}" in capsys.readouterr().out
+    image = pixels(path)
+    assert sum(row.count(rgb(show.BARS)) for row in image) > 1000
