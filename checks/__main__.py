@@ -11,6 +11,7 @@
     python -m checks warm              # compile ahead, once, what the checks compile
     python -m checks warm 4            # only what step 4's check compiles
     python -m checks save-model DIR    # a small GPT-2 in DIR, for step_11.py --model DIR
+    python -m checks show mask         # pictures: mask, sampling, attention --model DIR
     python -m checks 4 --device gpu    # the same check on the GPU, in bfloat16
     python -m checks 10 --dtype bfloat16  # in bfloat16 on the CPU (what a GPU runs)
 
@@ -262,7 +263,12 @@ def progress() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["show"]:  # its own options (--model, --prompt, --out): see checks/show.py
+        from checks import show
+
+        return show.main(argv[1:])
+    args = parse_args(argv)
     folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
     run_options = Options(
         device=args.device,

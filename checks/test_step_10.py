@@ -130,19 +130,33 @@ def test_greedy_matches_huggingface_generate(prompt):
     )
 
 
+UNDERFLOW_HINT = (
+    "\n  Hint: at temperature 0.001 the probabilities were NaN. Raising probabilities to the "
+    "power 1/T (p ** 1000) gives the same distribution on paper, but every p below 1 underflows "
+    "to 0 in floating point (0.2 ** 1000 = 0), and 0 / 0 is NaN. Divide the logits by the "
+    "temperature before the softmax: after subtracting the max the largest term is e^0 = 1, so "
+    "the sum never reaches 0."
+)
+
+
 def test_low_temperature_gives_the_greedy_tokens():
     """Sampling at temperature 0.001 gives the greedy tokens (temperature divides the logits)"""
     tokenizer, model = setup()
     expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
-    what, got = generate(
-        tokenizer,
-        HFLogits(model),
-        PROMPTS[0],
-        max_new_tokens=8,
-        temperature=1e-3,
-        do_sample=True,
-        seed=0,
-    )
+    try:
+        what, got = generate(
+            tokenizer,
+            HFLogits(model),
+            PROMPTS[0],
+            max_new_tokens=8,
+            temperature=1e-3,
+            do_sample=True,
+            seed=0,
+        )
+    except LearnerError as error:
+        if "nan" not in str(error).lower():
+            raise
+        raise LearnerError(f"{error}{UNDERFLOW_HINT}") from None
     added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]) :]
     expect(
         added == greedy,
@@ -151,30 +165,39 @@ def test_low_temperature_gives_the_greedy_tokens():
     )
 
 
-@pytest.mark.parametrize("temperature", [0.7, 1.6])
-def test_first_token_frequencies_follow_softmax(temperature):
-    """The first sampled token follows softmax(logits / temperature) over 400 seeded draws"""
+def prompt_logits(tokenizer, model, prompt):
+    """HuggingFace's float64 logits `[V]` of the token after `prompt`."""
     torch = torch_no_grad()
-    tokenizer, model = setup()
-    prompt, draws = PROMPTS[0], 400
-    logits = model(torch.tensor([tokenizer.encode(prompt)])).logits[0, -1].double().numpy()
-    probs = np.exp((logits - logits.max()) / temperature)
-    probs /= probs.sum()
-    counts = np.zeros_like(probs)
+    return model(torch.tensor([tokenizer.encode(prompt)])).logits[0, -1].double().numpy()
+
+
+def first_draws(tokenizer, logits, prompt, draws, **kwargs):
+    """The first token generate_text samples after `prompt` with seeds 0..draws-1, when the model
+    gives `logits` at every call."""
+    firsts = []
     for seed in range(draws):
         # Two tokens: the second call shows the model the first sampled one (an id, where text
         # could hold half a character). The stand-in gives HuggingFace's logits for the prompt.
         model_logits = StandInModel([logits])
         generate(
-            tokenizer,
-            model_logits,
-            prompt,
-            max_new_tokens=2,
-            temperature=temperature,
-            do_sample=True,
-            seed=seed,
+            tokenizer, model_logits, prompt, max_new_tokens=2, do_sample=True, seed=seed, **kwargs
         )
-        first = model_logits.last_ids[-1] if model_logits.calls > 1 else tokenizer.eos_token_id
+        firsts.append(
+            model_logits.last_ids[-1] if model_logits.calls > 1 else tokenizer.eos_token_id
+        )
+    return firsts
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.6])
+def test_first_token_frequencies_follow_softmax(temperature):
+    """The first sampled token follows softmax(logits / temperature) over 400 seeded draws"""
+    tokenizer, model = setup()
+    prompt, draws = PROMPTS[0], 400
+    logits = prompt_logits(tokenizer, model, prompt)
+    probs = np.exp((logits - logits.max()) / temperature)
+    probs /= probs.sum()
+    counts = np.zeros_like(probs)
+    for first in first_draws(tokenizer, logits, prompt, draws, temperature=temperature):
         counts[first] += 1
     share = counts / draws
     # Each frequent token's share stays within 5 standard errors of its probability.
@@ -187,6 +210,113 @@ def test_first_token_frequencies_follow_softmax(temperature):
         f"{share[worst]:.1%} of the time; softmax(logits / {temperature}) gives it "
         f"{probs[worst]:.1%}. Sample from the probabilities softmax(logits / temperature) of the "
         "last position (divide by the temperature, don't multiply).",
+    )
+
+
+def hf_top_k(logits, k):
+    """HuggingFace's TopKLogitsWarper (what generate(top_k=k) applies) on float64 logits `[V]`."""
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    torch = torch_no_grad()
+    scores = torch.from_numpy(np.array(logits, dtype=np.float64))[None]
+    return TopKLogitsWarper(top_k=k)(None, scores)[0].numpy()
+
+
+def top_k_cases():
+    """(label, logits, k): the checks' model's next-token logits at GPT-2's k = 40 and the edges,
+    then ties at the k-th largest logit (HuggingFace keeps every tied one)."""
+    tokenizer, model = setup()
+    logits = prompt_logits(tokenizer, model, PROMPTS[0])
+    ties = np.array([1.0, 3.0, 3.0, 2.0, 3.0, 0.5, -1.0, 2.0])
+    return [
+        ("the model's logits", logits, 40),
+        ("the model's logits", logits, 1),
+        ("the model's logits", logits, len(logits)),
+        ("logits [1, 3, 3, 2, 3, 0.5, -1, 2] (three tied at 3)", ties, 2),
+        ("logits [1, 3, 3, 2, 3, 0.5, -1, 2] (three tied at 3)", ties, 4),
+    ]
+
+
+def top_k_problem(got, logits, k, expected):
+    """What is wrong with the learner's top_k_filter(logits, k), in a sentence; None if right."""
+    kept, n = np.isfinite(expected), int(np.isfinite(expected).sum())
+    if got.shape != logits.shape:
+        return f"returned shape {list(got.shape)}; it should keep the logits' shape {list(logits.shape)}."
+    if np.all(got >= 0) and abs(got.sum() - 1) < 1e-6:
+        return (
+            "returned probabilities (they sum to 1). Filter before the softmax: keep the k "
+            "largest logits, set the others to -inf, and let next_token take the softmax."
+        )
+    if np.all(got[~kept] == 0) and np.allclose(got[kept], logits[kept]) and n < len(logits):
+        return (
+            "set the dropped logits to 0, not -inf: zeroing works for probabilities, but a logit "
+            "of 0 still gets the probability e^0 / sum after the softmax, often more than a kept "
+            "one. Set them to -np.inf (e^-inf = 0)."
+        )
+    finite = int(np.isfinite(got).sum())
+    if finite != n:
+        tied = int((logits == np.sort(logits)[-k]).sum()) if k <= len(logits) else 1
+        if abs(finite - k) == 1 and tied == 1:
+            more = "one more" if finite > k else "one fewer"
+            return (
+                f"keeps {finite} tokens for k={k}, {more} than HuggingFace: k off by one. "
+                "np.sort(logits) is ascending, so the k-th largest is np.sort(logits)[-k]; keep "
+                "every logit at least that large."
+            )
+        if tied > 1:
+            return (
+                f"keeps {finite} tokens; HuggingFace keeps {n}: {tied} logits tie at the k-th "
+                "largest value and all of them stay (drop only logits below the k-th largest)."
+            )
+        return f"keeps {finite} tokens (finite logits); HuggingFace keeps {n}."
+    if not np.array_equal(np.isfinite(got), kept):
+        return "keeps other tokens than the k largest logits; HuggingFace keeps the k largest."
+    if not np.allclose(got[kept], logits[kept]):
+        return (
+            "changed the logits it keeps; leave them as they are and set only the others to -inf."
+        )
+    return None
+
+
+def test_top_k_filter_matches_huggingface():
+    """top_k_filter(logits, k) keeps what HuggingFace's TopKLogitsWarper keeps (k = 40, 1, V, ties)"""
+    filter_ = learner_attr(10, "top_k_filter")
+    for label, logits, k in top_k_cases():
+        what = f"top_k_filter({label}, k={k})"
+        got = not_none(what, call(what, filter_, logits.copy(), k))
+        got = np.asarray(got, dtype=np.float64)
+        problem = top_k_problem(got, logits, k, hf_top_k(logits, k))
+        if problem is not None:
+            expect(False, f"{what} {problem}")
+            return
+
+
+def test_top_k_sampling_draws_among_the_top_k():
+    """generate_text(top_k=3) draws its first token among the 3 largest logits, and not only the largest"""
+    tokenizer, model = setup()
+    prompt, draws = PROMPTS[0], 60
+    logits = prompt_logits(tokenizer, model, prompt)
+    allowed = set(np.flatnonzero(np.isfinite(hf_top_k(logits, 3))).tolist())
+    try:
+        firsts = first_draws(tokenizer, logits, prompt, draws, temperature=1.0, top_k=3)
+    except LearnerError as error:
+        hint = (
+            "\n  Hint: probabilities zeroed outside the top k no longer sum to 1. Filter the "
+            "logits before the softmax instead (top_k_filter sets them to -inf), so the softmax "
+            "normalises what is kept."
+        )
+        raise LearnerError(f"{error}{hint if 'sum to 1' in str(error) else ''}") from None
+    outside = sorted(set(firsts) - allowed)
+    expect(
+        not outside,
+        f"generate_text(..., temperature=1.0, top_k=3) drew tokens {outside} outside the 3 "
+        f"largest logits {sorted(allowed)} over {draws} seeds: pass top_k from generate_text to "
+        "next_token, and filter the logits with top_k_filter before the softmax.",
+    )
+    expect(
+        len(set(firsts)) > 1,
+        f"generate_text(..., temperature=1.0, top_k=3) drew only token {firsts[0]} over {draws} "
+        "seeds: top-k keeps 3 tokens to sample among, not just the largest.",
     )
 
 

@@ -29,7 +29,15 @@ def test_pins_match_pyproject():
     pins = dict(requirement.split("==") for requirement in project if "==" in requirement)
     assert pixi["modular"] == f"=={pins['max[serve]']}"  # conda's modular includes max serve
     assert pixi["pytorch"] == f"=={pins['torch']}"
-    for name in ("transformers", "openai", "pytest-check", "mkdocs-material", "ruff", "watchdog"):
+    for name in (
+        "transformers",
+        "openai",
+        "pytest-check",
+        "mkdocs-material",
+        "ruff",
+        "watchdog",
+        "matplotlib",
+    ):
         assert pixi[name] == f"=={pins[name]}", name
 
 

@@ -413,6 +413,7 @@ def test_slip_in_step_9_fails_with_its_message(learner_copy, slip):
 
 RETURN = "return prompt + decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)"
 SCALE = "scaled = logits.astype(np.float64) / temperature"
+PROBS = "probs = np.exp(scaled - scaled.max())  # subtract the max so exp can't overflow"
 
 SLIPS_10 = {
     "prompt dropped": (
@@ -466,6 +467,32 @@ SLIPS_10 = {
     "seed ignored": (
         [("np.random.default_rng(seed)", "np.random.default_rng()")],
         "Two runs with seed=7",
+    ),
+    "temperature on the probabilities": (
+        [
+            (SCALE, "scaled = logits.astype(np.float64)"),
+            (PROBS, PROBS + "\n    probs = (probs / probs.sum()) ** (1 / temperature)"),
+        ],
+        "every p below 1 underflows to 0",
+    ),
+    "top-k keeps k + 1": (
+        [("np.sort(logits)[-min(k, len(logits))]", "np.sort(logits)[-min(k + 1, len(logits))]")],
+        "keeps 41 tokens for k=40, one more than HuggingFace: k off by one",
+    ),
+    "top-k after the softmax": (
+        [
+            (
+                "    if top_k is not None:\n        scaled = top_k_filter(scaled, top_k)\n",
+                "",
+            ),
+            (
+                "    return int(rng.choice(len(probs), p=probs / probs.sum()))",
+                "    probs = probs / probs.sum()\n    if top_k is not None:\n"
+                "        probs[np.argsort(probs)[:-top_k]] = 0\n"
+                "    return int(rng.choice(len(probs), p=probs))",
+            ),
+        ],
+        "probabilities zeroed outside the top k no longer sum to 1",
     ),
 }
 

@@ -1,0 +1,120 @@
+"""`python -m checks show ...` draws the numbers it is given: each PNG is written, is not blank, and
+has the expected colour where each computed number is drawn (decoded with test_docs' decoder, in
+pure Python: the tests draw at a lower dpi than the pages' pictures to stay fast)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from checks import show
+from tests.test_docs import png_top_rows
+
+pytestmark = pytest.mark.fast
+
+
+def pixels(path: Path) -> list[list[tuple[int, int, int]]]:
+    """Every RGB pixel of the PNG at `path`, rows from the top."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        height = image.height
+    return png_top_rows(path, height)[1]
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(255 * c) for c in to_rgb(colour))
+
+
+def additive_mask(length: int, cached: int) -> np.ndarray:
+    """0 where key j <= query i + cached, -inf elsewhere: the step 3 page's formula."""
+    i, j = np.arange(length)[:, None], np.arange(cached + length)[None, :]
+    return np.where(j <= i + cached, 0.0, -np.inf)
+
+
+def test_mask_picture_colours_each_cell_by_the_mask(tmp_path):
+    masks = [(f"{s}, {n}", additive_mask(s, n)) for s, n in show.MASK_SHAPES]
+    path = tmp_path / "mask.png"
+    where = show.draw_masks(masks, path, dpi=60)
+    image = pixels(path)
+    for (_, mask), pixel_of in zip(masks, where, strict=True):
+        for (i, j), value in np.ndenumerate(mask):
+            x, y = pixel_of(j, i)
+            expected = show.VISIBLE if np.isfinite(value) else show.HIDDEN
+            assert image[y][x] == rgb(expected), (i, j, value, image[y][x])
+    assert any(np.isinf(m).any() for _, m in masks) and any((m == 0).any() for _, m in masks)
+
+
+def test_sampling_picture_draws_each_probability_as_a_bar(tmp_path):
+    logits = np.random.default_rng(3).normal(0, 1.5, size=30)
+    order = np.argsort(-logits)[:12]
+    panels = show.sampling_panels(logits, (0.7, 1.6), top_k=4)
+    # The expected heights, computed here: softmax(z / T), and softmax over the 4 largest.
+    expected = [np.exp(logits / t) / np.exp(logits / t).sum() for t in (0.7, 1.6)]
+    top4 = np.exp(logits[order[:4]]) / np.exp(logits[order[:4]]).sum()
+    expected.append(np.zeros(30))
+    expected[-1][order[:4]] = top4
+    for (_, got), want in zip(panels, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+    path = tmp_path / "sampling.png"
+    where = show.draw_sampling(panels, {int(i): str(i) for i in order}, order, path, dpi=60)
+    image = pixels(path)
+    tallest = max(float(p[order].max()) for p in expected)
+    for probs, pixel_of in zip(expected, where, strict=True):
+        for bar, token in enumerate(order):
+            # The bar's colour just below its top, the background just above it.
+            x, y_below = pixel_of(bar, probs[token] - 0.04 * tallest)
+            _, y_above = pixel_of(bar, probs[token] + 0.04 * tallest)
+            if probs[token] > 0.08 * tallest:  # tall enough to look inside
+                assert image[y_below][x] == rgb(show.BARS), (bar, probs[token])
+            assert image[y_above][x] != rgb(show.BARS), (bar, probs[token])
+
+
+def test_attention_weights_are_huggingfaces_and_drawn_cell_by_cell(tmp_path):
+    from matplotlib import colormaps
+
+    from checks.reference import SMALL, hf_lm_model, torch_no_grad
+
+    torch = torch_no_grad()
+    model = hf_lm_model(SMALL, seed=4)
+    model.set_attn_implementation("eager")  # the implementation that returns its weights
+    ids = [5, 17, 3, 42, 8, 99]
+    expected = model(torch.tensor([ids]), output_attentions=True).attentions
+    expected = np.stack([a[0].double().numpy() for a in expected])  # [L, H, S, S]
+    # MAX's Linear layout [out, in]: HuggingFace's Conv1D weights transposed, as step 11 loads.
+    conv1d = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
+    params = {
+        k: (v.T if k.endswith(conv1d) else v).double().numpy()
+        for k, v in model.state_dict().items()
+    }
+    got = show.attention_weights(params, SMALL.n_head, ids)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    path = tmp_path / "attention.png"
+    where = show.draw_attention(got, [str(i) for i in ids], "test", path, dpi=40)
+    image = pixels(path)
+    viridis = colormaps["viridis"]
+    for panel, pixel_of in enumerate(where):
+        layer, head = divmod(panel, SMALL.n_head)
+        for (i, j), weight in np.ndenumerate(expected[layer, head]):
+            x, y = pixel_of(j, i)
+            want = np.array(rgb(viridis(weight)[:3]))
+            assert np.abs(np.array(image[y][x]) - want).max() <= 3, (layer, head, i, j, weight)
+    assert expected[:, :, 0, 1].max() == 0  # the masked cells really are drawn at weight 0
+
+
+def test_attention_without_a_model_says_how_to_get_one(capsys):
+    with pytest.raises(SystemExit):
+        show.parse_args(["attention"])
+    assert "save-model DIR" in capsys.readouterr().err
+
+
+def test_sampling_command_writes_its_picture(tmp_path, capsys):
+    """The whole command (it needs no MAX): the PNG is written and has bars in it."""
+    path = tmp_path / "sampling.png"
+    assert show.main(["sampling", "--out", str(path)]) == 0
+    assert f"Wrote {path}" in capsys.readouterr().out
+    image = pixels(path)
+    assert sum(row.count(rgb(show.BARS)) for row in image) > 1000
