@@ -33,7 +33,8 @@ from checks import harness, options, tools, verdicts
 from checks.options import ROOT, Options
 
 
-COMMANDS = ("all", "progress", "watch", "hint", "reset", "doctor", "warm", "save-model")
+# `show` has its own options and is handled before these are parsed (checks/show.py).
+COMMANDS = ("all", "progress", "watch", "hint", "reset", "doctor", "warm", "save-model", "show")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -41,7 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "command",
         help=f"a step: {harness.steps_in_words()} (the last ones are the extension chapters); "
-        "or all, progress, watch, hint N, reset N, doctor, warm [N], save-model DIR",
+        "or all, progress, watch, hint N, reset N, doctor, warm [N], save-model DIR, "
+        "show mask|sampling|attention",
     )
     parser.add_argument(
         "step", nargs="?", help="the step, for hint and reset; the folder, for save-model"
