@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from checks import harness, options, tools, verdicts
 from checks.options import ROOT, Options
@@ -239,6 +240,22 @@ def prepare_max() -> None:
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
 
 
+def exit_status(run: Callable[[], bool]) -> int:
+    """0 when `run()` says all passed, else 1; a learner's error is one line, Ctrl+C says so."""
+    try:
+        ok = run()
+    except (harness.LearnerError, harness.NoDevice) as error:
+        print(error)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopped.")
+        return 130
+    except BrokenPipeError:  # the output went to `head` or a closed pager
+        return 1
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
 def progress() -> int:
     """`progress` answers from the last verdicts without importing MAX (seconds saved); MAX is
     prepared only when a step changed since its last check and its checks must run now."""
@@ -248,20 +265,11 @@ def progress() -> int:
             prepare_max()
             stack.enter_context(harness.pinned_defaults())
 
-        try:
-            ok = tools.progress(
+        return exit_status(
+            lambda: tools.progress(
                 lambda step: run_step(step, verbose=False, quiet=True), prepare=prepare
             )
-        except (harness.LearnerError, harness.NoDevice) as error:
-            print(error)
-            return 1
-        except KeyboardInterrupt:
-            print("\nStopped.")
-            return 130
-        except BrokenPipeError:
-            return 1
-    sys.stdout.flush()
-    return 0 if ok else 1
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,31 +308,23 @@ def main(argv: list[str] | None = None) -> int:
             passed_on += ["--time-limit", str(args.time_limit)]
         return watch.watch(folder, args.poll, passed_on)
     prepare_max()
-    try:
-        if args.command == "doctor":
-            return 0 if tools.doctor() else 1
+    if args.command == "doctor":
+        return exit_status(tools.doctor)
+
+    def run() -> bool:
         with harness.pinned_defaults():
             if args.command == "check":
-                ok = check_one(harness.parse_step(args.step), args.verbose)
-            elif args.command == "warm":
-                ok = tools.warm(
+                return check_one(harness.parse_step(args.step), args.verbose)
+            if args.command == "warm":
+                return tools.warm(
                     lambda step: run_step(step, verbose=False, quiet=True, trust_passed=False),
                     harness.parse_step(args.step) if args.step else None,
                 )
-            else:  # all
-                ok = tools.progress(
-                    lambda step: run_step(step, verbose=False, quiet=True), fresh=True
-                )
-    except (harness.LearnerError, harness.NoDevice) as error:
-        print(error)
-        return 1
-    except KeyboardInterrupt:
-        print("\nStopped.")
-        return 130
-    except BrokenPipeError:  # the output went to `head` or a closed pager
-        return 1
-    sys.stdout.flush()
-    return 0 if ok else 1
+            return tools.progress(  # all
+                lambda step: run_step(step, verbose=False, quiet=True), fresh=True
+            )
+
+    return exit_status(run)
 
 
 if __name__ == "__main__":

@@ -249,16 +249,9 @@ def learner_attention(model: str, prompt: str) -> tuple[np.ndarray, list[str], s
     from checks.compare import as_numpy
 
     hf_model, tokenizer = harness.learner_attr(11, "load_huggingface")(model)
-    hf = hf_model.config
-    config = harness.learner_attr(1, "GPT2Config")(
-        vocab_size=hf.vocab_size,
-        n_positions=hf.n_positions,
-        n_embd=hf.n_embd,
-        n_layer=hf.n_layer,
-        n_head=hf.n_head,
-        n_inner=hf.n_inner,
-        layer_norm_epsilon=hf.layer_norm_epsilon,
-    )
+    config_class = harness.learner_attr(1, "GPT2Config")
+    fields = config_class.__dataclass_fields__  # the same names as HuggingFace's config
+    config = config_class(**{name: getattr(hf_model.config, name) for name in fields})
     with F.lazy():  # the weights come next: skip the random initialisation
         max_model = harness.learner_attr(8, "MaxGPT2LMHeadModel")(config)
     harness.call(
@@ -273,11 +266,11 @@ def learner_attention(model: str, prompt: str) -> tuple[np.ndarray, list[str], s
             name: as_numpy(value, name).astype(np.float64) for name, value in max_model.parameters
         },
     )
-    ids = tokenizer.encode(prompt)[: hf.n_positions]
+    ids = tokenizer.encode(prompt)[: config.n_positions]
     if not ids:
         raise harness.LearnerError("The prompt has no tokens: give a sentence with --prompt.")
     tokens = [token_label(tokenizer, i) for i in ids]
-    weights = attention_weights(params, hf.n_head, ids, hf.layer_norm_epsilon)
+    weights = attention_weights(params, config.n_head, ids, config.layer_norm_epsilon)
     return weights, tokens, f"{model}: {prompt!r}"
 
 
