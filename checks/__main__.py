@@ -188,7 +188,8 @@ def check_one(step: int, verbose: bool) -> bool:
     if step in harness.COMPILING_STEPS and harness.max_cache_is_cold():
         harness.waiting.before_first_wait(
             "First MAX run on this machine: MAX compiles its kernels once (a few minutes on 2 "
-            "cores;\n  `pixi run warm` does it ahead). Later runs reuse them and answer in seconds."
+            f"cores;\n  `{harness.command('warm')}` does it ahead). Later runs reuse them and "
+            "answer in seconds."
         )
     start = time.perf_counter()
     try:
@@ -210,10 +211,10 @@ def check_one(step: int, verbose: bool) -> bool:
         return False
     if not failed:
         nxt = {
-            11: " Run your model: pixi run gpt2.",
-            harness.KV_CACHE: " Compare the speeds: pixi run bench. Next: serving it.",
-            harness.SERVING: " Serve it: pixi run serve --model DIR.",
-            harness.MOJO: " Compare the speeds: pixi run bench.",
+            11: f" Run your model: {harness.command('gpt2')}.",
+            harness.KV_CACHE: f" Compare the speeds: {harness.command('bench')}. Next: serving it.",
+            harness.SERVING: f" Serve it: {harness.command('serve', '--model', 'DIR')}.",
+            harness.MOJO: f" Compare the speeds: {harness.command('bench')}.",
         }.get(step, f" Next: step {step + 1}.")
         print(
             f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}"

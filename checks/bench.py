@@ -334,13 +334,13 @@ def not_ready(step: int | None, problem: str) -> harness.LearnerError:
     folder = os.path.relpath(harness.steps_dir())
     if step is None:
         what = f"your models in {folder}/ do not run yet: {problem}"
-        fix = "pixi run progress shows which step fails"
+        fix = f"{harness.command('progress')} shows which step fails"
     else:
         what = f"{harness.module_name(step)}.py in {folder}/ {problem}"
         fix = f"finish it ({harness.step_command(step)})"
     return harness.LearnerError(
         f"The bench times your own models, and {what}. Then run the bench again: {fix}, or time "
-        "the reference answers with pixi run bench --solutions."
+        f"the reference answers with {harness.command('bench', '--solutions')}."
     )
 
 

@@ -41,6 +41,7 @@ def _load() -> dict[int, Step]:
 
 
 BY_ID = _load()
+PIXI_TASKS: dict[str, str] = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
 ALL_STEPS = tuple(BY_ID)  # the eleven steps and the extension, in order
 STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # 1-11
 EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
@@ -63,8 +64,17 @@ def step_argument(step: int) -> str:
     return BY_ID[step].cli
 
 
+def command(task: str, *args: str) -> str:
+    """How the learner runs pixi task `task`: `pixi run s4` under pixi, else the line the task
+    runs (`python -m checks 4`), read from pixi.toml, so that both forms always agree."""
+    from checks.runtime import launched_by_pixi
+
+    words = [f"pixi run {task}" if launched_by_pixi() else PIXI_TASKS[task], *args]
+    return " ".join(words)
+
+
 def step_command(step: int) -> str:
-    return f"pixi run {BY_ID[step].task}"
+    return command(BY_ID[step].task)
 
 
 def parse_step(text: str | None) -> int | None:

@@ -20,6 +20,7 @@ from checks.course import (
     module_name,
     parse_step,
     step_argument,
+    command,
     step_command,
     step_name,
     steps_in_words,

@@ -33,7 +33,7 @@ def pinned_defaults() -> Iterator[None]:
     if kind == "gpu" and accelerator_count() == 0:
         raise NoDevice(
             "--device gpu: MAX sees no GPU on this machine. Run the checks without --device (they "
-            "use the CPU), or see `pixi run doctor`."
+            "use the CPU), or see `python -m checks doctor`."
         )
     with default_device(Accelerator() if kind == "gpu" else CPU()), default_dtype(dtype()):
         yield
@@ -192,3 +192,9 @@ def passed_checks_dir() -> Path:
     """Where the checker records the compiled checks that passed (see report.PassedBefore): in
     MAX's cache folder, so that deleting the cache deletes the record of what it held."""
     return max_cache_dir() / "course-passed-compiled"
+
+
+def launched_by_pixi() -> bool:
+    """Whether `pixi run` (or `pixi shell`) started us: messages then name pixi tasks, else the
+    `python ...` command each task runs, which works in any environment."""
+    return "PIXI_PROJECT_ROOT" in os.environ

@@ -22,7 +22,7 @@ from checks.harness import ROOT
 REPORTS = ROOT / "docs" / "reports"
 STEPS = harness.ALL_STEPS
 # Lines that depend on the machine's state rather than on the learner's code.
-PROGRESS = re.compile(r"^  (…|First MAX run|`pixi run warm` does it ahead)")
+PROGRESS = re.compile(r"^  (…|First MAX run|`(pixi run|python -m checks) warm` does it ahead)")
 TEMPORARY = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+")
 SMALL_MODEL = re.compile(r"/\S*/build/reference-cache/small-model-[0-9a-f]+")
 SECONDS = re.compile(r"\d+(\.\d+)? s\)")

@@ -129,25 +129,25 @@ def progress(
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
     if next_step is None:
         print(
-            "Every step and extension passes. Compare the speeds: pixi run bench; serve your "
-            "model: pixi run serve."
+            f"Every step and extension passes. Compare the speeds: {harness.command('bench')}; "
+            f"serve your model: {harness.command('serve')}."
         )
         return True
     if next_step in harness.EXTENSIONS:
         done = (
-            "Every step passes: run your model with pixi run gpt2."
+            f"Every step passes: run your model with {harness.command('gpt2')}."
             if next_step == harness.KV_CACHE
             else "Every step and the KV cache pass."
         )
         print(
             f"{done} Next: {harness.step_name(next_step).lower().removeprefix('the ')} "
-            f"({harness.step_command(next_step)} shows the details, pixi run hint "
-            f"{harness.step_argument(next_step)} helps)."
+            f"({harness.step_command(next_step)} shows the details, "
+            f"{harness.command('hint', harness.step_argument(next_step))} helps)."
         )
         return True
     print(
         f"Next: step {next_step} ({harness.step_command(next_step)} shows the details, "
-        f"pixi run hint {next_step} helps)."
+        f"{harness.command('hint', harness.step_argument(next_step))} helps)."
     )
     return False
 
@@ -383,12 +383,16 @@ def doctor() -> bool:
             if cold
             else "warm (checks answer in seconds)"
         ),
-        "Warm it once with `pixi run warm` (python -m checks warm) in a second terminal "
+        f"Warm it once with `{harness.command('warm')}` in a second terminal "
         "while you read the setup page, or just start: each check says when it compiles.",
     )
     ok &= _device_line()
     ok &= _weights_line()
-    print("\nAll set." if ok else "\nFix the lines marked FIX, then run pixi run doctor again.")
+    print(
+        "\nAll set."
+        if ok
+        else f"\nFix the lines marked FIX, then run {harness.command('doctor')} again."
+    )
     return ok
 
 
@@ -419,7 +423,8 @@ def _weights_line() -> bool:
     cached = isinstance(try_to_load_from_cache("gpt2", "model.safetensors"), str)
     if cached:
         return _line(
-            True, "GPT-2 weights are in the HuggingFace cache (pixi run gpt2 works offline)"
+            True,
+            f"GPT-2 weights are in the HuggingFace cache ({harness.command('gpt2')} works offline)",
         )
     import socket
 
@@ -432,10 +437,12 @@ def _weights_line() -> bool:
         None,
         "GPT-2 weights: not cached; "
         + (
-            "huggingface.co is reachable, so the first pixi run gpt2 downloads them (about 550 MB)"
+            f"huggingface.co is reachable, so the first {harness.command('gpt2')} downloads them "
+            "(about 550 MB)"
             if reachable
             else "huggingface.co can't be reached"
         ),
-        "Connect once to download them, or make a small model folder with `pixi run "
-        "save-model DIR` and run the demo with --model DIR. The checks never need them.",
+        "Connect once to download them, or make a small model folder with "
+        f"`{harness.command('save-model', 'DIR')}` and run the demo with --model DIR. The checks "
+        "never need them.",
     )

@@ -242,8 +242,7 @@ class Watcher:
             if not done.passed:
                 lines.append(
                     f"Next: fix the first failure in {shown} and save; the check runs again "
-                    f"(hints: pixi run hint {harness.step_argument(step)}, or python -m checks "
-                    f"hint {harness.step_argument(step)})."
+                    f"(hints: {harness.command('hint', harness.step_argument(step))})."
                 )
         return "\n".join(lines)
 

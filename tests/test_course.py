@@ -93,3 +93,14 @@ def test_the_cli_help_lists_every_step_of_the_manifest(capsys):
     assert listed.startswith(f"{numbers[0]}-{numbers[-1]}, ")
     for step in STEPS:
         assert step.extension is False or f" {step.cli}" in listed, step.cli
+
+
+def test_messages_name_the_command_the_learner_runs(monkeypatch):
+    """Under pixi the checker names pixi tasks; anywhere else the line the task runs."""
+    monkeypatch.delenv("PIXI_PROJECT_ROOT", raising=False)
+    assert course.command("hint", "4") == "python -m checks hint 4"
+    assert course.step_command(course.KV_CACHE) == "python -m checks kv"
+    assert course.command("gpt2") == "python steps/step_11.py"
+    monkeypatch.setenv("PIXI_PROJECT_ROOT", str(ROOT))
+    assert course.command("hint", "4") == "pixi run hint 4"
+    assert course.step_command(4) == "pixi run s4"
