@@ -189,7 +189,7 @@ def test_warm_without_the_solutions_says_so_in_one_sentence_and_fails(tmp_path):
     """A copy of the course without solutions/: warm can't compile the checks' graphs."""
     copy = tmp_path / "course"
     copy.mkdir()
-    for name in ("checks", "course.toml", "pyproject.toml"):
+    for name in ("checks", "course.toml", "pyproject.toml", "pixi.toml"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
