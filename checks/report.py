@@ -83,7 +83,9 @@ class PassedBefore:
 
 
 def is_compiled(item: pytest.Item) -> bool:
-    return "compiled" in item.name
+    """A check marked `@pytest.mark.compiled` compiles a graph: it is skipped after a failure
+    above it, and skipped as passed for code that passed it before."""
+    return item.get_closest_marker("compiled") is not None
 
 
 # Whether a check before this one failed: a check may then run eagerly what it would compile.
@@ -101,6 +103,9 @@ class ReportPlugin:
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
         self.messages: list[str] = []
         self.notes: list[str] = []
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "compiled: the check compiles a MAX graph")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.messages, self.notes = compare.collect_messages()

@@ -205,6 +205,7 @@ def compiled_model():
     return compile_module(MODEL, learner_model(), *input_types())
 
 
+@pytest.mark.compiled
 def test_logits_match_at_every_step_compiled():
     """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
     if options.current().eager_only:

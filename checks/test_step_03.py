@@ -146,6 +146,7 @@ def probe_inputs(seq_len: int, num_tokens: int) -> tuple[np.ndarray, np.ndarray]
     )
 
 
+@pytest.mark.compiled
 def test_mask_in_compiled_graph():
     """causal_mask is right inside a compiled graph, added to attention scores before a softmax, with symbolic sequence_length and num_tokens"""
     if options.current().eager_only:

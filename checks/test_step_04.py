@@ -170,6 +170,7 @@ def test_eager_output_matches_huggingface(case):
     expect_matches("Attention output (eager)", got, cfg, x, expected)
 
 
+@pytest.mark.compiled
 def test_compiled_output_matches_huggingface():
     """Attention output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
     shapes = ((2, 7), (3, 13))

@@ -120,6 +120,7 @@ def test_parameters_start_as_identity():
             )
 
 
+@pytest.mark.compiled
 def test_compiled_output_matches_torch():
     """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
     dim, eps = 32, 1e-5

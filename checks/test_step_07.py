@@ -163,6 +163,7 @@ def test_blocks_are_indexable():
     expect(count == SMALL.n_layer, f"h holds {count} blocks; config.n_layer is {SMALL.n_layer}.")
 
 
+@pytest.mark.compiled
 def test_compiled_output_matches_huggingface():
     """Final hidden states match inside a graph compiled with symbolic batch and length (compiled)"""
     ref = reference(SMALL)

@@ -96,6 +96,7 @@ def test_eager_logits_match_huggingface(shape):
     check_logits("Logits (eager)", got, model, SMALL, ids, hidden, logits)
 
 
+@pytest.mark.compiled
 def test_compiled_model_matches_eager_and_huggingface():
     """model.compile(TensorType(int64, ("batch", "seqlen"))) gives the same logits for two lengths (compiled)"""
     ref = reference(SMALL)

@@ -426,6 +426,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
     )
 
 
+@pytest.mark.compiled
 def test_bfloat16_logits_as_on_a_gpu_compiled():
     """generate_text works when the model returns bfloat16 logits, as on a GPU (the cast to float32 is a compiled graph on the CPU)"""
     tokenizer, _ = setup()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from checks import harness
 from checks.compare import as_numpy, expect, expect_close
@@ -121,6 +122,7 @@ def build():
     return built
 
 
+@pytest.mark.compiled
 def test_build_model_gives_huggingface_logits_and_text_compiled():
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
     torch = torch_no_grad()
@@ -182,6 +184,7 @@ def built_model():
     return build()
 
 
+@pytest.mark.compiled
 def test_run_model_interactive_compiled():
     """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
     run_model = learner_attr(11, "run_model")
@@ -225,6 +228,7 @@ def test_run_model_interactive_compiled():
         step_11.build_model = original
 
 
+@pytest.mark.compiled
 def test_demo_command_line_compiled():
     """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
     script = steps_dir() / "step_11.py"

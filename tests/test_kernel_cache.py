@@ -129,8 +129,10 @@ def test_warm_compiles_what_a_check_would_skip_as_passed_before(tmp_path, monkey
     from checks.report import ReportPlugin
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    item = SimpleNamespace(
-        name="test_model_compiled", nodeid="checks/test_step_05.py::test_model_compiled"
+    item = SimpleNamespace(  # a check marked @pytest.mark.compiled
+        name="test_model",
+        nodeid="checks/test_step_05.py::test_model",
+        get_closest_marker=lambda name: object() if name == "compiled" else None,
     )
     check, warm = ReportPlugin(), ReportPlugin(trust_passed=False)
     assert check.pytest_pyfunc_call(item) is None  # not passed yet: it runs
