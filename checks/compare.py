@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pytest_check import check
 
-from checks import harness, options
+from checks import harness
 from checks.harness import LearnerError
 
 # Where the running test's mismatch messages go: a list the report plugin hands in per test.
@@ -229,13 +229,10 @@ def expect_compiled_matches(
     records any mismatch and returns True on a match. After the first compiled mismatch the module
     also runs eagerly on that input, so a learner whose code is only wrong when compiled is told so.
     """
-    import pytest
 
     from checks.harness import call, compile_module
     from checks.reference import max_tensor
 
-    if options.current().eager_only:
-        pytest.skip("compiled checks skipped (--eager-only)")
     from max.dtype import DType
     from max.experimental.tensor import TensorType
     from max.graph import DeviceRef

@@ -82,6 +82,15 @@ class PassedBefore:
             self.path(item).write_text(item.nodeid + "\n")
 
 
+EAGER_ONLY = "compiled checks skipped (--eager-only)"
+
+
+def may_compile(request: pytest.FixtureRequest) -> bool:
+    """Whether a check that can run either model may compile one: not with --eager-only, and not
+    after a failure above (the eager model says the same without the compile)."""
+    return not options.current().eager_only and not earlier_failure(request)
+
+
 def is_compiled(item: pytest.Item) -> bool:
     """A check marked `@pytest.mark.compiled` compiles a graph: it is skipped after a failure
     above it, and skipped as passed for code that passed it before."""
@@ -111,6 +120,8 @@ class ReportPlugin:
         self.messages, self.notes = compare.collect_messages()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
+        if is_compiled(item) and options.current().eager_only:
+            pytest.skip(EAGER_ONLY)
         if is_compiled(item) and failed:
             pytest.skip(COMPILED_AFTER_EAGER_FAILURE)
 

@@ -8,7 +8,7 @@ import pytest
 
 from checks import harness, options
 from checks.compare import Slip, as_numpy, expect, expect_eager_only_failure, mismatch
-from checks.report import earlier_failure
+from checks.report import may_compile
 from checks.harness import (
     KV_CACHE,
     LearnerError,
@@ -208,8 +208,6 @@ def compiled_model():
 @pytest.mark.compiled
 def test_logits_match_at_every_step_compiled():
     """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
-    if options.current().eager_only:
-        pytest.skip("compiled checks skipped (--eager-only)")
     if not bfloat16_on_the_cpu():  # a forward that can't run eagerly: say so, don't compile
         next(run_chunks(learner_model(), "eager"))
     wrong = check_chunks(compiled_model(), "compiled")
@@ -258,11 +256,7 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
     expected, restarted = (text + tokenizer.decode(ids) for ids in (expected_ids, restarted_ids))
     # The compiled model generates in milliseconds a token, the eager one in a third of a second;
     # after a failure above, or with --eager-only, nothing is compiled for this check.
-    model = (
-        learner_model()
-        if options.current().eager_only or earlier_failure(request)
-        else compiled_model()
-    )
+    model = compiled_model() if may_compile(request) else learner_model()
     fed: list[int] = []
     seen: list[int] = []
 

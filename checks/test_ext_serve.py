@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from checks import harness, options
+from checks import harness
 from checks import test_ext_kv_cache as kv
 from checks.compare import as_numpy, expect
 from checks.harness import SERVING, LearnerError, call, learner_attr, not_none
 from checks.reference import SMALL, cached, torch_no_grad
-from checks.report import earlier_failure
+from checks.report import may_compile
 
 # Sizes that differ from each other, so a property that reads the wrong one shows.
 SIZES = dict(n_layer=3, n_head=4, n_embd=48, n_positions=40, vocab_size=101)
@@ -111,8 +111,7 @@ def pipeline_model(request: pytest.FixtureRequest):
         pytest.skip("the serving chapter runs in float32, the encoding its architecture declares")
     from max.driver import CPU
 
-    eager = options.current().eager_only or earlier_failure(request)
-    served = Spy(kv.learner_model() if eager else kv.compiled_model())
+    served = Spy(kv.compiled_model() if may_compile(request) else kv.learner_model())
     model = object.__new__(learner_attr(SERVING, "GPT2PipelineModel"))
     model.model, model.config, model.device = served, SMALL, harness.device()
     model.devices, model.caches = [CPU()], {}
