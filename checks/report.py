@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from checks import compare, harness, options, runtime
-from checks.harness import ROOT, LearnerError
+from checks.harness import LearnerError
 
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
@@ -46,27 +46,17 @@ class PassedBefore:
     lives in MAX's cache folder and goes with it; `warm`, whose job is to compile, ignores it."""
 
     def __init__(self) -> None:
-        import importlib.metadata
+        from checks.verdicts import checker_digest
 
         self.folder = runtime.passed_checks_dir()
-
-        digest = hashlib.sha256()
-        for folder in (harness.steps_dir(), ROOT / "checks"):  # Mojo kernels are code too
-            for path in sorted([*folder.glob("*.py"), *folder.glob("kernels/*.mojo")]):
-                try:
-                    content = path.read_bytes()
-                except OSError:  # a link copied without its target (`cp -r solutions`)
-                    content = b"<unreadable>"
-                digest.update(path.name.encode() + content)
-        digest.update(
-            repr(
-                (
-                    importlib.metadata.version("max"),
-                    options.current().device,
-                    options.current().dtype,
-                )
-            ).encode()
-        )
+        digest = hashlib.sha256(checker_digest().encode())
+        folder = harness.steps_dir()
+        for path in sorted([*folder.glob("*.py"), *folder.glob("kernels/*.mojo")]):  # all steps
+            try:
+                content = path.read_bytes()
+            except OSError:  # a link copied without its target (`cp -r solutions`)
+                content = b"<unreadable>"
+            digest.update(path.name.encode() + content)
         self.code = digest.hexdigest()
 
     def path(self, item: pytest.Item) -> Path:

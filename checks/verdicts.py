@@ -63,15 +63,19 @@ def files_digest(step: int) -> str:
     return digest.hexdigest()
 
 
-def code_digest(step: int) -> str:
-    """What a verdict of `step` is keyed by (see the module's docstring), as one hash."""
-    digest = hashlib.sha256(files_digest(step).encode())
-    checks = harness.ROOT / "checks"
-    for path in sorted(checks.glob("*.py")):
+def checker_digest() -> str:
+    """What judges the code, as one hash: the checker's files, MAX's version, the device, dtype."""
+    digest = hashlib.sha256()
+    for path in sorted((harness.ROOT / "checks").glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     current = options.current()
     digest.update(repr((importlib.metadata.version("max"), current.device, current.dtype)).encode())
     return digest.hexdigest()
+
+
+def code_digest(step: int) -> str:
+    """What a verdict of `step` is keyed by (see the module's docstring), as one hash."""
+    return hashlib.sha256((files_digest(step) + checker_digest()).encode()).hexdigest()
 
 
 def _path(step: int, eager_only: bool) -> Path:
