@@ -1,7 +1,8 @@
 """The course's steps, read from course.toml: the one place that names them.
 
-A step is known inside the checker by its number (`id`, the extension is 12); learners name it as
-`python -m checks` takes it (`cli`: "4", "kv") and by its pixi task (`task`: "s4", "kv").
+A step is known inside the checker by its number (`id`, the extensions are 12-14); learners name
+it as `python -m checks` takes it (`cli`: "4", "kv") and by its pixi task (`task`: "s4",
+"check-kv"; `aliases`: older task names that still work, "kv").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ MANIFEST = ROOT / "course.toml"
 class Step:
     id: int
     name: str  # "Step 4", "The KV-cache extension"
-    task: str  # "s4", "kv"
+    task: str  # "s4", "check-kv"
     cli: str  # "4", "kv"
     module: str  # "step_04", "ext_kv_cache"
     title: str
@@ -28,13 +29,21 @@ class Step:
     compiles: bool
     extension: bool = False
     also: tuple[str, ...] = ()  # the step's other files in steps/ ("kernels/gemv.mojo")
+    cold_seconds: float = 0.0  # its check's time on an empty MAX cache (warm's estimate)
+    bench: bool = False  # `pixi run bench` runs this step's code
+    aliases: tuple[str, ...] = ()  # older pixi task names for `task` ("kv")
 
 
 def _load() -> dict[int, Step]:
     entries = tomllib.loads(MANIFEST.read_text())["step"]
     return {
         entry["id"]: Step(
-            **{**entry, "uses": tuple(entry["uses"]), "also": tuple(entry.get("also", ()))}
+            **{
+                **entry,
+                "uses": tuple(entry["uses"]),
+                "also": tuple(entry.get("also", ())),
+                "aliases": tuple(entry.get("aliases", ())),
+            }
         )
         for entry in entries
     }
@@ -48,6 +57,9 @@ EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
 STEP_TITLES = {step: BY_ID[step].title for step in ALL_STEPS}
 STEP_USES = {step: list(BY_ID[step].uses) for step in ALL_STEPS if BY_ID[step].uses}
 COMPILING_STEPS = frozenset(step for step in ALL_STEPS if BY_ID[step].compiles)
+COLD_SECONDS = {step: BY_ID[step].cold_seconds for step in ALL_STEPS if BY_ID[step].compiles}
+# The steps whose code `pixi run bench` runs, in course order (each must be done first).
+BENCH_NEEDS = tuple(step for step in ALL_STEPS if BY_ID[step].bench)
 
 
 def module_name(step: int) -> str:
@@ -78,8 +90,16 @@ def step_command(step: int) -> str:
 
 
 def parse_step(text: str | None) -> int | None:
-    """The step that `python -m checks TEXT` names ("1"-"11", "kv"); None for anything else."""
-    return next((step for step in ALL_STEPS if BY_ID[step].cli == text), None)
+    """The step that `python -m checks TEXT` names ("1"-"11", "kv"), also by its pixi task or an
+    alias of it ("s4", "check-kv"); None for anything else."""
+    return next(
+        (
+            step
+            for step in ALL_STEPS
+            if text in (BY_ID[step].cli, BY_ID[step].task, *BY_ID[step].aliases)
+        ),
+        None,
+    )
 
 
 def steps_in_words() -> str:

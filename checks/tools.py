@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from checks import harness
-from checks.course import BY_ID
+from checks.course import BY_ID, COLD_SECONDS
 
 ALL_STEPS = harness.ALL_STEPS  # the eleven steps and the extensions
 HINTS = harness.ROOT / "checks" / "hints"
@@ -230,24 +230,6 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
 
 
 # --- warm ---------------------------------------------------------------------------------------
-
-# Seconds each step's check spent on an empty MAX cache when run in this order on 2 cores (see
-# README): the estimate scales them by how fast this machine has been so far.
-COLD_SECONDS = {
-    2: 92,
-    3: 89,
-    4: 146,
-    5: 31,
-    6: 98,
-    7: 131,
-    8: 88,
-    10: 19,
-    11: 60,
-    12: 108,
-    13: 20,
-    14: 93,
-}
-
 
 def can_warm() -> bool:
     """Whether the reference solutions warm runs are here; else one sentence, and False."""

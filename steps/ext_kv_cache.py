@@ -8,7 +8,7 @@ the same, token for token.
 The layers and their names are those of steps 4, 6, 7 and 8 (given below), so the same weights
 load. What changes is each forward: it takes the cache and returns it grown by the new tokens.
 
-Check your work: pixi run kv. Then compare the speeds: pixi run bench. Talk to it:
+Check your work: pixi run check-kv. Then compare the speeds: pixi run bench. Talk to it:
 python steps/ext_kv_cache.py (step 11's options; --no-cache runs step 11's model instead).
 """
 

@@ -53,7 +53,32 @@ def test_no_file_names_a_step_the_manifest_lacks():
 def test_pixi_tasks_are_the_manifests():
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
     for step in STEPS:
-        assert tasks[step.task] == f"python -m checks {step.cli}", step.name
+        for task in (step.task, *step.aliases):
+            assert tasks[task] == f"python -m checks {step.cli}", (step.name, task)
+
+
+def test_the_extensions_tasks_follow_one_scheme():
+    """check-NAME for every chapter (`serve` is the server); an older name only as an alias."""
+    for step in STEPS:
+        expected = f"check-{step.cli}" if step.extension else f"s{step.cli}"
+        assert step.task == expected, step.name
+    assert course.BY_ID[course.KV_CACHE].aliases == ("kv",)
+
+
+def test_the_docs_hook_knows_every_task_and_alias():
+    from docs.hooks.commands import tasks
+
+    known = tasks()
+    for step in STEPS:
+        for task in (step.task, *step.aliases):
+            assert known[task] == f"python -m checks {step.cli}", task
+
+
+def test_warm_and_bench_read_the_manifest():
+    """Each compiling check has a cold-time estimate for warm; the bench's steps are marked."""
+    assert set(course.COLD_SECONDS) == set(course.COMPILING_STEPS)
+    assert all(seconds > 0 for seconds in course.COLD_SECONDS.values())
+    assert course.BENCH_NEEDS == (1, 8, 10, 11, course.KV_CACHE)
 
 
 def test_the_sites_navigation_lists_the_steps_in_order():
@@ -78,7 +103,9 @@ def test_each_step_uses_what_it_imports(folder):
 
 def test_the_cli_names_each_step_once():
     assert [course.parse_step(step.cli) for step in STEPS] == list(course.ALL_STEPS)
+    assert [course.parse_step(step.task) for step in STEPS] == list(course.ALL_STEPS)
     assert course.parse_step("12") is None and course.parse_step("0") is None
+    assert course.parse_step("watch") is None and course.parse_step(None) is None
 
 
 def test_the_cli_help_lists_every_step_of_the_manifest(capsys):
