@@ -231,6 +231,7 @@ def reset(step: int, yes: bool = False, ask: Callable[[str], str] = input) -> bo
 
 # --- warm ---------------------------------------------------------------------------------------
 
+
 def can_warm() -> bool:
     """Whether the reference solutions warm runs are here; else one sentence, and False."""
     folder = harness.steps_dir()
