@@ -1,4 +1,4 @@
-"""The last verdict of each step's check, kept for the exact code it judged.
+"""The last verdict of each step's check, kept for the exact code it judged, a few per step.
 
 Every check run writes one; `progress` reads them, so it answers in a second instead of
 running every check again (20-40 s on 2 cores), and runs a check only where the step's own code
@@ -21,6 +21,9 @@ from checks import harness, options
 from checks.course import BY_ID, STEP_USES
 
 FOLDER = harness.ROOT / "build" / "verdicts"
+# Verdicts kept per step: one per version of its code, and `progress` only ever reads the newest;
+# a few more let an undo find its verdict again. The oldest go first (see keep_newest).
+KEEP_PER_STEP = 8
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,27 @@ def code_digest(step: int) -> str:
 
 def _path(step: int, eager_only: bool) -> Path:
     key = f"{step}\n{eager_only}\n{code_digest(step)}"
-    return FOLDER / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    return FOLDER / f"{step}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def keep_newest(folder: Path, pattern: str, keep: int, written: Path | None = None) -> None:
+    """Delete all but the `keep` newest files of `folder` matching `pattern` (by modification
+    time; `written`, the one just written, always stays): every record the checker keeps is keyed
+    by code, so each edit adds one, and without a bound the folders grow as long as the learner
+    works. report.PassedBefore's record of passed compiled checks is bounded the same way."""
+    with contextlib.suppress(OSError):  # a record removed meanwhile, or a read-only checkout
+        paths = sorted(
+            folder.glob(pattern), key=lambda path: (path == written, _mtime(path)), reverse=True
+        )
+        for path in paths[keep:]:
+            path.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed by another process meanwhile: oldest, so it is skipped anyway
+        return 0
 
 
 def record(step: int, passed: bool, detail: str, eager_only: bool | None = None) -> None:
@@ -90,7 +113,9 @@ def record(step: int, passed: bool, detail: str, eager_only: bool | None = None)
     verdict = Verdict(passed, detail, eager_only, time.time(), uses)
     with contextlib.suppress(OSError):  # a read-only checkout still checks, it just can't keep
         FOLDER.mkdir(parents=True, exist_ok=True)
-        _path(step, eager_only).write_text(json.dumps(asdict(verdict)))
+        path = _path(step, eager_only)
+        path.write_text(json.dumps(asdict(verdict)))
+        keep_newest(FOLDER, f"{step}-*.json", KEEP_PER_STEP, written=path)
 
 
 def recorded(step: int) -> Verdict | None:

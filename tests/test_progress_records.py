@@ -1,6 +1,7 @@
 """`progress` answers from the verdicts the checks keep, without running (or importing) MAX, and
 runs a step's checks again only when its code changed. In-process, with stand-in checks."""
 
+import os
 import shutil
 import sys
 import time
@@ -98,3 +99,29 @@ def test_a_later_step_is_not_checked_again_for_an_edit_of_a_step_it_imports(lear
     output = capsys.readouterr().out
     assert ran == [1], ran
     assert "step  2  passed" in output and "before you changed step 1]" in output
+
+
+def test_verdicts_are_bounded_per_step_the_oldest_removed_first(learner):
+    verdicts.record(2, True, "", eager_only=False)  # another step's verdict stays
+    path = learner / "step_01.py"
+    original = path.read_text()
+    for edit in range(verdicts.KEEP_PER_STEP + 3):
+        path.write_text(f"{original}\n# edit {edit}\n")
+        verdicts.record(1, edit % 2 == 0, f"edit {edit}", eager_only=False)
+    kept = sorted(verdicts.FOLDER.glob("1-*.json"))
+    assert len(kept) == verdicts.KEEP_PER_STEP, kept
+    assert verdicts.recorded(1).detail == f"edit {verdicts.KEEP_PER_STEP + 2}"  # the newest
+    path.write_text(f"{original}\n# edit 0\n")  # the oldest edit's verdict went first
+    assert verdicts.recorded(1) is None
+    path.write_text(f"{original}\n# edit 3\n")
+    assert verdicts.recorded(1).detail == "edit 3"
+    assert verdicts.recorded(2).passed
+
+
+def test_keep_newest_keeps_the_file_just_written_even_on_a_coarse_clock(tmp_path):
+    for name in "abcd":
+        (tmp_path / f"x-{name}").write_text(name)
+        os.utime(tmp_path / f"x-{name}", ns=(10**9, 10**9))  # all in one clock tick
+    (tmp_path / "y-a").write_text("another pattern")
+    verdicts.keep_newest(tmp_path, "x-*", 1, written=tmp_path / "x-c")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x-c", "y-a"]
