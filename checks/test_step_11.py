@@ -117,8 +117,8 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights():
 def build():
     what = f"build_model({str(small_model_folder())!r})"
     built = not_none(what, call(what, learner_attr(11, "build_model"), str(small_model_folder())))
-    if not (isinstance(built, tuple) and len(built) == 3):
-        raise LearnerError(f"{what} should return (compiled model, tokenizer, device).")
+    if not (isinstance(built, tuple) and len(built) == 4):
+        raise LearnerError(f"{what} should return (compiled model, tokenizer, device, config).")
     return built
 
 
@@ -127,7 +127,16 @@ def test_build_model_gives_huggingface_logits_and_text_compiled():
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
     torch = torch_no_grad()
     hf_model, hf_tokenizer = huggingface()
-    model, tokenizer, device = built_model()
+    model, tokenizer, device, config = built_model()
+    sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+    wrong = [
+        name for name in sizes if getattr(config, name, None) != getattr(hf_model.config, name)
+    ]
+    expect(
+        not wrong,
+        f"build_model's config has other sizes than the loaded model ({', '.join(wrong)}): "
+        "build the GPT2Config from hf_model.config's fields, and return it fourth.",
+    )
     expect(
         tokenizer.pad_token == tokenizer.eos_token,
         "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",

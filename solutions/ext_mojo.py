@@ -15,7 +15,7 @@ from max.experimental.tensor import Tensor
 from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
 from step_01 import GPT2Config
 
-from gpt2_demo import cache_input_types, compile_for
+from gpt2_demo import cache_input_types
 
 KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv.mojo
 
@@ -63,13 +63,12 @@ class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
 
 
 def build_mojo_model(model_name_or_path: str = "gpt2"):
-    """Step 11's build_model for this model: (a CachedLM, tokenizer, device)."""
-    from step_11 import transfer_weights  # only the demo needs step 11
+    """Step 11's build_model on this model: (a CachedLM, tokenizer, device, config)."""
+    import step_11  # only the demo needs step 11
 
-    model, tokenizer, device, config = compile_for(
-        model_name_or_path, MojoCachedGPT2LMHeadModel, GPT2Config, transfer_weights,
-        cache_input_types, "with a KV cache and your Mojo kernel ")
-    return CachedLM(model, config, device), tokenizer, device
+    model, tokenizer, device, config = step_11.build_model(
+        model_name_or_path, model_class=MojoCachedGPT2LMHeadModel, input_types=cache_input_types)
+    return CachedLM(model, config, device), tokenizer, device, config
 
 
 def main(argv: list[str] | None = None) -> int:

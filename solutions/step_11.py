@@ -41,8 +41,13 @@ def transfer_weights(hf_model, max_model) -> None:
     max_model.load_state_dict(state, auto_cast=True)  # float32 weights into bfloat16 on a GPU
 
 
-def build_model(model_name_or_path: str = "gpt2"):
-    """(compiled model, tokenizer, device) for a hub name or a local folder."""
+def build_model(model_name_or_path: str = "gpt2", model_class=None, input_types=None):
+    """(compiled model, tokenizer, device, config) for a hub name or a local folder.
+
+    `model_class` (default: step 8's MaxGPT2LMHeadModel) and `input_types(config, device)`
+    (default: int64 ids of any batch and length) let the extension chapters compile their own
+    models on the same loading.
+    """
     hf_model, tokenizer = load_huggingface(model_name_or_path)
     tokenizer.pad_token = tokenizer.eos_token
     hf = hf_model.config
@@ -59,12 +64,16 @@ def build_model(model_name_or_path: str = "gpt2"):
     _, mesh = defaults()
     device = mesh.devices[0]
     with F.lazy():  # skip the random initialisation: the weights come next
-        max_model = MaxGPT2LMHeadModel(config)
+        max_model = (model_class or MaxGPT2LMHeadModel)(config)
     transfer_weights(hf_model, max_model)
     max_model.to(device)
-    print(f"Compiling GPT-2 ({config.n_layer} layers, {config.n_embd} wide) for {device}...")
-    token_type = TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device))
-    return max_model.compile(token_type), tokenizer, device
+    if input_types is None:
+        types = [TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device))]
+    else:
+        types = input_types(config, device)
+    print(f"Compiling {type(max_model).__name__} ({config.n_layer} layers, {config.n_embd} wide) "
+          f"for {device}...")
+    return max_model.compile(*types), tokenizer, device, config
 
 
 def run_model(
@@ -80,7 +89,7 @@ def run_model(
 
     `build` replaces build_model (the KV-cache chapter passes its faster model this way).
     """
-    model, tokenizer, device = (build or build_model)(model_name_or_path)
+    model, tokenizer, device, _ = (build or build_model)(model_name_or_path)
 
     def generate(text: str) -> None:
         print(text, end="", flush=True)

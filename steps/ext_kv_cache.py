@@ -29,7 +29,7 @@ from step_03 import causal_mask
 from step_05 import LayerNorm
 from step_10 import generate_text
 
-from gpt2_demo import cache_input_types, compile_for, empty_cache
+from gpt2_demo import cache_input_types, empty_cache
 
 
 class CachedAttention(Module):
@@ -152,13 +152,12 @@ def generate_with_cache(
 
 
 def build_cached_model(model_name_or_path: str = "gpt2"):
-    """Step 11's build_model for the KV-cache model: (a CachedLM, tokenizer, device)."""
-    from step_11 import transfer_weights  # only the demo needs step 11
+    """Step 11's build_model on the KV-cache model: (a CachedLM, tokenizer, device, config)."""
+    import step_11  # only the demo needs step 11
 
-    model, tokenizer, device, config = compile_for(
-        model_name_or_path, CachedGPT2LMHeadModel, GPT2Config, transfer_weights, cache_input_types,
-        "with a KV cache ")
-    return CachedLM(model, config, device), tokenizer, device
+    model, tokenizer, device, config = step_11.build_model(
+        model_name_or_path, model_class=CachedGPT2LMHeadModel, input_types=cache_input_types)
+    return CachedLM(model, config, device), tokenizer, device, config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,6 @@ from typing import Callable
 
 from max.driver import Device
 from max.dtype import DType
-from max.experimental import functional as F
 from max.experimental.tensor import Tensor, TensorType, default_dtype, defaults
 from max.graph import DeviceRef
 
@@ -75,24 +74,6 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return True
     except OSError:
         return False
-
-def compile_for(model_name_or_path: str, model_class, config_class, transfer_weights,
-                input_types: Callable, what: str):
-    """Step 11's build_model for another model class (the KV-cache chapter's): load GPT-2, build
-    `model_class` at its sizes without random weights, transfer the weights, compile for
-    `input_types(config, device)`. Returns (compiled model, tokenizer, device, config)."""
-    hf_model, tokenizer = load_huggingface(model_name_or_path)
-    tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.model_max_length = hf_model.config.n_positions
-    config = config_class(**{name: getattr(hf_model.config, name)
-                             for name in config_class.__dataclass_fields__})
-    device = defaults()[1].devices[0]
-    with F.lazy():
-        model = model_class(config)
-    transfer_weights(hf_model, model)
-    model.to(device)
-    print(f"Compiling GPT-2 {what}({config.n_layer} layers, {config.n_embd} wide) for {device}...")
-    return model.compile(*input_types(config, device)), tokenizer, device, config
 
 
 def empty_cache(config, device: Device, batch: int = 1) -> list[Tensor]:

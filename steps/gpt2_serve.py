@@ -63,15 +63,14 @@ class GivenPipelineModel(PipelineModelWithKVCache):
                          return_logits, **options)
         from max.dtype import DType
         from max.experimental.tensor import default_dtype
-        from step_01 import GPT2Config
-        from step_11 import transfer_weights
+        from step_11 import build_model
 
-        from gpt2_demo import cache_input_types, compile_for
+        from gpt2_demo import cache_input_types
 
         with default_dtype(DType.float32):  # the encoding the architecture declares
-            self.model, _, self.device, self.config = compile_for(
-                pipeline_config.model.model_path, self.model_class, GPT2Config,
-                transfer_weights, cache_input_types, "with a KV cache, for max serve ")
+            self.model, _, self.device, self.config = build_model(
+                pipeline_config.model.model_path, model_class=self.model_class,
+                input_types=cache_input_types)
         self.caches = {}  # request id -> (the ids its cache holds, its keys and values)
 
     # The server runs the model in a worker process that may not start processes, and MAX

@@ -7,9 +7,9 @@ twist: HuggingFace's GPT-2 stores c_attn, c_proj and c_fc as Conv1D layers, whos
 
 Check your work: pixi run s11. Then talk to your model: pixi run gpt2.
 
-    python solutions/step_11.py                         # interactive, real GPT-2 (downloads ~550 MB once)
-    python solutions/step_11.py --prompt "Hello" --greedy --max-new-tokens 20
-    python solutions/step_11.py --model path/to/a/saved/model --prompt "Hello"
+    python steps/step_11.py                         # interactive, real GPT-2 (downloads ~550 MB once)
+    python steps/step_11.py --prompt "Hello" --greedy --max-new-tokens 20
+    python steps/step_11.py --model path/to/a/saved/model --prompt "Hello"
 """
 
 import sys
@@ -48,8 +48,13 @@ def transfer_weights(hf_model, max_model) -> None:
     #   (auto_cast lets float32 weights load into a bfloat16 model on a GPU).
     return None
 
-def build_model(model_name_or_path: str = "gpt2"):
-    """(compiled model, tokenizer, device) for a hub name or a local folder."""
+def build_model(model_name_or_path: str = "gpt2", model_class=None, input_types=None):
+    """(compiled model, tokenizer, device, config) for a hub name or a local folder.
+
+    `model_class` (default: step 8's MaxGPT2LMHeadModel) and `input_types(config, device)`
+    (default: int64 ids of any batch and length) let the extension chapters compile their own
+    models on the same loading.
+    """
     hf_model, tokenizer = load_huggingface(model_name_or_path)
     # TODO 4: GPT-2 has no padding token: reuse the end-of-text one. Let the tokenizer know the
     #   model's context: tokenizer.model_max_length = hf_model.config.n_positions.
@@ -59,12 +64,12 @@ def build_model(model_name_or_path: str = "gpt2"):
 
     # TODO 6: the default device, the model built without random weights, the weights moved in.
     # Hint: _, mesh = defaults(); device = mesh.devices[0]
-    # Hint: with F.lazy(): max_model = MaxGPT2LMHeadModel(config)
+    # Hint: with F.lazy(): max_model = (model_class or MaxGPT2LMHeadModel)(config)
     # Hint: transfer_weights(hf_model, max_model); max_model.to(device)
 
-    # TODO 7: compile for int64 ids of any batch and length:
-    #   max_model.compile(TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)))
-    #   and return (compiled model, tokenizer, device).
+    # TODO 7: compile for input_types(config, device) when given, else for int64 ids of any batch
+    #   and length: TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device))
+    #   (max_model.compile(*types)), and return (compiled model, tokenizer, device, config).
     return None
 
 def run_model(
@@ -80,7 +85,7 @@ def run_model(
 
     `build` replaces build_model (the KV-cache chapter passes its faster model this way).
     """
-    model, tokenizer, device = (build or build_model)(model_name_or_path)
+    model, tokenizer, device, _ = (build or build_model)(model_name_or_path)
 
     def generate(text: str) -> None:
         print(text, end="", flush=True)
