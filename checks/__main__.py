@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from checks import harness, options, tools, verdicts
+from checks import harness, options, summary, tools, verdicts
 from checks.options import ROOT, Options
 
 
@@ -109,22 +109,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: bool = True) -> "list":
-    """Run the pytest checks of one step; returns the report's results. `trust_passed=False`
-    compiles even the checks this exact code passed before (warm's job is to compile)."""
-    import pytest
-
-    from checks.report import ReportPlugin
-
-    plugin = ReportPlugin(trust_passed)
-    test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
-    # Only the plugins the checks use (autoloading every installed plugin costs seconds), no
-    # assertion rewriting (the checks report through pytest-check and plain messages), and no
-    # hunt for unraisable exceptions at the end (five gc.collect() calls: 0.6 s of every check).
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    pytest_args = [
+def pytest_arguments(test_file: str, verbose: bool) -> list[str]:
+    """How the checker runs one check file in this process: only the plugins the checks use
+    (autoloading every installed plugin costs seconds), no assertion rewriting (the checks report
+    through pytest-check and plain messages), no hunt for unraisable exceptions at the end (five
+    gc.collect() calls: 0.6 s of every check), and no rootdir config but the repository's."""
+    arguments = [
         test_file,
         "-s",
+        "--disable-plugin-autoload",
         "-p",
         "pytest_check.plugin",
         "-p",
@@ -136,11 +129,21 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: boo
         "-c",
         os.devnull,
     ]
-    if verbose and not quiet:
-        pytest.main([*pytest_args, "-v", "--tb=long"], plugins=[plugin])
-    else:
-        with contextlib.redirect_stdout(io.StringIO()):
-            pytest.main([*pytest_args, "-q", "--tb=no", "--no-header"], plugins=[plugin])
+    return arguments + (["-v", "--tb=long"] if verbose else ["-q", "--tb=no", "--no-header"])
+
+
+def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: bool = True) -> "list":
+    """Run the pytest checks of one step; returns the report's results. `trust_passed=False`
+    compiles even the checks this exact code passed before (warm's job is to compile)."""
+    import pytest
+
+    from checks.report import ReportPlugin
+
+    plugin = ReportPlugin(trust_passed)
+    test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
+    loud = verbose and not quiet
+    with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):
+        pytest.main(pytest_arguments(test_file, loud), plugins=[plugin])
     if plugin.results:  # for `progress`, which answers from the last verdict of the same code
         failed = [r for r in plugin.results if not r.passed]
         verdicts.record(step, not failed, verdicts.first_failure(plugin.results))
@@ -157,83 +160,38 @@ def step_passes(step: int) -> bool:
     return bool(results) and all(r.passed for r in results)
 
 
-def print_report(step: int, results: list, verbose: bool) -> None:
-    shown: set[str] = set()
-    for result in results:
-        if result.skipped:
-            print(f"  SKIP  {result.title}: {result.messages[0]}")
-            continue
-        print(f"  {'PASS' if result.passed else 'FAIL'}  {result.title}")
-        for line in result.notes:
-            print(f"        {line}")
-        if result.passed:
-            continue
-        for message in result.messages:
-            if message in shown:
-                print("        (the same problem as above)")
-                continue
-            shown.add(message)
-            lines = message.splitlines()
-            print(f"        {lines[0]}")
-            for line in lines[1:]:
-                print(f"        {line.strip()}")
-        if verbose and result.traceback:
-            print(result.traceback)
+FIRST_RUN_NOTE = (
+    "First MAX run on this machine: MAX compiles its kernels once (a few minutes on 2 cores;\n"
+    "  `{warm}` does it ahead). Later runs reuse them and answer in seconds."
+)
 
 
 def check_one(step: int, verbose: bool) -> bool:
     name = harness.module_name(step)
     shown = os.path.relpath(harness.steps_dir() / f"{name}.py")
     print(f"{harness.step_name(step)}: {harness.STEP_TITLES[step]}  [{shown}]")
-    if step in harness.COMPILING_STEPS and harness.max_cache_is_cold():
-        harness.waiting.before_first_wait(
-            "First MAX run on this machine: MAX compiles its kernels once (a few minutes on 2 "
-            f"cores;\n  `{harness.command('warm')}` does it ahead). Later runs reuse them and "
-            "answer in seconds."
-        )
-    start = time.perf_counter()
-    try:
-        harness.load_step(step)
-    except harness.LearnerError as error:
-        verdicts.record(step, False, str(error))
-        print(f"  FAIL  {error}")
-        print(
-            f"\n{harness.step_name(step)} is not done yet: fix the problem above, then run the "
-            "check again."
-        )
-        return False
-    results = run_step(step, verbose=verbose)
-    print_report(step, results, verbose)
-    failed = [r for r in results if not r.passed]
+    cold = step in harness.COMPILING_STEPS and harness.max_cache_is_cold()
+    note = FIRST_RUN_NOTE.format(warm=harness.command("warm"))
+    with harness.waiting.noting(note) if cold else contextlib.nullcontext():
+        start = time.perf_counter()
+        try:
+            harness.load_step(step)
+        except harness.LearnerError as error:
+            verdicts.record(step, False, str(error))
+            print(summary.not_loaded(step, error))
+            return False
+        results = run_step(step, verbose=verbose)
+    summary.print_report(results, verbose)
     elapsed = time.perf_counter() - start
-    if not results:
-        print("\nNo checks ran: the checker could not collect its tests (run with -v).")
-        return False
-    if not failed:
-        nxt = {
-            11: f" Run your model: {harness.command('gpt2')}.",
-            harness.KV_CACHE: f" Compare the speeds: {harness.command('bench')}. Next: serving it.",
-            harness.SERVING: f" Serve it: {harness.command('serve', '--model', 'DIR')}.",
-            harness.MOJO: f" Compare the speeds: {harness.command('bench')}.",
-        }.get(step, f" Next: step {step + 1}.")
-        print(
-            f"\n{harness.step_name(step)} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s).{nxt}"
+    passed = bool(results) and all(r.passed for r in results)
+    failing_earlier = None
+    if results and not passed:
+        failing_earlier = next(
+            (earlier for earlier in harness.STEP_USES.get(step, []) if not step_passes(earlier)),
+            None,
         )
-        return True
-    for earlier in harness.STEP_USES.get(step, []):
-        if not step_passes(earlier):
-            earlier_name = harness.step_name(earlier).replace("Step", "step").replace("The", "the")
-            print(
-                f"\n{harness.step_name(step)} runs on your {earlier_name.removeprefix('the ')}, "
-                f"which does not pass its own check yet: fix {earlier_name} first "
-                f"({harness.step_command(earlier)})."
-            )
-            break
-    print(
-        f"\n{harness.step_name(step)} is not done yet: {len(failed)} of {len(results)} checks failed "
-        f"({elapsed:.1f} s). Start with the first failure above."
-    )
-    return False
+    print(summary.verdict(step, results, elapsed, failing_earlier))
+    return passed
 
 
 def prepare_max() -> None:
@@ -273,6 +231,27 @@ def progress() -> int:
         )
 
 
+def options_from(args: argparse.Namespace) -> Options:
+    """What the command line asked for, as the run's one `Options` (warm checks the solutions)."""
+    folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
+    asked = Options(
+        steps_dir=folder,
+        device=args.device,
+        dtype=args.dtype or ("bfloat16" if args.device == "gpu" else "float32"),
+        eager_only=args.eager_only,
+    )
+    return asked.but(time_limit_s=args.time_limit) if args.time_limit else asked
+
+
+def check_arguments(run: Options) -> list[str]:
+    """The options of a check that `watch` starts as a child: the same as this run's."""
+    arguments = ["--eager-only"] if run.eager_only else []
+    arguments += ["--device", run.device, "--dtype", run.dtype]
+    if run.time_limit_s != Options().time_limit_s:
+        arguments += ["--time-limit", str(run.time_limit_s)]
+    return arguments
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["show"]:  # its own options (--model, --prompt, --out): see checks/show.py
@@ -280,16 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return show.main(argv[1:])
     args = parse_args(argv)
-    folder = ROOT / "solutions" if args.command == "warm" else harness.chosen_folder(args)
-    run_options = Options(
-        device=args.device,
-        dtype=args.dtype or ("bfloat16" if args.device == "gpu" else "float32"),
-        eager_only=args.eager_only,
-    )
-    options.use(
-        run_options if not args.time_limit else run_options.but(time_limit_s=args.time_limit)
-    )
-    harness.use_steps_dir(folder)
+    run_options = options_from(args)
+    options.use(run_options)
+    harness.use_steps_dir(run_options.steps_dir)
     if args.command == "warm" and not tools.can_warm():
         return 1
     if args.command == "hint":
@@ -303,11 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "watch":
         from checks import watch
 
-        passed_on = ["--eager-only"] if args.eager_only else []  # the check's own options
-        passed_on += ["--device", args.device] + (["--dtype", args.dtype] if args.dtype else [])
-        if args.time_limit:
-            passed_on += ["--time-limit", str(args.time_limit)]
-        return watch.watch(folder, args.poll, passed_on)
+        return watch.watch(run_options.steps_dir, args.poll, check_arguments(run_options))
     prepare_max()
     if args.command == "doctor":
         return exit_status(tools.doctor)

@@ -24,9 +24,15 @@ class Waiting:
         self.busy = False  # one wait speaks at a time: the outermost
         self.first_note: str | None = None
 
-    def before_first_wait(self, note: str) -> None:
-        """Say `note` too, once, if a wait gets long: a notice that only a slow wait makes true."""
-        self.first_note = note
+    @contextlib.contextmanager
+    def noting(self, note: str) -> Iterator[None]:
+        """While the block runs, say `note` too, once, if a wait gets long: a notice that only a
+        slow wait makes true ("first MAX run on this machine"). Forgotten when the block ends."""
+        previous, self.first_note = self.first_note, note
+        try:
+            yield
+        finally:
+            self.first_note = previous
 
     @contextlib.contextmanager
     def announce(self, text: str) -> Iterator[None]:

@@ -1,31 +1,14 @@
-"""progress, hint, reset and doctor, run as a learner runs them, on temporary copies of steps/."""
+"""progress and doctor run as a learner runs them, and the hints' and usage errors' wording.
 
-import hashlib
+reset, hint and progress on stand-ins run in-process in tests/test_cli.py."""
+
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from checks import harness, tools
-from tests.conftest import ROOT, mutate, run_checks
-
-GELU = 'F.gelu(hidden_states, approximate="tanh")'
-
-
-@pytest.fixture
-def steps_copy(tmp_path: Path) -> Path:
-    folder = tmp_path / "steps"
-    shutil.copytree(ROOT / "steps", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-def fingerprint(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+from tests.conftest import ROOT, run_checks
 
 
 def status_of(output: str, step: int) -> str:
@@ -46,38 +29,6 @@ def test_skeleton_snapshot_is_steps():
         for name in tools.step_files(step):
             snapshot = (tools.SKELETONS / name).read_text()
             assert snapshot == (ROOT / "steps" / name).read_text(), "run python -m checks.samples"
-
-
-def test_reset_restores_every_file_of_a_step(steps_copy):
-    (steps_copy / "kernels" / "gemv.mojo").write_text("# mine\n")
-    run = run_checks("reset", "mojo", "--dir", str(steps_copy), "--yes")
-    assert run.code == 0, run.output
-    assert (steps_copy / "kernels" / "gemv.mojo").read_text() == (
-        ROOT / "steps" / "kernels" / "gemv.mojo"
-    ).read_text()
-    assert [p.name for p in (steps_copy / "kernels").glob("gemv.mojo.bak-*")], run.output
-
-
-def test_progress_on_a_mix_of_passed_failing_and_untouched_steps(steps_copy):
-    for step in (1, 3):
-        shutil.copy(ROOT / "solutions" / f"step_{step:02d}.py", steps_copy)
-    shutil.copy(ROOT / "solutions" / "step_02.py", steps_copy)
-    mutate(steps_copy, 2, [(GELU, "F.gelu(hidden_states)")])
-    (steps_copy / "step_05.py").write_text((steps_copy / "step_05.py").read_text() + "# started\n")
-    run = run_checks("progress", "--dir", str(steps_copy), "--eager-only")
-    assert run.code == 1, run.output
-    assert "Traceback" not in run.output, run.output
-    expected = {
-        1: "passed",
-        2: "failing",
-        3: "passed",
-        4: "not started",
-        5: "failing",
-        **{step: "not started" for step in range(6, 13)},
-    }
-    assert {step: status_of(run.output, step) for step in expected} == expected, run.output
-    assert "exact (erf) GELU" in run.output  # the first failure's hint, under step 2
-    assert "2 of 11 steps pass. Next: step 2" in run.output
 
 
 def test_progress_when_every_step_passes():
@@ -103,39 +54,6 @@ def test_hints_grow_in_detail_and_end_at_the_api(step):
     assert detail[-1] == max(detail) and detail[-1] > detail[0], (
         f"step {step}'s hints do not grow in detail: {detail} pieces of code"
     )
-
-
-def test_hint_shows_one_hint_per_request():
-    run = run_checks("hint", "4", stdin="\n")
-    assert run.code == 0, run.output
-    assert "1/4" in run.output and "2/4" in run.output and "3/4" not in run.output
-    run = run_checks("hint", "4", stdin="q\n")
-    assert "1/4" in run.output and "2/4" not in run.output
-    run = run_checks("hint", "4", stdin="\n\n\n")
-    assert "4/4" in run.output and "F.softmax" in run.output
-
-
-def test_reset_asks_keeps_a_backup_and_touches_nothing_else(steps_copy):
-    shutil.copy(ROOT / "solutions" / "step_04.py", steps_copy)
-    before = fingerprint(steps_copy)
-
-    run = run_checks("reset", "4", "--dir", str(steps_copy), stdin="n\n")
-    assert run.code == 1 and "Nothing changed" in run.output, run.output
-    assert fingerprint(steps_copy) == before
-
-    run = run_checks("reset", "4", "--dir", str(steps_copy), stdin="y\n")
-    assert run.code == 0, run.output
-    after = fingerprint(steps_copy)
-    backups = [name for name in after if name.startswith("step_04.py.bak-")]
-    assert len(backups) == 1, after
-    assert (steps_copy / backups[0]).read_text() == (ROOT / "solutions" / "step_04.py").read_text()
-    assert (steps_copy / "step_04.py").read_text() == tools.skeletons()[4]
-    changed = {name for name in set(before) | set(after) if before.get(name) != after.get(name)}
-    assert changed == {"step_04.py", backups[0]}, changed
-
-    run = run_checks("reset", "4", "--dir", str(steps_copy), "--yes")
-    assert run.code == 0 and "already the untouched skeleton" in run.output
-    assert fingerprint(steps_copy) == after
 
 
 def test_doctor_reports_each_part_of_the_setup():

@@ -33,11 +33,18 @@ def test_a_short_wait_prints_nothing():
 
 def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
     wait = harness.Waiting(after_s=0.2, every_s=5)
-    wait.before_first_wait("First MAX run on this machine")
-    assert [text for _, text in spoken_lines(wait, 0.05)] == ["start", "end"]  # nothing compiled
-    texts = [text for _, text in spoken_lines(wait, 0.4)]
-    assert texts[1:3] == ["  First MAX run on this machine", "  … compiling a stand-in"]
-    assert "  First MAX run on this machine" not in [text for _, text in spoken_lines(wait, 0.4)]
+    with wait.noting("First MAX run on this machine"):
+        assert [text for _, text in spoken_lines(wait, 0.05)] == ["start", "end"]  # no compile
+        texts = [text for _, text in spoken_lines(wait, 0.4)]
+        assert texts[1:3] == ["  First MAX run on this machine", "  … compiling a stand-in"]
+        assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.4)]
+
+
+def test_the_first_run_notice_ends_with_its_block():
+    wait = harness.Waiting(after_s=0.1, every_s=5)
+    with wait.noting("First MAX run on this machine"):
+        pass
+    assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.3)]
 
 
 def test_the_defaults_keep_every_silence_under_15_seconds():
