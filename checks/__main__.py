@@ -1,4 +1,6 @@
-"""`python -m checks N` checks step N of steps/ against HuggingFace GPT-2 and prints a plain report.
+"""The command line: `python -m checks ARGS` parsed into one Options and run (a check or a tool).
+
+`python -m checks N` checks step N of steps/ against HuggingFace GPT-2 and prints a plain report.
 
     python -m checks 4                 # your steps/step_04.py
     python -m checks 4 --solutions     # the reference solution

@@ -1,4 +1,4 @@
-"""Pictures of what the numbers mean, drawn to PNG files with matplotlib:
+"""Pictures of what the numbers mean, drawn to PNG files with matplotlib.
 
     python -m checks show mask                    # your step 3 causal_mask, with and without a cache
     python -m checks show sampling                # one next-token distribution: T, then top-k

@@ -1,5 +1,4 @@
-"""What `python -m checks N` prints about a step: each check's PASS/FAIL/SKIP, then the verdict and
-what to do next."""
+"""The words of a step's report: each check's PASS/FAIL/SKIP line, then the verdict, what next."""
 
 from __future__ import annotations
 

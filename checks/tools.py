@@ -1,4 +1,4 @@
-"""What a learner reaches for between steps: progress, hints, reset and doctor.
+"""What a learner reaches for between checks: progress, hint, reset, warm, save-model, doctor.
 
 python -m checks progress      # pixi run progress: every step passed / failing / not started
 python -m checks hint 4        # pixi run hint 4: the hints of step 4, one at a time

@@ -280,3 +280,28 @@ def test_progress_runs_the_changed_steps_and_says_what_next(folder, capsys, monk
     ran.clear()
     tools.progress(run_step)  # the verdicts kept now answer
     assert ran == [] and "[checked at" in capsys.readouterr().out
+
+
+# Modules other sessions own and are rewording (issue 25); remove a name once it complies.
+DOCSTRING_TO_DO = {
+    "__init__.py",
+    "harness.py",
+    "memory.py",
+    "options.py",
+    "runtime.py",
+    "serving.py",
+    "test_ext_kv_cache.py",
+    "test_ext_mojo.py",
+    "test_ext_serve.py",
+}
+
+
+def test_each_checker_module_names_its_one_job_in_its_first_line():
+    import ast
+
+    for path in sorted((ROOT / "checks").glob("*.py")):
+        if path.name in DOCSTRING_TO_DO:
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
+        first = docstring.split("\n")[0]
+        assert first.endswith(".") and len(first.split()) >= 5, f"{path.name}: {first!r}"
