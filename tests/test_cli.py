@@ -305,3 +305,8 @@ def test_each_checker_module_names_its_one_job_in_its_first_line():
         docstring = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
         first = docstring.split("\n")[0]
         assert first.endswith(".") and len(first.split()) >= 5, f"{path.name}: {first!r}"
+
+
+def test_warm_of_a_step_that_compiles_nothing_runs_nothing(capsys):
+    assert tools.warm(lambda step: pytest.fail(f"warm ran step {step}"), only=1) is True
+    assert capsys.readouterr().out == "Step 1's check compiles nothing: nothing to warm.\n"

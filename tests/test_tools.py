@@ -3,7 +3,6 @@
 reset, hint and progress on stand-ins run in-process in tests/test_cli.py."""
 
 import re
-import shutil
 
 import pytest
 
@@ -103,30 +102,20 @@ def test_usage_errors_are_plain(args, message, capsys):
 
 
 @pytest.mark.fast
-def test_warm_without_the_solutions_says_so_in_one_sentence_and_fails(tmp_path):
+def test_warm_without_the_solutions_says_so_in_one_sentence_and_fails(
+    tmp_path, monkeypatch, capsys
+):
     """A copy of the course without solutions/: warm can't compile the checks' graphs."""
-    copy = tmp_path / "course"
-    copy.mkdir()
-    for name in ("checks", "course.toml", "pyproject.toml", "pixi.toml"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / name)
-    import subprocess
-    import sys
+    import checks.__main__ as cli
+    from checks import options
 
-    from checks.harness import child_env
-
-    run = subprocess.run(
-        [sys.executable, "-m", "checks", "warm"],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=child_env(PYTHONPATH=str(copy)),
-    )
-    lines = (run.stdout + run.stderr).strip().splitlines()
-    assert run.returncode == 1, lines
+    monkeypatch.setattr(cli, "ROOT", tmp_path)  # where warm looks for solutions/
+    previous = options.current()
+    try:
+        assert cli.main(["warm"]) == 1
+    finally:
+        harness.use_steps_dir(previous.steps_dir)
+        options.use(previous)
+    lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Nothing was warmed"), lines
     assert "solutions/" in lines[0] and "no such folder" in lines[0], lines
