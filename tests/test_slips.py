@@ -550,6 +550,10 @@ SLIPS_11 = {
         [("    tokenizer.model_max_length = hf.n_positions\n", "")],
         "tokenizer.model_max_length is",
     ),
+    "config not returned": (  # the extensions build through build_model and need it
+        [("tokenizer, device, config\n", "tokenizer, device\n")],
+        "should return (compiled model, tokenizer, device, config)",
+    ),
 }
 
 
