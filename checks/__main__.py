@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         return watch.watch(run_options.steps_dir, args.poll, check_arguments(run_options))
     prepare_max()
     if args.command == "doctor":
-        return exit_status(tools.doctor)
+        from checks.doctor import doctor
+
+        return exit_status(doctor)
 
     def run() -> bool:
         with harness.pinned_defaults():

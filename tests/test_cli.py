@@ -310,3 +310,19 @@ def test_each_checker_module_names_its_one_job_in_its_first_line():
 def test_warm_of_a_step_that_compiles_nothing_runs_nothing(capsys):
     assert tools.warm(lambda step: pytest.fail(f"warm ran step {step}"), only=1) is True
     assert capsys.readouterr().out == "Step 1's check compiles nothing: nothing to warm.\n"
+
+
+def test_doctor_lines_give_their_fix_only_when_something_is_wrong(capsys):
+    from checks import doctor
+
+    assert doctor._line(True, "Python 3.11.7", "Install 3.11") is True
+    assert doctor._line(None, "GPT-2 weights: not cached", "save-model DIR") is True
+    assert doctor._line(False, "max is not installed", "pixi install") is False
+    assert capsys.readouterr().out.splitlines() == [
+        "  [ ok ] Python 3.11.7",
+        "  [note] GPT-2 weights: not cached",
+        "           save-model DIR",
+        "  [FIX ] max is not installed",
+        "           pixi install",
+    ]
+    assert doctor._pins()["max"] == "26.7.0"  # max[serve] in pyproject.toml is max
