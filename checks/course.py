@@ -51,8 +51,8 @@ def _load() -> dict[int, Step]:
 
 BY_ID = _load()
 PIXI_TASKS: dict[str, str] = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
-ALL_STEPS = tuple(BY_ID)  # the eleven steps and the extension, in order
-STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # 1-11
+ALL_STEPS = tuple(BY_ID)  # the steps, then the extension chapters, in order
+STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # the numbered steps
 EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
 STEP_TITLES = {step: BY_ID[step].title for step in ALL_STEPS}
 STEP_USES = {step: list(BY_ID[step].uses) for step in ALL_STEPS if BY_ID[step].uses}
