@@ -18,7 +18,7 @@ def files(step: int) -> tuple[str, str]:
 
 
 def page(step: int) -> str:
-    return next((ROOT / "docs" / "steps").glob(f"{step:02d}-*.md")).read_text()
+    return (ROOT / "docs" / course.BY_ID[step].page).read_text()
 
 
 @pytest.mark.parametrize("step", STEPS, ids=harness.step_argument)
