@@ -119,6 +119,15 @@ def build():
     built = not_none(what, call(what, learner_attr(11, "build_model"), str(small_model_folder())))
     if not (isinstance(built, tuple) and len(built) == 4):
         raise LearnerError(f"{what} should return (compiled model, tokenizer, device, config).")
+    # The extension chapters build through build_model and size their caches from its config.
+    hf_config = huggingface()[0].config
+    sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+    wrong = [name for name in sizes if getattr(built[3], name, None) != getattr(hf_config, name)]
+    if wrong:
+        raise LearnerError(
+            f"The config {what} returns has other sizes than the loaded model "
+            f"({', '.join(wrong)}): build the GPT2Config from hf_model.config's fields."
+        )
     return built
 
 
@@ -127,16 +136,7 @@ def test_build_model_gives_huggingface_logits_and_text_compiled():
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
     torch = torch_no_grad()
     hf_model, hf_tokenizer = huggingface()
-    model, tokenizer, device, config = built_model()
-    sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
-    wrong = [
-        name for name in sizes if getattr(config, name, None) != getattr(hf_model.config, name)
-    ]
-    expect(
-        not wrong,
-        f"build_model's config has other sizes than the loaded model ({', '.join(wrong)}): "
-        "build the GPT2Config from hf_model.config's fields, and return it fourth.",
-    )
+    model, tokenizer, device = built_model()
     expect(
         tokenizer.pad_token == tokenizer.eos_token,
         "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",
@@ -189,8 +189,13 @@ def test_build_model_gives_huggingface_logits_and_text_compiled():
 
 
 @functools.cache
-def built_model():
+def built_in_full():
     return build()
+
+
+def built_model():
+    """(compiled model, tokenizer, device), built once for every check of this step."""
+    return built_in_full()[:3]
 
 
 @pytest.mark.compiled
@@ -198,7 +203,7 @@ def test_run_model_interactive_compiled():
     """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
     run_model = learner_attr(11, "run_model")
     step_11 = sys.modules["step_11"]
-    built = built_model()
+    built = built_in_full()
     original = step_11.build_model
     step_11.build_model = lambda *args, **kwargs: built  # compiled once, above
     try:
@@ -256,7 +261,7 @@ def test_demo_command_line_compiled():
     # main() in this process, on the model compiled above: the command line's code path without
     # a second Python importing MAX, torch and transformers and compiling again.
     step_11 = sys.modules["step_11"]
-    built = built_model()  # compiled once, by the test above
+    built = built_in_full()  # compiled once, by the test above
     stdout, stderr = io.StringIO(), io.StringIO()
     saved = sys.stdin, step_11.build_model
     sys.stdin, step_11.build_model = io.StringIO(""), lambda *args, **kwargs: built
