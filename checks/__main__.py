@@ -41,7 +41,11 @@ COMMANDS = ("all", "progress", "watch", "hint", "reset", "doctor", "warm", "save
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m checks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m checks",
+        description="Check step N of steps/ against HuggingFace GPT-2 and print a plain report, "
+        "or run one of the course's tools.",
+    )
     parser.add_argument(
         "command",
         help=f"a step: {harness.steps_in_words()} (the last ones are the extension chapters); "
