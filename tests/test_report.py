@@ -15,13 +15,12 @@ pytestmark = pytest.mark.fast
 CHECKS = '''
 import pytest
 from pathlib import Path
-from checks.compare import expect
 
 RAN = Path(__file__).with_name("ran.txt")
 
-def test_eager():
+def test_eager(record):
     """The eager check"""
-    expect(FAIL_EAGER, "the eager numbers are wrong")
+    record.expect(FAIL_EAGER, "the eager numbers are wrong")
 
 def test_named_compiled_but_not_marked():
     """A check whose name says compiled"""
