@@ -48,7 +48,8 @@ def abs_difference(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """|got - expected| elementwise; 0 where both are the same infinity, inf where either is NaN."""
     got64, exp64 = got.astype(np.float64), expected.astype(np.float64)
     both_inf = np.isinf(got64) & np.isinf(exp64) & (np.sign(got64) == np.sign(exp64))
-    diff = np.where(both_inf, 0.0, np.abs(got64 - exp64))
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN here, and 0 or inf just below
+        diff = np.where(both_inf, 0.0, np.abs(got64 - exp64))
     return np.where(np.isnan(diff), np.inf, diff)
 
 
