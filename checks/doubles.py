@@ -1,4 +1,4 @@
-"""Stand-ins the checks hand to the learner's code: a tokenizer of ids, HuggingFace's model as logits."""
+"""Stand-ins the checks give the learner's code: an id tokenizer, HuggingFace's model as logits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MAX's on-disk compile cache: where it is, whether it is cold or changed, repairing its kernel index."""
+"""MAX's on-disk compile cache: where it is, whether it is cold or changed, its kernel index repair."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MAX in this process: its device and dtype defaults, its eager executor, its children's environment."""
+"""MAX in this process: device and dtype defaults, the eager executor, the children's environment."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The KV-cache extension: the cached model's logits equal HuggingFace's at every step, and its
+"""The KV-cache extension's checks: cached decoding gives HuggingFace's logits and text.
+
+The cached model's logits equal HuggingFace's at every step, and its
 greedy text equals HuggingFace generate()'s, token for token."""
 
 import functools

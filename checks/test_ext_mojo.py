@@ -1,4 +1,6 @@
-"""The Mojo extension: the learner's gemv kernel against numpy on odd shapes, with this machine's
+"""The Mojo extension's checks: the learner's gemv kernel, right on every machine, and its speed.
+
+The learner's gemv kernel against numpy on odd shapes, with this machine's
 worker count and SIMD width and with others (1, 3, 7 workers; NEON's width of 4), its speed beside
 MAX's built-in matmul, PyTorch's and the machine's memory on the LM head's shape (reported, never
 failed: a correct kernel passes on any machine), and the KV-cache model built on it against

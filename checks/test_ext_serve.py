@@ -1,4 +1,6 @@
-"""The serving extension: what `max serve` asks of the learner's code, driven as the server drives
+"""The serving extension's checks: the learner's code driven as `max serve` drives it.
+
+What `max serve` asks of the learner's code, driven as the server drives
 it (real TextContexts, a batch whose requests start and end at different times), without starting
 a server. The server itself is tested end to end in tests/test_serve.py."""
 

@@ -1,4 +1,4 @@
-"""The checks' GPT-2 style tokenizer, trained here on a small corpus (no hub), and quiet transformers."""
+"""The checks' GPT-2 style tokenizer, trained here on a small corpus (no hub needed)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""The grader's modules: no two import each other (not even from inside a function), no pickle, and
+each opens with a one-line docstring naming its one job."""
+
+import ast
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.fast
+
+CHECKS = ROOT / "checks"
+
+
+def imported_modules(source: str, modules: set[str]) -> set[str]:
+    """The names in `modules` (checks' modules, without `checks.`) that `source` imports anywhere,
+    at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.removeprefix("checks.") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "checks":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("checks."):
+            found.add(node.module.removeprefix("checks.").split(".")[0])
+    return found & modules
+
+
+def import_cycle(sources: dict[str, str]) -> list[str] | None:
+    """One chain of imports from a module back to itself among `sources` ({name: source}), or
+    None when there is none."""
+    graph = {name: sorted(imported_modules(text, set(sources))) for name, text in sources.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return path[path.index(name) :] + [name]
+        if name in done:
+            return None
+        for other in graph[name]:
+            if cycle := visit(other, [*path, name]):
+                return cycle
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        if cycle := visit(name, []):
+            return cycle
+    return None
+
+
+def grader_sources() -> dict[str, str]:
+    return {path.stem: path.read_text() for path in sorted(CHECKS.glob("*.py"))}
+
+
+def test_the_cycle_guard_can_fail():
+    hidden = {
+        "compare": "from checks import harness\n",
+        "harness": "from checks.reference import max_tensor\n",
+        "reference": "def f():\n    from checks.compare import as_numpy\n",
+        "options": "import checks.course\n",
+        "course": "",
+    }
+    assert import_cycle(hidden) == ["compare", "harness", "reference", "compare"]
+    assert import_cycle({**hidden, "reference": ""}) is None
+
+
+def test_no_checks_module_imports_one_that_imports_it_back():
+    assert import_cycle(grader_sources()) is None
+
+
+def test_no_pickle_in_the_grader():
+    users = [name for name, text in grader_sources().items() if "pickle" in imported_names(text)]
+    assert not users, f"these import pickle (a pickle is code): {users}"
+
+
+def imported_names(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(grader_sources()))
+def test_each_module_opens_with_a_one_line_docstring(name):
+    """`checks/__init__.py` is empty; every other module says its one job in its first line."""
+    tree = ast.parse(grader_sources()[name])
+    if name == "__init__":
+        assert not tree.body
+        return
+    doc = ast.get_docstring(tree, clean=False)
+    assert doc, f"checks/{name}.py has no docstring"
+    first = doc.split("\n")[0]
+    assert first.endswith((".", ":")) and len(f'"""{first}') <= 100, (
+        f"checks/{name}.py: its docstring's first line should say its job in one line: {first!r}"
+    )
