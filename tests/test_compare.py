@@ -155,7 +155,8 @@ MASK_SLIPS = {
     ),
     "a large finite number for -inf": (
         lambda s, n: mask(s, n, hidden=-1e9),
-        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf",
+        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
+        "exactly 0",
     ),
 }
 
