@@ -14,6 +14,7 @@ from checks import harness, options
 from checks.harness import LearnerError
 from checks.max_cache import passed_checks_dir
 from checks.recorder import Recorder
+from checks.verdicts import checker_digest
 
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
@@ -48,8 +49,6 @@ class PassedBefore:
     lives in MAX's cache folder and goes with it; `warm`, whose job is to compile, ignores it."""
 
     def __init__(self) -> None:
-        from checks.verdicts import checker_digest
-
         self.folder = passed_checks_dir()
         digest = hashlib.sha256(checker_digest().encode())
         folder = harness.steps_dir()
