@@ -13,6 +13,7 @@ from checks import test_step_03 as step_03
 from checks import test_step_05 as step_05
 from checks.compare import Slip, difference, mismatch
 from checks.learner import LearnerError
+from checks.modules import load_weights
 
 pytestmark = pytest.mark.fast
 
@@ -223,3 +224,46 @@ def test_step_5_layer_norm_slips_get_their_hints(slip):
         slips=lambda: step_05.slips(ref, eps),
     )
     assert message is not None and f"Hint: {phrase}" in message, message
+
+
+# Loading the reference's weights into the learner's module: a stand-in module, no MAX.
+
+
+class StandIn:
+    """What load_weights asks of a module: its parameters, and a load_state_dict that records."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+        self.parameters = [(name, np.zeros(shape, np.float32)) for name, shape in shapes.items()]
+        self.loaded = None
+
+    def load_state_dict(self, state, auto_cast=False):
+        self.loaded = state
+
+
+def test_weights_that_fit_are_loaded():
+    state = {"c_fc.weight": np.ones((8, 4), np.float32), "c_fc.bias": np.ones(8, np.float32)}
+    module = StandIn({"c_fc.weight": (8, 4), "c_fc.bias": (8,)})
+    assert load_weights("GPT2MLP", module, state) is module and module.loaded is state
+
+
+def test_missing_extra_and_misshaped_weights_are_named_in_one_sentence():
+    state = {
+        "mlp.c_fc.weight": np.ones((8, 4), np.float32),
+        "ln_1.weight": np.ones(4, np.float32),
+    }
+    module = StandIn({"mlp.c_fc.weight": (4, 8), "ln1.weight": (4,)})
+    with pytest.raises(LearnerError) as error:
+        load_weights("GPT2Block", module, state)
+    assert str(error.value) == (
+        "GPT2Block does not have GPT-2's parameters: it has no parameter ln_1.weight "
+        "(HuggingFace's names; is a layer still None or named differently?); it has parameters "
+        "HuggingFace's module does not: ln1.weight; mlp.c_fc.weight has shape [4, 8], expected "
+        "[8, 4] (the MLP's width is config.n_inner, or 4 * n_embd when that is None; a MAX Linear "
+        "stores its weight as [out_features, in_features])."
+    )
+    assert module.loaded is None
+
+
+def test_a_module_without_parameters_is_told_to_create_its_layers():
+    with pytest.raises(LearnerError, match=r"GPT2MLP has no parameters yet: create its layers"):
+        load_weights("GPT2MLP", StandIn({}), {"c_fc.weight": np.ones((8, 4))})
