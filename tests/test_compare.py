@@ -14,6 +14,7 @@ from checks import test_step_05 as step_05
 from checks.compare import Slip, difference, mismatch
 from checks.learner import LearnerError
 from checks.modules import load_weights
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.fast
 
@@ -92,8 +93,16 @@ def test_what_is_not_a_tensor_is_a_learner_error(value, said):
     assert said in str(error.value)
 
 
-# Where the tolerances lie: a check's default is 1e-5 absolute plus 1e-5 relative in float32;
-# bfloat16 widens both to at least 3e-2 (the absolute one times the largest expected magnitude).
+# Where the tolerances lie, as docs/setup.md tells the learner: a check's default is 1e-5 absolute
+# plus 1e-5 relative in float32; bfloat16 widens both to at least 3e-2 (the absolute one times the
+# largest expected magnitude).
+SETUP = (ROOT / "docs" / "setup.md").read_text()
+
+
+def test_the_page_states_the_tolerances_tested_here():
+    page = " ".join(SETUP.split())
+    assert "(by default 1e-5 + 1e-5·|expected|, unless a check needs its own)" in page
+    assert "(to at least 3e-2, absolute and relative)" in page
 
 
 def just(expected: np.ndarray, margin: float, factor: float) -> np.ndarray:
