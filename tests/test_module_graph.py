@@ -2,6 +2,7 @@
 each opens with a one-line docstring naming its one job."""
 
 import ast
+import functools
 
 import pytest
 
@@ -49,6 +50,7 @@ def import_cycle(sources: dict[str, str]) -> list[str] | None:
     return None
 
 
+@functools.cache
 def grader_sources() -> dict[str, str]:
     return {path.stem: path.read_text() for path in sorted(CHECKS.glob("*.py"))}
 
@@ -97,3 +99,11 @@ def test_each_module_opens_with_a_one_line_docstring(name):
     assert first.endswith((".", ":")) and len(f'"""{first}') <= 100, (
         f"checks/{name}.py: its docstring's first line should say its job in one line: {first!r}"
     )
+
+
+def test_only_the_recorder_hands_failures_to_pytest_check():
+    """One record of a failure: checks record through the `record` fixture, never beside it."""
+    users = [
+        name for name, text in grader_sources().items() if "pytest_check" in imported_names(text)
+    ]
+    assert users == ["recorder"], users
