@@ -86,19 +86,35 @@ def imported_names(source: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", sorted(grader_sources()))
-def test_each_module_opens_with_a_one_line_docstring(name):
-    """`checks/__init__.py` is empty; every other module says its one job in its first line."""
-    tree = ast.parse(grader_sources()[name])
-    if name == "__init__":
-        assert not tree.body
-        return
-    doc = ast.get_docstring(tree, clean=False)
-    assert doc, f"checks/{name}.py has no docstring"
-    first = doc.split("\n")[0]
-    assert first.endswith((".", ":")) and len(f'"""{first}') <= 100, (
-        f"checks/{name}.py: its docstring's first line should say its job in one line: {first!r}"
+def first_docstring_line(source: str) -> str | None:
+    """The first line of a module's docstring; None when it has none."""
+    doc = ast.get_docstring(ast.parse(source), clean=False)
+    return doc.split("\n")[0] if doc else None
+
+
+def says_its_job_in_one_line(first: str | None) -> bool:
+    return bool(first) and first.endswith((".", ":")) and len(f'"""{first}') <= 100
+
+
+def test_the_docstring_guard_can_fail():
+    assert says_its_job_in_one_line(first_docstring_line('"""Compares arrays."""\n'))
+    assert not says_its_job_in_one_line(first_docstring_line("import os\n"))
+    wrapped = (
+        '"""Compares arrays and words what differs, a sentence that runs on past\nthe line."""'
     )
+    assert not says_its_job_in_one_line(first_docstring_line(wrapped))
+
+
+def test_each_module_opens_with_a_one_line_docstring():
+    """`checks/__init__.py` is empty; every other module says its one job in its first line."""
+    sources = grader_sources()
+    assert sources["__init__"] == ""
+    vague = {
+        name: first_docstring_line(text)
+        for name, text in sources.items()
+        if name != "__init__" and not says_its_job_in_one_line(first_docstring_line(text))
+    }
+    assert not vague, f"these modules' docstrings do not say their job in one line: {vague}"
 
 
 def test_only_the_recorder_hands_failures_to_pytest_check():
