@@ -111,6 +111,7 @@ class ReportPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "compiled: the check compiles a MAX graph")
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest sets up the fixtures, `record` among them
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.recorder = Recorder()
         failed = any(not r.passed for r in self.results)
