@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from checks import harness, options
-from checks.reference import IdTokenizer
+from checks.doubles import IdTokenizer
 
 
 @dataclass
@@ -356,7 +356,8 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from checks.compare import mismatch
-    from checks.reference import build_learner_module, max_tensor
+    from checks.modules import build_learner_module
+    from checks.tensors import max_tensor
 
     torch.set_grad_enabled(False)
     torch.manual_seed(0)

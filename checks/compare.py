@@ -1,43 +1,35 @@
-"""Comparing the learner's tensors with HuggingFace's, and wording what differs.
+"""Comparing the learner's numbers with HuggingFace's, and wording what differs (numpy only).
 
-`expect_close` records every mismatch through pytest-check (so one run reports them all) and keeps
-the plain message for the report. A mismatch names what was compared, the shapes and dtypes, the
-largest difference and where, the tolerance, the share of elements that differ, NaN/Inf, and a hint
-when the output matches a known mistake (a "slip") better than the right answer.
+A mismatch names what was compared, the shapes and dtypes, the largest difference and where, the
+tolerance, the share of elements that differ, NaN/Inf, and a hint when the output matches a known
+mistake (a "slip") better than the right answer. `checks.recorder` records what these return.
 """
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from pytest_check import check
 
-from checks import harness
-from checks.harness import LearnerError
+from checks import options
+from checks.tensors import as_numpy
 
-# Where the running test's mismatch messages go: a list the report plugin hands in per test.
-_sink: contextvars.ContextVar[list[str]] = contextvars.ContextVar("mismatches")
-
-
-def collect_messages() -> tuple[list[str], list[str]]:
-    """New lists that receive the mismatch messages and the notes from now on (one per test)."""
-    messages: list[str] = []
-    notes: list[str] = []
-    _sink.set(messages)
-    _notes.set(notes)
-    return messages, notes
+# A float32 check's default tolerance: |got - expected| <= ATOL + RTOL * |expected| everywhere.
+ATOL = RTOL = 1e-5
+# bfloat16 keeps about 3 decimal digits: its checks get at least this, absolute and relative.
+BFLOAT16_TOLERANCE = 3e-2
+# A slip's output may differ from the learner's by this many times the check's tolerance.
+SLIP_SLACK = 10
 
 
-# Where the running test's notes go: figures a check reports whether it passes or not (speeds).
-_notes: contextvars.ContextVar[list[str]] = contextvars.ContextVar("notes")
-
-
-def note(text: str) -> None:
-    """A line the report shows under the check, passed or failed."""
-    _notes.get([]).append(text)
+def tolerances(atol: float, rtol: float, scale: float = 1.0) -> tuple[float, float]:
+    """A check's float32 tolerances, widened in bfloat16: its rounding errors grow with the size
+    of the values they pass through (`scale`, the largest expected magnitude), so near-zero
+    outputs of a whole model get an absolute margin."""
+    if options.current().dtype == "float32":
+        return atol, rtol
+    return max(atol, BFLOAT16_TOLERANCE * max(1.0, scale)), max(rtol, BFLOAT16_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -48,42 +40,6 @@ class Slip:
     output: Any
 
 
-def as_numpy(value: Any, what: str) -> np.ndarray:
-    """A MAX Tensor, torch tensor or numpy array as a numpy array; anything else is a learner error."""
-    if value is None:
-        raise LearnerError(
-            f"{what} returned None: return the result (is it still the skeleton's placeholder?)."
-        )
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "detach"):  # torch
-        return value.detach().cpu().numpy()
-    if hasattr(value, "to_numpy"):  # MAX Tensor
-        from max.driver import CPU
-
-        from max.dtype import DType
-
-        try:
-            if not isinstance(value.device, CPU):
-                value = value.to(CPU())
-            if value.dtype == DType.bfloat16:  # numpy has none; torch reads it without a MAX cast
-                import torch
-
-                return torch.from_dlpack(value).float().numpy()
-            return value.to_numpy()
-        except Exception as error:
-            raise LearnerError(
-                f"{what} returned a tensor that could not be computed: {type(error).__name__}: "
-                f"{harness.error_summary(str(error))}"
-            ) from error
-    if isinstance(value, (tuple, list)):
-        raise LearnerError(
-            f"{what} returned a {type(value).__name__} of {len(value)} items; it should return one "
-            "Tensor."
-        )
-    raise LearnerError(f"{what} returned a {type(value).__name__}; it should return a MAX Tensor.")
-
-
 def _fmt_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
@@ -92,7 +48,8 @@ def abs_difference(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """|got - expected| elementwise; 0 where both are the same infinity, inf where either is NaN."""
     got64, exp64 = got.astype(np.float64), expected.astype(np.float64)
     both_inf = np.isinf(got64) & np.isinf(exp64) & (np.sign(got64) == np.sign(exp64))
-    diff = np.where(both_inf, 0.0, np.abs(got64 - exp64))
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN here, and 0 or inf just below
+        diff = np.where(both_inf, 0.0, np.abs(got64 - exp64))
     return np.where(np.isnan(diff), np.inf, diff)
 
 
@@ -117,8 +74,8 @@ def mismatch(
     got: Any,
     expected: Any,
     *,
-    atol: float = 1e-5,
-    rtol: float = 1e-5,
+    atol: float = ATOL,
+    rtol: float = RTOL,
     slips: Sequence[Slip] | Callable[[], Sequence[Slip]] = (),
     dtype: Any = np.float32,
 ) -> str | None:
@@ -129,7 +86,7 @@ def mismatch(
     got_np = as_numpy(got, what)
     exp_np = np.asarray(expected)
     finite = np.abs(exp_np[np.isfinite(exp_np)]) if exp_np.size else np.zeros(1)
-    atol, rtol = harness.tolerances(atol, rtol, scale=float(finite.max(initial=1.0)))
+    atol, rtol = tolerances(atol, rtol, scale=float(finite.max(initial=1.0)))
     head = f"{what}:"
     if got_np.shape != exp_np.shape:
         return (
@@ -165,7 +122,10 @@ def _slip_hint(got: np.ndarray, slips: Any, atol: float, rtol: float) -> str:
     matches: list[tuple[float, str]] = []
     for slip in slips() if callable(slips) else slips:
         slip_np = np.asarray(slip.output)
-        if slip_np.shape != got.shape or not difference(got, slip_np, atol * 10, rtol * 10)[0]:
+        if (
+            slip_np.shape != got.shape
+            or not difference(got, slip_np, atol * SLIP_SLACK, rtol * SLIP_SLACK)[0]
+        ):
             continue
         matches.append((float(abs_difference(got, slip_np).max(initial=0.0)), slip.hint))
     if not matches:
@@ -186,71 +146,3 @@ def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
     if len(got) != len(expected):
         return "A different number of axes: check where you reshape, split or merge."
     return ""
-
-
-def expect_close(what: str, got: Any, expected: Any, **kwargs: Any) -> bool:
-    """Record a failure (and keep going) when `got` differs from `expected`; True when it matches."""
-    message = mismatch(what, got, expected, **kwargs)
-    return expect(message is None, message or "")
-
-
-def expect(ok: bool, message: str) -> bool:
-    """Record a plain failure message unless `ok`."""
-    if not ok:
-        _sink.get([]).append(message)
-        check.fail(message)
-    return ok
-
-
-def expect_eager_only_failure(eager_output: Any, expected: Any, tolerance: float = 1e-4) -> None:
-    """After a compiled mismatch: say so plainly when the same code is right eagerly."""
-    if mismatch("eager", eager_output, expected, atol=tolerance, rtol=tolerance) is None:
-        expect(
-            False,
-            (
-                "Your code is right eagerly but wrong inside the compiled graph. With max 26.7 a "
-                "causal mask built from Tensor.arange comparisons and F.where, once a softmax "
-                "follows it in a compiled graph, hides nothing: build it with F.band_part in step 3, "
-                "as its page shows."
-            ),
-        )
-
-
-def expect_compiled_matches(
-    what: str,
-    module: Any,
-    cases: Sequence[tuple[Any, ...]],
-    compare_case: Callable[..., bool],
-    tolerance: float = 1e-4,
-) -> None:
-    """Compile `module` once with symbolic ("batch", "seqlen") and check it on every case.
-
-    Each case is `(input, expected, *extra)`; `compare_case(label, got, input, expected, *extra)`
-    records any mismatch and returns True on a match. After the first compiled mismatch the module
-    also runs eagerly on that input, so a learner whose code is only wrong when compiled is told so.
-    """
-
-    from checks.harness import call, compile_module
-    from checks.reference import max_tensor
-
-    from max.dtype import DType
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
-    first = np.asarray(cases[0][0])
-    dtype = (
-        harness.dtype()
-        if np.issubdtype(first.dtype, np.floating)
-        else DType.from_numpy(first.dtype)
-    )
-    input_type = TensorType(
-        dtype, ("batch", "seqlen", *first.shape[2:]), device=DeviceRef.from_device(harness.device())
-    )
-    graph = compile_module(what, module, input_type)
-    for x, expected, *extra in cases:
-        label = f"compiled, batch {x.shape[0]}, {x.shape[1]} tokens"
-        got = call(f"the compiled {what}", graph, max_tensor(x))
-        if not compare_case(label, got, x, expected, *extra):
-            eager = call(f"{what}.forward", module, max_tensor(x))
-            expect_eager_only_failure(eager, expected, tolerance)
-            break

@@ -2,7 +2,8 @@
 
 - `checks.course`: the course's steps (read from course.toml) and their names;
 - `checks.options`: what this run was asked for (folder, device, dtype, eager-only, time limit);
-- `checks.runtime`: MAX in this process (device and dtype defaults, executor, cache, child env);
+- `checks.runtime`: MAX in this process (device and dtype defaults, executor, child env);
+- `checks.max_cache`: MAX's compile cache (is it cold?);
 - `checks.learner`: loading the learner's files and guarding every call into them;
 - `checks.waiting`: the heartbeat that keeps long waits from being silent.
 """
@@ -40,16 +41,15 @@ from checks.learner import (
     use_steps_dir,
 )
 from checks.options import DTYPES, ROOT, Options, add_folder_options, chosen_folder
+from checks.max_cache import max_cache_is_cold
 from checks.runtime import (
     NoDevice,
     child_env,
     device,
     dtype,
     low_precision,
-    max_cache_is_cold,
     pinned_defaults,
     prepare_max,
-    tolerances,
 )
 from checks.waiting import Waiting, say, waiting
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from checks import options
 from checks.course import module_name
-from checks.runtime import max_cache_changed_since
+from checks.max_cache import max_cache_changed_since
 from checks.waiting import waiting
 
 

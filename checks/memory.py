@@ -1,6 +1,7 @@
-"""How fast this machine reads memory: the bound of decoding, where every weight is read once per
-token. The bench prints it with the ceiling it puts on tokens/s; the Mojo check compares the
-kernel's speed with it."""
+"""How fast this machine reads memory: the bound of decoding, which reads every weight per token.
+
+The bench prints it with the ceiling it puts on tokens/s; the Mojo check compares the kernel's
+speed with it."""
 
 from __future__ import annotations
 

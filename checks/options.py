@@ -1,5 +1,6 @@
-"""What one run of the checker was asked for: the step folder, device, dtype, eager-only, time
-limit. The command line builds one `Options`; everything else reads it through `current()`."""
+"""What one run of the checker was asked for: step folder, device, dtype, eager-only, time limit.
+
+The command line builds one `Options`; everything else reads it through `current()`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one place that builds HuggingFace references and hands the same weights to the learner's code.
+"""HuggingFace's GPT-2 pieces as references: seeded weights, their outputs, a small saved model.
 
 Everything is offline: configs are made here, weights are seeded random numbers. Weights are drawn
 at scales where the usual slips change the output well beyond float32 noise (biases are not zero,
@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from checks import harness, options
-from checks.harness import LearnerError
-from checks.reference_cache import cached, cached_folder  # noqa: F401  (the checks' import point)
+from checks.reference_cache import cached
+from checks.tensors import torch_no_grad
+from checks.tokenizer import local_tokenizer, quiet_transformers
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,6 @@ SMALL = CheckConfig(vocab_size=101, n_positions=24, n_embd=32, n_layer=2, n_head
 GPT2_SIZES = CheckConfig()
 # An MLP width set in the config (GPT-2 small leaves it None, meaning 4 * n_embd).
 SMALL_WITH_N_INNER = CheckConfig(**{**asdict(SMALL), "n_inner": 40})
-
-
-def torch_no_grad() -> Any:
-    import torch
-
-    torch.set_grad_enabled(False)
-    return torch
 
 
 def hf_config(cfg: CheckConfig, eos_token_id: int | None = None) -> Any:
@@ -97,93 +90,6 @@ def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
         )
         for key, value in hf_module.state_dict().items()
     }
-
-
-def build_learner_module(what: str, factory: Any, *args: Any) -> Any:
-    """Construct the learner's module without random initialisation (fast; weights come next)."""
-    from max.experimental import functional as F
-
-    with F.lazy():
-        return harness.not_none(what, harness.call(f"Creating {what}", factory, *args))
-
-
-def learner_module(step: int, class_name: str, state: dict[str, np.ndarray], *args: Any) -> Any:
-    """The learner's `class_name(*args)` from step `step`, holding the weights in `state`."""
-    module = build_learner_module(class_name, harness.learner_attr(step, class_name), *args)
-    return load_weights(class_name, module, state)
-
-
-def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
-    """Load `state` into the learner's module, first naming any missing, extra or misshaped weight."""
-    try:
-        params = {name: [int(d) for d in t.shape] for name, t in module.parameters}
-    except Exception as error:
-        raise LearnerError(
-            harness.describe_exception(f"Listing the parameters of {what}", error)
-        ) from error
-    expected = {name: list(value.shape) for name, value in state.items()}
-    missing = sorted(set(expected) - set(params))
-    extra = sorted(set(params) - set(expected))
-    problems = []
-    if not params:
-        raise LearnerError(
-            f"{what} has no parameters yet: create its layers in __init__ (are they still None?)."
-        )
-    if missing:
-        problems.append(
-            f"it has no parameter {', '.join(missing)} (HuggingFace's names; is a layer still None "
-            "or named differently?)"
-        )
-    if extra:
-        problems.append(f"it has parameters HuggingFace's module does not: {', '.join(extra)}")
-    for name in sorted(set(params) & set(expected)):
-        if params[name] != expected[name]:
-            width = (
-                "the MLP's width is config.n_inner, or 4 * n_embd when that is None; "
-                if ".mlp." in f".{name}"
-                else ""
-            )
-            problems.append(
-                f"{name} has shape {params[name]}, expected {expected[name]} ({width}a MAX Linear "
-                "stores its weight as [out_features, in_features])"
-            )
-    if problems:
-        raise LearnerError(f"{what} does not have GPT-2's parameters: " + "; ".join(problems) + ".")
-    if harness.low_precision():  # cast here: a MAX cast would compile a graph per shape
-        state = {name: bfloat16(value) for name, value in state.items()}
-    harness.call(f"Loading weights into {what}", module.load_state_dict, state, auto_cast=True)
-    if options.current().device != "cpu":
-        harness.call(f"Moving {what} to the GPU", module.to, harness.device())
-    return module
-
-
-def bfloat16(array: np.ndarray) -> Any:
-    """A float array as a bfloat16 torch tensor: numpy has no bfloat16, and torch's cast, unlike
-    MAX's eager one on a CPU, compiles nothing."""
-    return torch_no_grad().tensor(array).bfloat16()
-
-
-def max_tensor(array: Any, float32: bool = False) -> Any:
-    """A numpy or torch array as a MAX Tensor on the checks' device, floats in the checks' dtype
-    (or kept in float32).
-
-    bfloat16 goes through torch, which has it (numpy has none): a MAX cast would compile a graph.
-    """
-    from max.experimental.tensor import Tensor
-
-    if hasattr(array, "detach") and str(array.dtype) != "torch.bfloat16":
-        array = array.numpy()
-    if (
-        isinstance(array, np.ndarray)
-        and harness.low_precision()
-        and not float32
-        and np.issubdtype(array.dtype, np.floating)
-    ):
-        array = bfloat16(array)
-    tensor = Tensor.from_dlpack(
-        np.ascontiguousarray(array) if isinstance(array, np.ndarray) else array.contiguous()
-    )
-    return tensor.to(harness.device()) if options.current().device != "cpu" else tensor
 
 
 def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
@@ -247,97 +153,6 @@ def token_ids(batch: int, seq_len: int, vocab_size: int, seed: int) -> Any:
     return torch.randint(0, vocab_size, (batch, seq_len), generator=generator)
 
 
-# Text the checks' tokenizer learns from: English, accents, CJK, emoji and odd whitespace, so that
-# every case the checks encode is made of real merges, not only single bytes.
-TOKENIZER_CORPUS = [
-    "Hello world! The quick brown fox jumps over the lazy dog.",
-    "Language models predict the next token from the tokens before it.",
-    "naïve café in Zürich — 東京 and Ελληνικά 🙂🚀",
-    "  spaced\n\n\ttabs  and   runs of spaces  ",
-] * 20
-
-
-def local_tokenizer(model_max_length: int = 1024) -> Any:
-    """A GPT-2 style byte-level BPE tokenizer trained here on TOKENIZER_CORPUS: no hub needed."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Tokenizer
-
-    quiet_transformers()
-    folder = harness.ROOT / "build" / "tokenizer"
-    if not (folder / "vocab.json").exists() or not (folder / "merges.txt").exists():
-        bpe = ByteLevelBPETokenizer()
-        bpe.train_from_iterator(
-            TOKENIZER_CORPUS,
-            vocab_size=400,
-            min_frequency=1,
-            show_progress=False,
-            special_tokens=["<|endoftext|>"],
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        bpe.save_model(str(folder))
-    tokenizer = GPT2Tokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
-    # transformers 5 builds an empty tokenizer instead of raising when it can't read the files.
-    if len(tokenizer) <= 1:
-        raise RuntimeError(f"the tokenizer built from {folder} is empty: delete the folder")
-    tokenizer.model_max_length = model_max_length  # from vocab + merges alone it is ~1e30
-    tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-class IdTokenizer:
-    """Text is space-separated token ids ("3 14 15"): step 10's generate_text runs on any
-    vocabulary, with no trained tokenizer. `eos_token_id` -1 never ends a text."""
-
-    def __init__(self, model_max_length: int, eos_token_id: int = -1):
-        self.model_max_length = model_max_length
-        self.eos_token_id = eos_token_id
-
-    def encode(
-        self, text: str, max_length: int | None = None, truncation: bool = False
-    ) -> list[int]:
-        ids = [int(word) for word in text.split()]
-        return ids[:max_length] if truncation and max_length else ids
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return "".join(f" {i}" for i in ids if not (skip_special_tokens and i == self.eos_token_id))
-
-
-class HFLogits:
-    """A HuggingFace GPT2LMHeadModel as the callable step 10 expects: MAX ids [1, S] -> MAX logits.
-
-    It refuses more tokens than the model has positions, in a sentence, as GPT-2 itself would fail.
-    """
-
-    def __init__(self, model: Any):
-        self.model = model
-        self.n_positions = model.config.n_positions
-        self.calls = 0
-        self.last_ids: list[int] = []  # the ids of the latest call
-
-    def __call__(self, input_ids: Any) -> Any:
-        torch = torch_no_grad()
-        from checks.compare import as_numpy
-
-        ids = as_numpy(input_ids, "The ids given to the model")
-        if ids.ndim != 2 or ids.shape[0] != 1:
-            raise LearnerError(
-                f"the model was given ids of shape {list(ids.shape)}; it takes [1, S]."
-            )
-        if ids.shape[1] > self.n_positions:
-            raise LearnerError(
-                f"the model was given {ids.shape[1]} tokens but has only {self.n_positions} "
-                "positions: keep only the last tokenizer.model_max_length tokens."
-            )
-        if ids.shape[1] == 0:
-            raise LearnerError("the model was given no tokens at all.")
-        self.calls += 1
-        self.last_ids = ids[0].tolist()
-        logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
-        if harness.low_precision():  # a bfloat16 model's logits, cast to float32 as step 8 does
-            logits = logits.bfloat16().float()
-        return max_tensor(logits.numpy(), float32=True)
-
-
 def near_greedy_problem(hf_model: Any, ids: list[int], prompt_length: int) -> str | None:
     """For bfloat16, where greedy text may part from float32's wherever two tokens score within
     rounding: each generated id must score, in HuggingFace's float32 model, no further below the
@@ -354,16 +169,6 @@ def near_greedy_problem(hf_model: Any, ids: list[int], prompt_length: int) -> st
                 f"{row.max():.3g}: further than bfloat16 rounding explains."
             )
     return None
-
-
-def quiet_transformers() -> None:
-    """No progress bars or warnings from transformers and the hub in a learner's report."""
-    import huggingface_hub.utils
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()  # e.g. step 10 feeds prompts over the context
-    transformers.utils.logging.disable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()
 
 
 def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Path:

@@ -1,4 +1,4 @@
-"""Keeps built HuggingFace references on disk as .npz arrays plus JSON, never pickle, safe for two processes."""
+"""Keeps built references on disk as .npz arrays plus JSON (never pickle), safe for two processes."""
 
 from __future__ import annotations
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from checks import compare, harness, options, runtime
+from checks import harness, options
 from checks.harness import LearnerError
+from checks.max_cache import passed_checks_dir
+from checks.recorder import Recorder
+from checks.verdicts import checker_digest
 
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
@@ -46,9 +49,7 @@ class PassedBefore:
     lives in MAX's cache folder and goes with it; `warm`, whose job is to compile, ignores it."""
 
     def __init__(self) -> None:
-        from checks.verdicts import checker_digest
-
-        self.folder = runtime.passed_checks_dir()
+        self.folder = passed_checks_dir()
         digest = hashlib.sha256(checker_digest().encode())
         folder = harness.steps_dir()
         for path in sorted([*folder.glob("*.py"), *folder.glob("kernels/*.mojo")]):  # all steps
@@ -100,14 +101,19 @@ class ReportPlugin:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
-        self.messages: list[str] = []
-        self.notes: list[str] = []
+        self.recorder = Recorder()  # the running check's, made anew before each check
+
+    @pytest.fixture
+    def record(self) -> Recorder:
+        """The running check's Recorder: what it found goes there, and from there to the report."""
+        return self.recorder
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "compiled: the check compiles a MAX graph")
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest sets up the fixtures, `record` among them
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.messages, self.notes = compare.collect_messages()
+        self.recorder = Recorder()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if is_compiled(item) and options.current().eager_only:
@@ -141,7 +147,7 @@ class ReportPlugin:
             self.results.append(Result(title_of(item), True, True, [reason]))
             return
         if report.when == "call" or report.failed:
-            messages = list(self.messages)
+            messages = list(self.recorder.failures)
             text = ""
             if call.excinfo is not None:
                 error = call.excinfo.value
@@ -154,7 +160,9 @@ class ReportPlugin:
                     )
                     text = "".join(traceback.format_exception(error))
             self.results.append(
-                Result(title_of(item), report.passed, False, messages, text, list(self.notes))
+                Result(
+                    title_of(item), report.passed, False, messages, text, list(self.recorder.notes)
+                )
             )
             if report.when == "call" and report.passed and is_compiled(item) and not messages:
                 self.passed_before.add(item)

@@ -1,5 +1,6 @@
-"""Starting and stopping `max serve` on the serving chapter's code (steps/ or solutions/), for the
-bench's served row and the repository's end-to-end test. The server is always stopped."""
+"""Starting and stopping `max serve` on the serving chapter's code (steps/ or solutions/).
+
+For the bench's served row and the repository's end-to-end test. The server is always stopped."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def learner_masks() -> list[tuple[str, np.ndarray]]:
     from max.driver import CPU
     from max.dtype import DType
 
-    from checks.compare import as_numpy
+    from checks.tensors import as_numpy
 
     causal_mask = harness.learner_attr(3, "causal_mask")
     found = []
@@ -246,7 +246,7 @@ def learner_attention(model: str, prompt: str) -> tuple[np.ndarray, list[str], s
     attention in numpy (step 4's attention returns only its output, not its weights)."""
     from max.experimental import functional as F
 
-    from checks.compare import as_numpy
+    from checks.tensors import as_numpy
 
     hf_model, tokenizer = harness.learner_attr(11, "load_huggingface")(model)
     config_class = harness.learner_attr(1, "GPT2Config")
@@ -298,7 +298,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def sampling_logits(model: str | None, prompt: str):
     """(next-token logits [V], tokenizer): HuggingFace's model `model`, or step 10's check model."""
-    from checks.reference import torch_no_grad
+    from checks.tensors import torch_no_grad
 
     torch = torch_no_grad()
     if model is None:

@@ -1,4 +1,6 @@
-"""The KV-cache extension: the cached model's logits equal HuggingFace's at every step, and its
+"""The KV-cache extension's checks: cached decoding gives HuggingFace's logits and text.
+
+The cached model's logits equal HuggingFace's at every step, and its
 greedy text equals HuggingFace generate()'s, token for token."""
 
 import functools
@@ -7,7 +9,8 @@ import numpy as np
 import pytest
 
 from checks import harness, options
-from checks.compare import Slip, as_numpy, expect, expect_eager_only_failure, mismatch
+from checks.compare import Slip, mismatch
+from checks.tensors import as_numpy
 from checks.report import may_compile
 from checks.harness import (
     KV_CACHE,
@@ -17,18 +20,11 @@ from checks.harness import (
     learner_attr,
     not_none,
 )
-from checks.reference import (
-    SMALL,
-    IdTokenizer,
-    cached,
-    hf_lm_model,
-    learner_module,
-    max_state_dict,
-    max_tensor,
-    near_greedy_problem,
-    token_ids,
-    torch_no_grad,
-)
+from checks.reference import SMALL, hf_lm_model, max_state_dict, near_greedy_problem, token_ids
+from checks.doubles import IdTokenizer
+from checks.reference_cache import cached
+from checks.modules import learner_module
+from checks.tensors import max_tensor, torch_no_grad
 
 # (start, end) of the ids fed at each call: the prompt, single tokens, then chunks of new tokens
 # after cached ones (where a mask that ignores the cached length shows).
@@ -142,7 +138,7 @@ POSITIONS_RESTART = (
 )
 
 
-def check_chunks(model, mode: str) -> int | None:
+def check_chunks(record, model, mode: str) -> int | None:
     """Compare every step's logits; stop at the first wrong one (later ones follow from it) and
     return its number, or None when all match."""
     for number, (label, logits, expected, slips) in enumerate(run_chunks(model, mode)):
@@ -156,7 +152,7 @@ def check_chunks(model, mode: str) -> int | None:
                     "changes once there is a cache (keys and values appended, the mask "
                     "for N cached keys, positions from N)."
                 )
-            expect(False, problem)
+            record.expect(False, problem)
             return number
     return None
 
@@ -182,11 +178,11 @@ def cache_hint(start: int, end: int) -> str:
     )
 
 
-def test_logits_match_at_every_step_eager():
+def test_logits_match_at_every_step_eager(record):
     """The last position's logits equal HuggingFace's after every call: the prompt, single tokens, chunks (eager)"""
     if bfloat16_on_the_cpu():
         pytest.skip(BFLOAT16_EAGER)
-    check_chunks(learner_model(), "eager")
+    check_chunks(record, learner_model(), "eager")
 
 
 BFLOAT16_EAGER = (
@@ -206,15 +202,15 @@ def compiled_model():
 
 
 @pytest.mark.compiled
-def test_logits_match_at_every_step_compiled():
+def test_logits_match_at_every_step_compiled(record):
     """The same inside one graph compiled with symbolic batch, length and cached length (compiled)"""
     if not bfloat16_on_the_cpu():  # a forward that can't run eagerly: say so, don't compile
         next(run_chunks(learner_model(), "eager"))
-    wrong = check_chunks(compiled_model(), "compiled")
+    wrong = check_chunks(record, compiled_model(), "compiled")
     if wrong is not None:
         for number, (_, logits, expected, _) in enumerate(run_chunks(learner_model(), "eager")):
             if number == wrong:
-                expect_eager_only_failure(logits, expected, TOLERANCE)
+                record.expect_eager_only_failure(logits, expected, TOLERANCE)
                 break
 
 
@@ -248,7 +244,7 @@ def greedy_with_positions_restarting(hf, prompt: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("prompt", PROMPTS.values(), ids=PROMPTS.keys())
-def test_greedy_text_matches_huggingface_generate(prompt, request):
+def test_greedy_text_matches_huggingface_generate(record, prompt, request):
     """generate_with_cache(do_sample=False) gives HuggingFace generate()'s text, token for token"""
     expected_ids, restarted_ids = reference()["greedy"][tuple(prompt)]
     tokenizer = IdTokenizer(SMALL.n_positions, eos_token_id=EOS)
@@ -296,16 +292,16 @@ def test_greedy_text_matches_huggingface_generate(prompt, request):
     )
     if harness.low_precision():  # the tokens up to the last call, within rounding
         problem = near_greedy_problem(hf_model_of_reference(), seen, len(prompt))
-        expect(problem is None, f"{what} on your bfloat16 model gave {got!r}: {problem}")
+        record.expect(problem is None, f"{what} on your bfloat16 model gave {got!r}: {problem}")
         return
     hint = f"\n  Hint: {POSITIONS_RESTART}" if got == restarted != expected else ""
-    expect(
+    record.expect(
         got == expected,
         f"{what} gave {got!r}; HuggingFace generate() (and the model without "
         f"a cache) gives {expected!r}.{hint}",
     )
     once = [len(prompt)] + [1] * (len(fed) - 1)
-    expect(
+    record.expect(
         fed == once,
         f"{what} fed the model {fed} ids per call; it should feed the prompt once "
         f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "

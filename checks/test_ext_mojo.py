@@ -1,4 +1,6 @@
-"""The Mojo extension: the learner's gemv kernel against numpy on odd shapes, with this machine's
+"""The Mojo extension's checks: the learner's gemv kernel, right on every machine, and its speed.
+
+The learner's gemv kernel against numpy on odd shapes, with this machine's
 worker count and SIMD width and with others (1, 3, 7 workers; NEON's width of 4), its speed beside
 MAX's built-in matmul, PyTorch's and the machine's memory on the LM head's shape (reported, never
 failed: a correct kernel passes on any machine), and the KV-cache model built on it against
@@ -15,9 +17,11 @@ import pytest
 
 from checks import harness, options
 from checks import test_ext_kv_cache as kv
-from checks.compare import Slip, expect_close, note
+from checks.compare import Slip
 from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
-from checks.reference import SMALL, learner_module, max_tensor
+from checks.reference import SMALL
+from checks.modules import learner_module
+from checks.tensors import max_tensor
 from checks.report import earlier_failure
 
 # (rows of x, K, N): sizes that are not multiples of any SIMD width, one output row, one input
@@ -174,13 +178,13 @@ def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> li
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_kernel_matches_numpy(shape):
+def test_kernel_matches_numpy(record, shape):
     """gemv(x, weight) equals numpy's x @ weight.T, inside a compiled graph"""
     skip_unless_cpu_float32()
     rows, k, n = shape
     x, weight = operands(rows, k, n)
     got = call("the gemv op", kernel_graph(), max_tensor(x), max_tensor(weight))
-    expect_close(
+    record.expect_close(
         f"gemv of {rows} x {k} by {n} x {k}",
         got,
         x @ weight.T,
@@ -192,14 +196,14 @@ def test_kernel_matches_numpy(shape):
 
 @pytest.mark.parametrize("machine", OTHER_MACHINES.values(), ids=OTHER_MACHINES.keys())
 @pytest.mark.compiled
-def test_kernel_matches_numpy_on_other_machines(machine):
+def test_kernel_matches_numpy_on_other_machines(record, machine):
     """gemv(x, weight) equals numpy's on 13 output rows as other machines run it"""
     skip_unless_cpu_float32()
     rows, k, n = SPLIT_SHAPE
     x, weight = operands(rows, k, n)
     graph = kernel_graph(**machine)
     got = call("the gemv op", graph, max_tensor(x), max_tensor(weight))
-    expect_close(
+    record.expect_close(
         f"gemv of {rows} x {k} by {n} x {k} on {machine['workers']} workers with a SIMD width of "
         f"{machine['width']}",
         got,
@@ -220,7 +224,7 @@ def seconds_per_call(run, repeats: int = 10) -> float:
     return statistics.median(times)
 
 
-def test_kernel_speed_on_the_lm_head(request):
+def test_kernel_speed_on_the_lm_head(record, request):
     """The kernel's speed on the LM head, beside MAX's matmul, PyTorch and memory (reported)
 
     Not judged: speed depends on the machine, and a correct kernel passes on any."""
@@ -243,16 +247,16 @@ def test_kernel_speed_on_the_lm_head(request):
     }
     memory = read_bandwidth_gbs()
     rate = {name: weight.nbytes / 1e9 / s for name, s in seconds.items()}
-    note(
+    record.note(
         "; ".join(f"{name} {1000 * seconds[name]:.1f} ms = {rate[name]:.1f} GB/s" for name in rate)
     )
     yours, max_own = rate["your kernel"], rate["MAX's matmul"]
-    note(
+    record.note(
         f"This machine reads memory at {memory:.0f} GB/s (a 512 MiB sum on every core): your "
         f"kernel reads at {100 * yours / memory:.0f} % of that."
     )
     if yours < SLOW_SHARE * max_own:
-        note(
+        record.note(
             "Your kernel is under a quarter of MAX's matmul's speed here: a kernel that reads one "
             "float at a time, or runs on one core, is this slow. Check that dot loads `width` "
             "floats at a time (TODO 3) and that execute splits the rows over `blocks` workers "
@@ -261,10 +265,10 @@ def test_kernel_speed_on_the_lm_head(request):
 
 
 @pytest.mark.compiled
-def test_kv_cache_model_on_the_kernel_matches_at_every_step_compiled():
+def test_kv_cache_model_on_the_kernel_matches_at_every_step_compiled(record):
     """MojoCachedGPT2LMHeadModel's logits equal HuggingFace's after every call (compiled)"""
     skip_unless_cpu_float32()
     learner_gemv()
     model = learner_module(MOJO, "MojoCachedGPT2LMHeadModel", kv.reference()["state"], SMALL)
     compiled = compile_module("MojoCachedGPT2LMHeadModel", model, *kv.input_types())
-    kv.check_chunks(compiled, "compiled")
+    kv.check_chunks(record, compiled, "compiled")

@@ -1,4 +1,6 @@
-"""The serving extension: what `max serve` asks of the learner's code, driven as the server drives
+"""The serving extension's checks: the learner's code driven as `max serve` drives it.
+
+What `max serve` asks of the learner's code, driven as the server drives
 it (real TextContexts, a batch whose requests start and end at different times), without starting
 a server. The server itself is tested end to end in tests/test_serve.py."""
 
@@ -9,9 +11,11 @@ import pytest
 
 from checks import harness
 from checks import test_ext_kv_cache as kv
-from checks.compare import as_numpy, expect
+from checks.tensors import as_numpy
 from checks.harness import SERVING, LearnerError, call, learner_attr, not_none
-from checks.reference import SMALL, cached, torch_no_grad
+from checks.reference import SMALL
+from checks.reference_cache import cached
+from checks.tensors import torch_no_grad
 from checks.report import may_compile
 
 # Sizes that differ from each other, so a property that reads the wrong one shows.
@@ -38,7 +42,7 @@ def arch_config():
     )
 
 
-def test_arch_config_reads_the_sizes():
+def test_arch_config_reads_the_sizes(record):
     """GPT2ArchConfig gives MAX the heads with keys and values, the head width and the layers"""
     config = arch_config()
     wanted = {
@@ -49,7 +53,7 @@ def test_arch_config_reads_the_sizes():
     for name, (value, source) in wanted.items():
         what = f"GPT2ArchConfig.{name}"
         got = not_none(what, call(what, lambda name=name: getattr(config, name)))
-        expect(
+        record.expect(
             got == value,
             f"{what} is {got!r} for a GPT-2 with {SIZES}; it should be {value} ({source}).",
         )
@@ -60,7 +64,7 @@ def test_arch_config_reads_the_sizes():
     [(None, 40), (16, 16), (100, 40)],
     ids=["no --max-length", "--max-length 16", "--max-length 100"],
 )
-def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
+def test_max_seq_len_is_bounded_by_the_positions(record, max_length, expected):
     """calculate_max_seq_len keeps --max-length within n_positions (40 here)"""
     what = f"GPT2ArchConfig.calculate_max_seq_len(config with n_positions=40, {max_length=})"
     got = call(
@@ -70,7 +74,7 @@ def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
         SimpleNamespace(max_length=max_length),
     )
     not_none(what, got)
-    expect(
+    record.expect(
         got == expected,
         f"{what} gave {got!r}; it should be {expected}: the user's --max-length when given, but "
         "never more than n_positions (wpe has no row for a later position).",
@@ -170,32 +174,32 @@ def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
     return generated
 
 
-def test_one_request_decodes_huggingface_greedy_tokens(request):
+def test_one_request_decodes_huggingface_greedy_tokens(record, request):
     """One request, decoded step by step: HuggingFace generate()'s greedy tokens, with the cache"""
     model, served = pipeline_model(request)
     prompt = ARRIVALS[0][1]
     got = serve(model, [(0, prompt)])[prompt]
     expected = greedy_ids(prompt)
-    expect(
+    record.expect(
         got == expected,
         f"A request with prompt ids {list(prompt)} decoded greedily to {got}; HuggingFace "
         f"generate() gives {expected}. Check execute: the ids fed are those the request's "
         "cache has not seen, and the logits kept are the last position's.",
     )
     once = [len(prompt)] + [1] * (len(served.fed) - 1)
-    expect(
+    record.expect(
         served.fed == once,
         f"execute fed the model {served.fed} ids per step; with the request's cache kept in "
         f"self.caches it feeds the prompt once, then one new id per step ({once}).",
     )
 
 
-def test_requests_in_one_batch_keep_their_own_caches(request):
+def test_requests_in_one_batch_keep_their_own_caches(record, request):
     """Three requests in one batch, one arriving later: each gets its own greedy tokens"""
     model, served = pipeline_model(request)
     got = serve(model, ARRIVALS)
     needed = sum(len(prompt) + len(got[prompt]) - 1 for _, prompt in ARRIVALS)
-    expect(
+    record.expect(
         sum(served.fed) == needed,
         f"Serving three requests together, execute fed the model {sum(served.fed)} ids in all; "
         f"each request's prompt once and then its newest token are {needed}: a request's cache "
@@ -204,7 +208,7 @@ def test_requests_in_one_batch_keep_their_own_caches(request):
     )
     for _, prompt in ARRIVALS:
         expected = greedy_ids(prompt)
-        expect(
+        record.expect(
             got[prompt] == expected,
             f"In a batch of requests, the one with prompt ids {list(prompt)} decoded to "
             f"{got[prompt]}; alone, HuggingFace generate() gives {expected}. Each request needs "
@@ -212,12 +216,12 @@ def test_requests_in_one_batch_keep_their_own_caches(request):
         )
 
 
-def test_release_forgets_the_request(request):
+def test_release_forgets_the_request(record, request):
     """release(request_id) forgets a finished request's cache"""
     model, _ = pipeline_model(request)
     serve(model, ARRIVALS[:2])
     left = len(model.caches)
-    expect(
+    record.expect(
         left == 0,
         f"After two requests were served and released, self.caches still holds {left}: "
         "release(request_id) should drop the request's cache, or the server's memory grows "

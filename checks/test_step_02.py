@@ -4,19 +4,12 @@ import math
 
 import pytest
 
-from checks.compare import Slip, expect_close
+from checks.compare import Slip
 from checks.harness import call, learner_attr
-from checks.reference import (
-    GPT2_SIZES,
-    SMALL,
-    build_learner_module,
-    cached,
-    hf_mlp,
-    hidden_states,
-    load_weights,
-    max_state_dict,
-    max_tensor,
-)
+from checks.reference import GPT2_SIZES, SMALL, hf_mlp, hidden_states, max_state_dict
+from checks.modules import build_learner_module, load_weights
+from checks.reference_cache import cached
+from checks.tensors import max_tensor
 
 CASES = {
     "small config, batch 2, 7 tokens": (SMALL, 2, 7),
@@ -61,7 +54,7 @@ def slips(cfg, x):
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_output_matches_huggingface(case):
+def test_output_matches_huggingface(record, case):
     """GPT2MLP(4 * n_embd, config) gives HuggingFace's output"""
     cfg, batch, seq_len = case
     ref = reference(cfg, batch, seq_len)
@@ -70,7 +63,7 @@ def test_output_matches_huggingface(case):
     load_weights("GPT2MLP", mlp, ref["state"])
     got = call("GPT2MLP.forward", mlp, max_tensor(ref["x"]))
     tolerance = 1e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    expect_close(
+    record.expect_close(
         "GPT2MLP output",
         got,
         ref["expected"],

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.compare import Slip, as_numpy, expect_close, expect_eager_only_failure
+from checks.compare import Slip
+from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, compile_module, learner_attr
-from checks.reference import max_tensor
+from checks.tensors import max_tensor
 
 
 def expected_mask(seq_len: int, num_tokens: int, shift: int = 0) -> np.ndarray:
@@ -81,7 +82,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_mask_values(case):
+def test_mask_values(record, case):
     """causal_mask(sequence_length, num_tokens) hides exactly the future keys (eager)"""
     seq_len, num_tokens = case
     causal_mask = learner_attr(3, "causal_mask")
@@ -92,7 +93,7 @@ def test_mask_values(case):
         ),
         what,
     )
-    expect_close(
+    record.expect_close(
         what,
         got,
         expected_mask(seq_len, num_tokens),
@@ -147,7 +148,7 @@ def probe_inputs(seq_len: int, num_tokens: int) -> tuple[np.ndarray, np.ndarray]
 
 
 @pytest.mark.compiled
-def test_mask_in_compiled_graph():
+def test_mask_in_compiled_graph(record):
     """causal_mask is right inside a compiled graph, added to attention scores before a softmax, with symbolic sequence_length and num_tokens"""
     from max.experimental.tensor import TensorType
     from max.graph import DeviceRef
@@ -187,7 +188,7 @@ def test_mask_in_compiled_graph():
         )
         inputs = [max_tensor(queries), max_tensor(cached_keys)]
         got = call(what, graph, *inputs)
-        if not expect_close(what, got, expected, atol=1e-6, rtol=1e-5, slips=slips_here):
+        if not record.expect_close(what, got, expected, atol=1e-6, rtol=1e-5, slips=slips_here):
             eager = call("the same, run eagerly", probe, *inputs)
-            expect_eager_only_failure(eager, expected)
+            record.expect_eager_only_failure(eager, expected)
             break

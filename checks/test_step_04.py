@@ -4,17 +4,11 @@ import math
 
 import pytest
 
-from checks.compare import Slip, expect_close, expect_compiled_matches
+from checks.compare import Slip
 from checks.harness import call
-from checks.reference import (
-    GPT2_SIZES,
-    SMALL,
-    hf_attention,
-    hidden_state_outputs,
-    learner_module,
-    max_tensor,
-    run_hf_attention,
-)
+from checks.reference import GPT2_SIZES, SMALL, hf_attention, hidden_state_outputs, run_hf_attention
+from checks.modules import learner_module
+from checks.tensors import max_tensor
 
 
 def attention_variant(
@@ -152,35 +146,35 @@ def slips(cfg, x):
     return [Slip(hint, attention_variant(hf, x, **kw)) for hint, kw in SLIPS]
 
 
-def expect_matches(what, got, cfg, x, expected):
+def expect_matches(record, what, got, cfg, x, expected):
     tolerance = 2e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    return expect_close(
+    return record.expect_close(
         what, got, expected, atol=tolerance, rtol=tolerance, slips=lambda: slips(cfg, x)
     )
 
 
 @pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
-def test_eager_output_matches_huggingface(case):
+def test_eager_output_matches_huggingface(record, case):
     """Attention output matches HuggingFace's GPT2Attention"""
     cfg, batch, seq_len = case
     ref = reference(cfg, ((batch, seq_len),))
     attention = learner_attention(cfg, ref["state"])
     x, expected = ref[batch, seq_len]
     got = call("GPT2MultiHeadAttention.forward", attention, max_tensor(x))
-    expect_matches("Attention output (eager)", got, cfg, x, expected)
+    expect_matches(record, "Attention output (eager)", got, cfg, x, expected)
 
 
 @pytest.mark.compiled
-def test_compiled_output_matches_huggingface():
+def test_compiled_output_matches_huggingface(record):
     """Attention output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
     shapes = ((2, 7), (3, 13))
     ref = reference(SMALL, shapes)
     attention = learner_attention(SMALL, ref["state"])
-    expect_compiled_matches(
+    record.expect_compiled_matches(
         "GPT2MultiHeadAttention",
         attention,
         [ref[shape] for shape in shapes],
         lambda label, got, x, expected: expect_matches(
-            f"Attention output ({label})", got, SMALL, x, expected
+            record, f"Attention output ({label})", got, SMALL, x, expected
         ),
     )

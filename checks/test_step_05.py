@@ -2,17 +2,12 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close, expect_compiled_matches
+from checks.compare import Slip
 from checks.harness import call, learner_attr, low_precision
-from checks.reference import (
-    build_learner_module,
-    cached,
-    hf_layer_norm,
-    hidden_states,
-    load_weights,
-    max_tensor,
-    torch_no_grad,
-)
+from checks.modules import build_learner_module, load_weights
+from checks.reference_cache import cached
+from checks.reference import hf_layer_norm, hidden_states
+from checks.tensors import max_tensor, torch_no_grad
 
 # Rows of small variance make epsilon matter; a non-default eps catches a hard-coded one.
 CASES = {
@@ -84,7 +79,7 @@ def build_with_eps(cls, dim, eps):
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_eager_output_matches_torch(case):
+def test_eager_output_matches_torch(record, case):
     """LayerNorm(dim, eps=eps) matches torch.nn.LayerNorm (eager)"""
     dim, eps, batch, seq_len, scale = case
     ref = reference(*case)
@@ -93,7 +88,7 @@ def test_eager_output_matches_torch(case):
     )
     load_weights("LayerNorm", norm, ref["state"])
     got = call("LayerNorm.forward", norm, max_tensor(ref["x"]))
-    expect_close(
+    record.expect_close(
         "LayerNorm output",
         got,
         ref["expected"],
@@ -103,15 +98,17 @@ def test_eager_output_matches_torch(case):
     )
 
 
-def test_parameters_start_as_identity():
+def test_parameters_start_as_identity(record):
     """weight starts as ones and bias as zeros, of shape [dim]"""
     import numpy as np
 
     norm = call("LayerNorm(16)", learner_attr(5, "LayerNorm"), 16)
     params = dict(call("LayerNorm.parameters", lambda: list(norm.parameters)))
     for name, value in (("weight", 1.0), ("bias", 0.0)):
-        if expect(name in params, f"LayerNorm has no parameter `{name}`: create self.{name}."):
-            expect_close(
+        if record.expect(
+            name in params, f"LayerNorm has no parameter `{name}`: create self.{name}."
+        ):
+            record.expect_close(
                 f"LayerNorm(16).{name} at creation",
                 params[name],
                 np.full(16, value, np.float32),
@@ -121,7 +118,7 @@ def test_parameters_start_as_identity():
 
 
 @pytest.mark.compiled
-def test_compiled_output_matches_torch():
+def test_compiled_output_matches_torch(record):
     """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
     dim, eps = 32, 1e-5
     first, second = reference(dim, eps, 2, 7, 1.0), reference(dim, eps, 2, 5, 3e-3)
@@ -129,11 +126,11 @@ def test_compiled_output_matches_torch():
         "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
     )
     load_weights("LayerNorm", norm, first["state"])
-    expect_compiled_matches(
+    record.expect_compiled_matches(
         "LayerNorm",
         norm,
         [(ref["x"], ref["expected"], ref) for ref in (first, second)],
-        lambda label, got, x, expected, ref: expect_close(
+        lambda label, got, x, expected, ref: record.expect_close(
             f"LayerNorm output ({label})",
             got,
             expected,

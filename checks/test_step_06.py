@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from checks.compare import Slip, expect_close, expect_compiled_matches
+from checks.compare import Slip
 from checks.harness import call
 from checks.reference import (
     GPT2_SIZES,
@@ -12,11 +12,10 @@ from checks.reference import (
     SMALL_WITH_N_INNER,
     hf_block,
     hidden_state_outputs,
-    learner_module,
-    max_tensor,
     run_hf_block,
-    torch_no_grad,
 )
+from checks.modules import learner_module
+from checks.tensors import max_tensor, torch_no_grad
 
 EAGER_CASES = {
     "eager, small config, batch 2, 7 tokens": (SMALL, 2, 7),
@@ -92,35 +91,35 @@ def learner_block(cfg, state):
     return learner_module(6, "GPT2Block", state, cfg)
 
 
-def expect_matches(what, got, cfg, x, expected):
+def expect_matches(record, what, got, cfg, x, expected):
     tolerance = 5e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
-    return expect_close(
+    return record.expect_close(
         what, got, expected, atol=tolerance, rtol=tolerance, slips=lambda: slips(cfg, x)
     )
 
 
 @pytest.mark.parametrize("case", EAGER_CASES.values(), ids=EAGER_CASES.keys())
-def test_eager_output_matches_huggingface(case):
+def test_eager_output_matches_huggingface(record, case):
     """Block output matches HuggingFace's GPT2Block"""
     cfg, batch, seq_len = case
     ref = reference(cfg, ((batch, seq_len),))
     block = learner_block(cfg, ref["state"])
     x, expected = ref[batch, seq_len]
     got = call("GPT2Block.forward", block, max_tensor(x))
-    expect_matches("Block output (eager)", got, cfg, x, expected)
+    expect_matches(record, "Block output (eager)", got, cfg, x, expected)
 
 
 @pytest.mark.compiled
-def test_compiled_output_matches_huggingface():
+def test_compiled_output_matches_huggingface(record):
     """Block output matches HuggingFace's inside a graph compiled with symbolic batch and length (compiled)"""
     shapes = ((2, 7), (3, 13))
     ref = reference(SMALL, shapes)
     block = learner_block(SMALL, ref["state"])
-    expect_compiled_matches(
+    record.expect_compiled_matches(
         "GPT2Block",
         block,
         [ref[shape] for shape in shapes],
         lambda label, got, x, expected: expect_matches(
-            f"Block output ({label})", got, SMALL, x, expected
+            record, f"Block output ({label})", got, SMALL, x, expected
         ),
     )

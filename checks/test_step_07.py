@@ -2,20 +2,12 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
+from checks.compare import Slip, mismatch
 from checks.harness import LearnerError, call, learner_attr
-from checks.reference import (
-    SMALL,
-    build_learner_module,
-    cached,
-    causal_mask_4d,
-    hf_lm_model,
-    learner_module,
-    max_state_dict,
-    max_tensor,
-    token_ids,
-    torch_no_grad,
-)
+from checks.reference import SMALL, causal_mask_4d, hf_lm_model, max_state_dict, token_ids
+from checks.modules import build_learner_module, learner_module
+from checks.reference_cache import cached
+from checks.tensors import max_tensor, torch_no_grad
 
 SHAPES = ((2, 7), (3, 13), (2, SMALL.n_positions))
 TOLERANCE = 1e-4
@@ -133,47 +125,49 @@ def where_it_diverges(model, cfg, stages, expected):
     )
 
 
-def check_output(what, got, model, cfg, ids, stages, expected):
-    ok = expect_close(
+def check_output(record, what, got, model, cfg, ids, stages, expected):
+    ok = record.expect_close(
         what, got, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=lambda: slips(cfg, ids, stages)
     )
     if not ok:
         try:
-            expect(False, where_it_diverges(model, cfg, stages, expected))
+            record.expect(False, where_it_diverges(model, cfg, stages, expected))
         except LearnerError as error:
-            expect(False, str(error))
+            record.expect(False, str(error))
     return ok
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"eager, batch {b}, {s} tokens" for b, s in SHAPES])
-def test_eager_output_matches_huggingface(shape):
+def test_eager_output_matches_huggingface(record, shape):
     """Final hidden states match HuggingFace's GPT2Model"""
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
     ids, stages, expected = ref[shape]
     got = call("MaxGPT2Model.forward", model, max_tensor(ids))
-    check_output("Hidden states (eager)", got, model, SMALL, ids, stages, expected)
+    check_output(record, "Hidden states (eager)", got, model, SMALL, ids, stages, expected)
 
 
-def test_blocks_are_indexable():
+def test_blocks_are_indexable(record):
     """h holds n_layer blocks that can be indexed, h[0] ... h[n_layer - 1]"""
     model = build_learner_module("MaxGPT2Model", learner_attr(7, "MaxGPT2Model"), SMALL)
     blocks = call("MaxGPT2Model.h", lambda: model.h)
     count = call("len(MaxGPT2Model.h)", len, blocks)
-    expect(count == SMALL.n_layer, f"h holds {count} blocks; config.n_layer is {SMALL.n_layer}.")
+    record.expect(
+        count == SMALL.n_layer, f"h holds {count} blocks; config.n_layer is {SMALL.n_layer}."
+    )
 
 
 @pytest.mark.compiled
-def test_compiled_output_matches_huggingface():
+def test_compiled_output_matches_huggingface(record):
     """Final hidden states match inside a graph compiled with symbolic batch and length (compiled)"""
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
-    expect_compiled_matches(
+    record.expect_compiled_matches(
         "MaxGPT2Model",
         model,
         [(ids, expected, stages) for ids, stages, expected in (ref[s] for s in SHAPES[:2])],
         lambda label, got, ids, expected, stages: check_output(
-            f"Hidden states ({label})", got, model, SMALL, ids, stages, expected
+            record, f"Hidden states ({label})", got, model, SMALL, ids, stages, expected
         ),
         TOLERANCE,
     )

@@ -2,19 +2,12 @@
 
 import pytest
 
-from checks.compare import Slip, expect, expect_close, expect_compiled_matches, mismatch
+from checks.compare import Slip, mismatch
 from checks.harness import call
-from checks.reference import (
-    SMALL,
-    cached,
-    causal_mask_4d,
-    hf_lm_model,
-    learner_module,
-    max_state_dict,
-    max_tensor,
-    token_ids,
-    torch_no_grad,
-)
+from checks.reference import SMALL, causal_mask_4d, hf_lm_model, max_state_dict, token_ids
+from checks.reference_cache import cached
+from checks.modules import learner_module
+from checks.tensors import max_tensor, torch_no_grad
 
 SHAPES = ((2, 7), (1, SMALL.n_positions))
 TOLERANCE = 2e-4
@@ -53,20 +46,20 @@ def learner_model(cfg, state):
     return learner_module(8, "MaxGPT2LMHeadModel", state, cfg)
 
 
-def check_logits(what, got, model, cfg, ids, hidden, logits):
-    ok = expect_close(
+def check_logits(record, what, got, model, cfg, ids, hidden, logits):
+    ok = record.expect_close(
         what, got, logits, atol=TOLERANCE, rtol=TOLERANCE, slips=lambda: slips(cfg, ids)
     )
     if not ok:
         body = call("MaxGPT2LMHeadModel.transformer", model.transformer, max_tensor(ids))
         if mismatch("", body, hidden, atol=TOLERANCE, rtol=TOLERANCE) is not None:
-            expect(
+            record.expect(
                 False,
                 "The body (self.transformer, your MaxGPT2Model of step 7) already "
                 "differs from HuggingFace's: fix step 7 first.",
             )
         else:
-            expect(
+            record.expect(
                 False,
                 "The body's hidden states match; the difference is in the head: "
                 "lm_head is Linear(n_embd, vocab_size, bias=False) applied to them.",
@@ -74,12 +67,12 @@ def check_logits(what, got, model, cfg, ids, hidden, logits):
     return ok
 
 
-def test_parameter_names_match_huggingface():
+def test_parameter_names_match_huggingface(record):
     """Parameter names and shapes equal GPT2LMHeadModel's state dict, so weights load by name"""
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])  # names every missing, extra or misshaped one
     names = sorted(name for name, _ in model.parameters)
-    expect(
+    record.expect(
         names == sorted(ref["state"]),
         f"MaxGPT2LMHeadModel's parameters are {names[:4]}...; "
         f"GPT-2's are {sorted(ref['state'])[:4]}...",
@@ -87,27 +80,27 @@ def test_parameter_names_match_huggingface():
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"eager, batch {b}, {s} tokens" for b, s in SHAPES])
-def test_eager_logits_match_huggingface(shape):
+def test_eager_logits_match_huggingface(record, shape):
     """Logits match HuggingFace's GPT2LMHeadModel"""
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
     ids, hidden, logits = ref[shape]
     got = call("MaxGPT2LMHeadModel.forward", model, max_tensor(ids))
-    check_logits("Logits (eager)", got, model, SMALL, ids, hidden, logits)
+    check_logits(record, "Logits (eager)", got, model, SMALL, ids, hidden, logits)
 
 
 @pytest.mark.compiled
-def test_compiled_model_matches_eager_and_huggingface():
+def test_compiled_model_matches_eager_and_huggingface(record):
     """model.compile(TensorType(int64, ("batch", "seqlen"))) gives the same logits for two lengths (compiled)"""
     ref = reference(SMALL)
     model = learner_model(SMALL, ref["state"])
     cases = [(ids, logits, hidden) for ids, hidden, logits in (ref[s] for s in ((2, 7), (3, 13)))]
-    expect_compiled_matches(
+    record.expect_compiled_matches(
         "MaxGPT2LMHeadModel",
         model,
         cases,
         lambda label, got, ids, logits, hidden: check_logits(
-            f"Logits ({label})", got, model, SMALL, ids, hidden, logits
+            record, f"Logits ({label})", got, model, SMALL, ids, hidden, logits
         ),
         TOLERANCE,
     )

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.compare import Slip, as_numpy, expect, expect_close
+from checks.compare import Slip
+from checks.tensors import as_numpy
 from checks.harness import call, learner_attr, not_none
-from checks.reference import local_tokenizer, max_tensor
+from checks.tokenizer import local_tokenizer
+from checks.tensors import max_tensor
 
 TEXTS = {
     "plain English": "Hello world! The quick brown fox jumps over the lazy dog.",
@@ -18,8 +20,8 @@ TEXTS = {
 LONG = "Language models predict the next token from the tokens before it."
 
 
-def expect_ids(what, got, ids, slips=()):
-    return expect_close(
+def expect_ids(record, what, got, ids, slips=()):
+    return record.expect_close(
         what,
         got,
         np.array([ids], dtype=np.int64).reshape(1, -1),
@@ -69,21 +71,21 @@ def extra_id_slips(got, ids, tokenizer) -> list[Slip]:
 
 
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
-def test_tokenize_text_matches_encode(text):
+def test_tokenize_text_matches_encode(record, text):
     """tokenize_text gives the tokenizer's ids as a [1, n] int64 Tensor on the device"""
     tokenizer = local_tokenizer()
     device = harness.device()
     what = f"tokenize_text({text!r})"
     got = call(what, learner_attr(9, "tokenize_text"), text, tokenizer, device)
     ids = tokenizer.encode(text)
-    if expect_ids(what, got, ids, extra_id_slips(as_numpy(got, what), ids, tokenizer)):
-        expect(
+    if expect_ids(record, what, got, ids, extra_id_slips(as_numpy(got, what), ids, tokenizer)):
+        record.expect(
             getattr(got, "device", None) == device,
             "tokenize_text should return a MAX Tensor on `device` (Tensor(..., device=device)).",
         )
 
 
-def test_tokenize_text_truncates_to_max_length():
+def test_tokenize_text_truncates_to_max_length(record):
     """tokenize_text(..., max_length=5) keeps the first 5 tokens"""
     tokenizer = local_tokenizer()
     ids = tokenizer.encode(LONG)
@@ -96,6 +98,7 @@ def test_tokenize_text_truncates_to_max_length():
         max_length=5,
     )
     expect_ids(
+        record,
         "tokenize_text(text, max_length=5)",
         got,
         ids[:5],
@@ -113,7 +116,7 @@ def test_tokenize_text_truncates_to_max_length():
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["a [1, n] Tensor", "a [n] Tensor"])
-def test_decode_tokens_matches_decode(batched):
+def test_decode_tokens_matches_decode(record, batched):
     """decode_tokens gives the tokenizer's text and skips special tokens"""
     tokenizer = local_tokenizer()
     decode_tokens = learner_attr(9, "decode_tokens")
@@ -130,5 +133,5 @@ def test_decode_tokens_matches_decode(batched):
             hint = " Skip special tokens: tokenizer.decode(ids, skip_special_tokens=True)."
         elif not isinstance(got, str):
             hint = f" It returned a {type(got).__name__}; return the decoded str."
-        expect(False, f"{what} gave {got!r}, expected {expected!r}.{hint}")
+        record.expect(False, f"{what} gave {got!r}, expected {expected!r}.{hint}")
         break

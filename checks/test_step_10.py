@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.compare import as_numpy, expect
+from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, learner_attr, not_none
-from checks.reference import (
-    HFLogits,
-    SMALL,
-    hf_lm_model,
-    local_tokenizer,
-    max_tensor,
-    torch_no_grad,
-)
+from checks.doubles import HFLogits
+from checks.reference import SMALL, hf_lm_model
+from checks.tokenizer import local_tokenizer
+from checks.tensors import max_tensor, torch_no_grad
 
 PROMPTS = ["Hello world", "naïve café"]
 LONG_PROMPT = "Language models predict the next token from the tokens before it. " * 3
@@ -119,12 +115,12 @@ def text_hint(got, prompt, expected):
 
 
 @pytest.mark.parametrize("prompt", PROMPTS, ids=["plain prompt", "accented prompt"])
-def test_greedy_matches_huggingface_generate(prompt):
+def test_greedy_matches_huggingface_generate(record, prompt):
     """Greedy generation (do_sample=False) gives HuggingFace generate()'s text, token for token"""
     tokenizer, model = setup()
     expected = hf_greedy(tokenizer, model, prompt, 8)
     what, got = generate(tokenizer, HFLogits(model), prompt, max_new_tokens=8, do_sample=False)
-    expect(
+    record.expect(
         got == expected,
         f"{what} gave {got!r}, expected {expected!r}." + text_hint(got, prompt, expected),
     )
@@ -139,7 +135,7 @@ UNDERFLOW_HINT = (
 )
 
 
-def test_low_temperature_gives_the_greedy_tokens():
+def test_low_temperature_gives_the_greedy_tokens(record):
     """Sampling at temperature 0.001 gives the greedy tokens (temperature divides the logits)"""
     tokenizer, model = setup()
     expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
@@ -158,7 +154,7 @@ def test_low_temperature_gives_the_greedy_tokens():
             raise
         raise LearnerError(f"{error}{UNDERFLOW_HINT}") from None
     added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]) :]
-    expect(
+    record.expect(
         added == greedy,
         f"{what} added {added!r}; at so low a temperature sampling must pick "
         f"the greedy tokens, {greedy!r}. Divide the logits by the temperature.",
@@ -189,7 +185,7 @@ def first_draws(tokenizer, logits, prompt, draws, **kwargs):
 
 
 @pytest.mark.parametrize("temperature", [0.7, 1.6])
-def test_first_token_frequencies_follow_softmax(temperature):
+def test_first_token_frequencies_follow_softmax(record, temperature):
     """The first sampled token follows softmax(logits / temperature) over 400 seeded draws"""
     tokenizer, model = setup()
     prompt, draws = PROMPTS[0], 400
@@ -204,7 +200,7 @@ def test_first_token_frequencies_follow_softmax(temperature):
     frequent = probs > 0.02
     bound = 5 * np.sqrt(probs * (1 - probs) / draws) + 1 / draws
     worst = int(np.argmax(np.where(frequent, np.abs(share - probs) / bound, 0)))
-    expect(
+    record.expect(
         abs(share[worst] - probs[worst]) <= bound[worst],
         f"Over {draws} draws at temperature {temperature}, token {worst} came first "
         f"{share[worst]:.1%} of the time; softmax(logits / {temperature}) gives it "
@@ -278,7 +274,7 @@ def top_k_problem(got, logits, k, expected):
     return None
 
 
-def test_top_k_filter_matches_huggingface():
+def test_top_k_filter_matches_huggingface(record):
     """top_k_filter(logits, k) keeps what HuggingFace's TopKLogitsWarper keeps (k = 40, 1, V, ties)"""
     filter_ = learner_attr(10, "top_k_filter")
     for label, logits, k in top_k_cases():
@@ -287,11 +283,11 @@ def test_top_k_filter_matches_huggingface():
         got = np.asarray(got, dtype=np.float64)
         problem = top_k_problem(got, logits, k, hf_top_k(logits, k))
         if problem is not None:
-            expect(False, f"{what} {problem}")
+            record.expect(False, f"{what} {problem}")
             return
 
 
-def test_top_k_sampling_draws_among_the_top_k():
+def test_top_k_sampling_draws_among_the_top_k(record):
     """generate_text(top_k=3) draws its first token among the 3 largest logits, and not only the largest"""
     tokenizer, model = setup()
     prompt, draws = PROMPTS[0], 60
@@ -307,20 +303,20 @@ def test_top_k_sampling_draws_among_the_top_k():
         )
         raise LearnerError(f"{error}{hint if 'sum to 1' in str(error) else ''}") from None
     outside = sorted(set(firsts) - allowed)
-    expect(
+    record.expect(
         not outside,
         f"generate_text(..., temperature=1.0, top_k=3) drew tokens {outside} outside the 3 "
         f"largest logits {sorted(allowed)} over {draws} seeds: pass top_k from generate_text to "
         "next_token, and filter the logits with top_k_filter before the softmax.",
     )
-    expect(
+    record.expect(
         len(set(firsts)) > 1,
         f"generate_text(..., temperature=1.0, top_k=3) drew only token {firsts[0]} over {draws} "
         "seeds: top-k keeps 3 tokens to sample among, not just the largest.",
     )
 
 
-def test_same_seed_same_text():
+def test_same_seed_same_text(record):
     """The same seed gives the same text"""
     tokenizer, model = setup()
     runs = [
@@ -329,19 +325,19 @@ def test_same_seed_same_text():
         )[1]
         for _ in range(2)
     ]
-    expect(
+    record.expect(
         runs[0] == runs[1],
         f"Two runs with seed=7 gave {runs[0]!r} and {runs[1]!r}: seed "
         "the random generator with `seed` (np.random.default_rng(seed)).",
     )
 
 
-def test_long_prompt_keeps_to_the_context():
+def test_long_prompt_keeps_to_the_context(record):
     """A prompt longer than the context plus 30 new tokens never feeds the model more than n_positions"""
     tokenizer, model = setup()
     logits = HFLogits(model)  # refuses more than n_positions ids, in a sentence
     what, _ = generate(tokenizer, logits, LONG_PROMPT, max_new_tokens=30, temperature=1.0, seed=1)
-    expect(
+    record.expect(
         len(logits.last_ids) == logits.n_positions,
         f"{what} gave the model {len(logits.last_ids)} ids at its last call; with a prompt "
         f"longer than the context it should see the last {logits.n_positions} "
@@ -349,13 +345,13 @@ def test_long_prompt_keeps_to_the_context():
     )
 
 
-def test_stops_after_end_of_text_and_at_max_new_tokens():
+def test_stops_after_end_of_text_and_at_max_new_tokens(record):
     """Generation stops after <|endoftext|>, and otherwise after max_new_tokens"""
     tokenizer, _ = setup()
     word = tokenizer.encode(" the")[0]
     model = scripted([word, word, tokenizer.eos_token_id, word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
-    expect(
+    record.expect(
         model.calls == 3,
         f"{what} called the model {model.calls} times; the third token is "
         "<|endoftext|>, so generation should stop right after it (3 calls).",
@@ -363,7 +359,7 @@ def test_stops_after_end_of_text_and_at_max_new_tokens():
     model = scripted([word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
     added = new_text(got, "Hello")
-    expect(
+    record.expect(
         model.calls == 4 and added == tokenizer.decode([word] * 4),
         f"{what} called the model {model.calls} times and added {added!r}: it should add "
         "exactly 4 tokens.",
@@ -386,25 +382,25 @@ def streamed(tokenizer, words):
     return what, pieces, calls_so_far
 
 
-def test_streams_each_new_piece_to_on_text():
+def test_streams_each_new_piece_to_on_text(record):
     """on_text receives the new text piece by piece, as it is generated (streaming)"""
     tokenizer, _ = setup()
     words = [tokenizer.encode(w)[0] for w in (" the", " model", " the")]
     what, pieces, calls_so_far = streamed(tokenizer, words)
     expected = tokenizer.decode(words)
-    expect(
+    record.expect(
         "".join(pieces) == expected,
         f"{what} passed {pieces!r} to on_text; the pieces should add up to the new text, "
         f"{expected!r}, without the prompt.",
     )
-    expect(
+    record.expect(
         calls_so_far == [1, 2, 3],
         f"on_text was called after model calls {calls_so_far}; call it once per new token, "
         "as soon as it is generated ([1, 2, 3]), so the text streams.",
     )
 
 
-def test_streams_whole_characters_when_a_character_spans_two_tokens():
+def test_streams_whole_characters_when_a_character_spans_two_tokens(record):
     """on_text never receives half a character: "é" made of two byte tokens arrives whole"""
     tokenizer, _ = setup()
     # GPT-2's tokens are bytes: "é" is the bytes C3 A9, here two tokens of one byte each.
@@ -412,14 +408,14 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
     words = [*halves, tokenizer.encode(" the")[0]]
     what, pieces, calls_so_far = streamed(tokenizer, words)
     expected = tokenizer.decode(words)
-    expect(
+    record.expect(
         "".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
         f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
         "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
         "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
         "only the part not shown yet.",
     )
-    expect(
+    record.expect(
         calls_so_far == [2, 3],
         f'on_text was called after model calls {calls_so_far}; "é" is complete after call '
         '2 and " the" after call 3, so [2, 3]: pass each piece on as soon as it is whole.',
@@ -427,7 +423,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens():
 
 
 @pytest.mark.compiled
-def test_bfloat16_logits_as_on_a_gpu_compiled():
+def test_bfloat16_logits_as_on_a_gpu_compiled(record):
     """generate_text works when the model returns bfloat16 logits, as on a GPU (the cast to float32 is a compiled graph on the CPU)"""
     tokenizer, _ = setup()
     word = tokenizer.encode(" the")[0]
@@ -441,7 +437,7 @@ def test_bfloat16_logits_as_on_a_gpu_compiled():
         )
         raise LearnerError(f"{error}{hint if 'dtype' in str(error).lower() else ''}") from None
     added = new_text(got, "Hello")
-    expect(
+    record.expect(
         added == tokenizer.decode([word]),
         f"{what} with bfloat16 logits added {added!r}, expected {tokenizer.decode([word])!r}.",
     )

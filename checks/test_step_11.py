@@ -12,20 +12,13 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.compare import as_numpy, expect, expect_close
+from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, learner_attr, not_none, steps_dir
-from checks.reference import (
-    CheckConfig,
-    build_learner_module,
-    cached_folder,
-    load_weights,
-    max_state_dict,
-    max_tensor,
-    near_greedy_problem,
-    quiet_transformers,
-    save_small_model,
-    torch_no_grad,
-)
+from checks.reference import CheckConfig, max_state_dict, near_greedy_problem, save_small_model
+from checks.modules import build_learner_module, load_weights
+from checks.reference_cache import cached_folder
+from checks.tensors import max_tensor, torch_no_grad
+from checks.tokenizer import quiet_transformers
 
 CONV1D = ("c_attn", "c_proj", "c_fc")
 
@@ -45,7 +38,7 @@ def huggingface():
     return GPT2LMHeadModel.from_pretrained(folder).eval(), GPT2Tokenizer.from_pretrained(folder)
 
 
-def test_transfer_weights_transposes_exactly_the_conv1d_weights():
+def test_transfer_weights_transposes_exactly_the_conv1d_weights(record):
     """transfer_weights loads every weight, transposing exactly the Conv1D ones (c_attn, c_proj, c_fc)"""
     hf_model, _ = huggingface()
     if harness.low_precision():  # weights already in the model's dtype, as build_model loads them
@@ -81,7 +74,7 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights():
         ) from None
     params = {name: as_numpy(tensor, name) for name, tensor in model.parameters}
     if not any(params[name].any() for name in expected):
-        expect(
+        record.expect(
             False,
             "Every weight is still zero after transfer_weights: load the state dict "
             "into the model (max_model.load_state_dict(state)).",
@@ -93,25 +86,25 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights():
             continue
         layer = name.rsplit(".", 2)[-2]
         if not got.any():
-            expect(
+            record.expect(
                 False,
                 f"{name} is still zeros: transfer_weights must load every weight of the "
                 "state dict.",
             )
         elif layer in CONV1D and np.array_equal(got, value.T):
-            expect(
+            record.expect(
                 False,
                 f"{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, "
                 "whose weight is [in, out]; transpose it for Linear's [out, in].",
             )
         elif got.shape == value.T.shape and np.array_equal(got, value.T):
-            expect(
+            record.expect(
                 False,
                 f"{name} was transposed, but only the Conv1D layers (c_attn, c_proj, "
                 "c_fc) need it.",
             )
         else:
-            expect_close(f"{name} after transfer_weights", got, value, atol=0, rtol=0)
+            record.expect_close(f"{name} after transfer_weights", got, value, atol=0, rtol=0)
 
 
 def build():
@@ -132,16 +125,16 @@ def build():
 
 
 @pytest.mark.compiled
-def test_build_model_gives_huggingface_logits_and_text_compiled():
+def test_build_model_gives_huggingface_logits_and_text_compiled(record):
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
     torch = torch_no_grad()
     hf_model, hf_tokenizer = huggingface()
     model, tokenizer, device = built_model()
-    expect(
+    record.expect(
         tokenizer.pad_token == tokenizer.eos_token,
         "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",
     )
-    expect(
+    record.expect(
         tokenizer.model_max_length == hf_model.config.n_positions,
         f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
         f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.",
@@ -150,7 +143,7 @@ def test_build_model_gives_huggingface_logits_and_text_compiled():
         ids = hf_tokenizer.encode(prompt)
         got = call("the compiled model", model, max_tensor(np.array([ids], dtype=np.int64)))
         expected = hf_model(torch.tensor([ids])).logits.numpy()
-        expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
+        record.expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
     generate_text = learner_attr(10, "generate_text")
     prompt = "Hello world"
     out = hf_model.generate(
@@ -178,11 +171,11 @@ def test_build_model_gives_huggingface_logits_and_text_compiled():
     )
     if harness.low_precision() and fed:  # the tokens up to the last call, within rounding
         problem = near_greedy_problem(hf_model, fed[-1], len(hf_tokenizer.encode(prompt)))
-        expect(
+        record.expect(
             problem is None, f"Greedy text from your compiled bfloat16 model is {text!r}: {problem}"
         )
         return
-    expect(
+    record.expect(
         text == expected_text,
         f"Greedy text from your compiled model is {text!r}; HuggingFace's is {expected_text!r}.",
     )
@@ -199,7 +192,7 @@ def built_model():
 
 
 @pytest.mark.compiled
-def test_run_model_interactive_compiled():
+def test_run_model_interactive_compiled(record):
     """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
     run_model = learner_attr(11, "run_model")
     step_11 = sys.modules["step_11"]
@@ -228,12 +221,12 @@ def test_run_model_interactive_compiled():
             finally:
                 sys.stdin = sys_stdin
             if stdin:
-                expect(
+                record.expect(
                     "hello" in output.getvalue(),
                     f"run_model given `{label}` did not generate from 'hello': it printed "
                     f"{output.getvalue()[-200:]!r}.",
                 )
-                expect(
+                record.expect(
                     "never" not in output.getvalue(),
                     f"run_model given `{label}` went on after quit: it printed "
                     f"{output.getvalue()[-200:]!r}. Return when the prompt is quit, exit or q.",
@@ -243,7 +236,7 @@ def test_run_model_interactive_compiled():
 
 
 @pytest.mark.compiled
-def test_demo_command_line_compiled():
+def test_demo_command_line_compiled(record):
     """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
     script = steps_dir() / "step_11.py"
     argv = [
@@ -273,7 +266,7 @@ def test_demo_command_line_compiled():
     finally:
         sys.stdin, step_11.build_model = saved
     output = stdout.getvalue() + stderr.getvalue()
-    expect(
+    record.expect(
         code == 0 and "Hello world" in stdout.getvalue() and "Traceback" not in output,
         f"`python {script.name} --prompt 'Hello world'` exited with {code} and "
         f"ended with {last_line(output)!r}; it should print the prompt and its continuation.",

@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 import pytest
 
-from checks import runtime
+from checks import max_cache
 from checks.harness import child_env
 from tests.conftest import ROOT, run_checks
 
@@ -47,9 +47,9 @@ def test_entries_whose_kernel_is_gone_are_removed_and_the_rest_kept(tmp_path, mo
             "h/0.0.1/another-max": gone,  # another MAX version's layout: not ours to judge
         },
     )
-    assert runtime.repair_kernel_cache() == 1
+    assert max_cache.repair_kernel_cache() == 1
     assert sorted(p.name for p in index.rglob("*") if p.is_file()) == ["another-max", "kept"]
-    assert runtime.repair_kernel_cache() == 0
+    assert max_cache.repair_kernel_cache() == 0
 
 
 @pytest.mark.fast
@@ -60,22 +60,22 @@ def test_an_entry_another_process_may_be_writing_is_left_alone(tmp_path, monkeyp
     gone = b"fedcba9876543210" * 2
     index = fake_cache(tmp_path, [], {f"h/{version('max')}/being-written": gone})
     entry = index / "h" / version("max") / "being-written"
-    settle(entry, minutes=runtime.SETTLED_S / 60 - 1)
-    assert runtime.repair_kernel_cache() == 0 and entry.exists()
-    settle(entry, minutes=runtime.SETTLED_S / 60 + 1)
-    assert runtime.repair_kernel_cache() == 1 and not entry.exists()
+    settle(entry, minutes=max_cache.SETTLED_S / 60 - 1)
+    assert max_cache.repair_kernel_cache() == 0 and entry.exists()
+    settle(entry, minutes=max_cache.SETTLED_S / 60 + 1)
+    assert max_cache.repair_kernel_cache() == 1 and not entry.exists()
 
 
 @pytest.mark.fast
 def test_the_record_of_passed_checks_goes_with_the_cache(tmp_path, monkeypatch):
     """The record lives in MAX's cache folder, and a repair (kernels were deleted) clears it."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    record = runtime.passed_checks_dir()
+    record = max_cache.passed_checks_dir()
     assert record.is_relative_to(tmp_path / "modular")
     fake_cache(tmp_path, [], {f"h/{version('max')}/stale": b"fedcba9876543210" * 2})
     record.mkdir(parents=True)
     (record / "a-passed-check").write_text("checks/test_step_04.py::test_compiled\n")
-    assert runtime.repair_kernel_cache() == 1
+    assert max_cache.repair_kernel_cache() == 1
     assert not record.exists()
 
 
@@ -92,8 +92,8 @@ def test_every_entry_of_a_real_compile_points_at_its_kernel():
     """The key format the repair reads is MAX's own: after a check compiled its graph, the
     index has entries and none of them counts as stale."""
     assert run_checks("4", "--solutions").code == 0
-    assert runtime.kernel_cache_entries()
-    assert runtime.stale_kernel_cache_entries() == []
+    assert max_cache.kernel_cache_entries()
+    assert max_cache.stale_kernel_cache_entries() == []
 
 
 def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
@@ -113,8 +113,8 @@ def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
     warmed = warm.communicate(timeout=1800)[0]
     assert check.code == 0, check.output
     assert warm.returncode == 0, warmed
-    assert runtime.kernel_cache_entries()
-    assert runtime.stale_kernel_cache_entries(settled_s=0) == []
+    assert max_cache.kernel_cache_entries()
+    assert max_cache.stale_kernel_cache_entries(settled_s=0) == []
     again = run_checks("warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1")
     assert again.code == 0, again.output
     assert "miss" not in again.output.lower(), again.output

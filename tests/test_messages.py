@@ -96,12 +96,6 @@ def test_positions_restarting_fail_the_text_check_too(learner_copy):
     assert "the positions restart at 0" in text_failure, run.output
 
 
-def test_a_finite_stand_in_for_minus_infinity_is_explained(learner_copy):
-    run = run_slip(learner_copy, 3, [('Tensor(float("-inf"),', "Tensor(-1e9,")], "--eager-only")
-    assert "large finite number (-1e+09) instead of -inf" in run.output, run.output
-    assert "exp(-inf) is exactly 0" in run.output, run.output
-
-
 def test_streaming_each_token_alone_splits_characters(learner_copy):
     run = run_slip(
         learner_copy,

@@ -1,5 +1,5 @@
-"""The report's rules for compiled checks, on stand-in check files run through pytest in-process
-(no MAX): a check is compiled because it is marked so, never because of its name."""
+"""The report, on stand-in check files run through pytest in-process (no MAX): what it says for
+each way a check ends, and its rules for compiled checks (marked so, never named so)."""
 
 import os
 import sys
@@ -15,13 +15,12 @@ pytestmark = pytest.mark.fast
 CHECKS = '''
 import pytest
 from pathlib import Path
-from checks.compare import expect
 
 RAN = Path(__file__).with_name("ran.txt")
 
-def test_eager():
+def test_eager(record):
     """The eager check"""
-    expect(FAIL_EAGER, "the eager numbers are wrong")
+    record.expect(FAIL_EAGER, "the eager numbers are wrong")
 
 def test_named_compiled_but_not_marked():
     """A check whose name says compiled"""
@@ -35,8 +34,13 @@ def test_graph():
 
 
 def run_checks_file(folder: Path, fail_eager: bool) -> list[report.Result]:
+    return run_source(folder, f"FAIL_EAGER = {not fail_eager}\n" + textwrap.dedent(CHECKS))
+
+
+def run_source(folder: Path, source: str) -> list[report.Result]:
+    """The report's results for a check file of `source`, run as the checker runs pytest."""
     checks = folder / "test_stand_in.py"
-    checks.write_text(f"FAIL_EAGER = {not fail_eager}\n" + textwrap.dedent(CHECKS))
+    checks.write_text(source)
     plugin = report.ReportPlugin()
     args = [str(checks), "-q", "--import-mode=importlib", "-p", "pytest_check.plugin"]
     args += ["-p", "no:cacheprovider"]
@@ -71,3 +75,49 @@ def test_a_marked_check_that_passed_is_not_compiled_again_for_the_same_code(fold
     again = run_checks_file(folder, fail_eager=False)
     assert all(result.passed for result in again)
     assert (folder / "ran.txt").read_text() == "graph\n", "the second run compiled again"
+
+
+WORDING = '''
+import numpy as np
+
+from checks.learner import LearnerError
+
+
+def test_two_mismatches(record):
+    """Two mismatches."""
+    record.expect_close("Logits", np.ones(2, np.float32), np.zeros(2, np.float32))
+    record.expect(False, "h holds 3 blocks; config.n_layer is 2.")
+
+
+def test_learner_error(record):
+    """A learner's error"""
+    raise LearnerError("GPT2MLP.forward returned None: return the result.")
+
+
+def test_checker_bug():
+    """A bug in the checker"""
+    {}["missing"]
+
+
+def test_speed(record):
+    """A check that reports a speed"""
+    record.note("your kernel 1.5 ms")
+'''
+
+
+def test_what_the_report_says_for_each_way_a_check_ends(folder):
+    mismatches, learner, bug, speed = run_source(folder, WORDING)
+    assert mismatches.title == "Two mismatches" and not mismatches.passed
+    assert mismatches.messages == [  # each once: pytest-check is not a second record of them
+        "Logits: largest difference 1 at [0] (expected 0, got 1; tolerance 1e-05 + "
+        "1e-05·|expected|); 100% of 2 elements differ.",
+        "h holds 3 blocks; config.n_layer is 2.",
+    ]
+    assert not learner.passed and learner.traceback == ""
+    assert learner.messages == ["GPT2MLP.forward returned None: return the result."]
+    assert not bug.passed and "KeyError: 'missing'" in bug.traceback
+    assert bug.messages == [
+        "The checker itself failed (KeyError: 'missing'). This is a bug in checks/, not in your "
+        "code: run again with -v for the traceback."
+    ]
+    assert speed.passed and speed.messages == [] and speed.notes == ["your kernel 1.5 ms"]

@@ -52,7 +52,7 @@ def client(server):
 def huggingface(model_folder):
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    from checks.reference import torch_no_grad
+    from checks.tensors import torch_no_grad
 
     torch = torch_no_grad()
     tokenizer = AutoTokenizer.from_pretrained(model_folder)

@@ -75,7 +75,8 @@ def test_sampling_picture_draws_each_probability_as_a_bar(tmp_path):
 def test_attention_weights_are_huggingfaces_and_drawn_cell_by_cell(tmp_path):
     from matplotlib import colormaps
 
-    from checks.reference import SMALL, hf_lm_model, torch_no_grad
+    from checks.reference import SMALL, hf_lm_model
+    from checks.tensors import torch_no_grad
 
     torch = torch_no_grad()
     model = hf_lm_model(SMALL, seed=4)

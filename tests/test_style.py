@@ -27,7 +27,8 @@ def test_ruff(command):
 # The environment variables the grader may read, and why: none of them is one of its options,
 # which travel in one checks.options.Options made by the command line.
 ENVIRONMENT_READS = {
-    "runtime.py": "XDG_CACHE_HOME, where MAX keeps its cache; child_env copies the environment; "
+    "max_cache.py": "XDG_CACHE_HOME, where MAX keeps its cache",
+    "runtime.py": "child_env copies the environment; "
     "PIXI_PROJECT_ROOT, whether pixi started the checker, so its messages name pixi's commands",
 }
 

@@ -1,0 +1,278 @@
+"""The comparison and its words, on numpy arrays in-process (no MAX, no subprocess): what a
+mismatch says, where the tolerances lie, and which hint each known mistake gets.
+
+Every expected phrase and tolerance here is written out by hand, not read from checks/: change a
+hint's wording or a tolerance there and a test here fails (then change it here too, on purpose).
+"""
+
+import numpy as np
+import pytest
+
+from checks import options
+from checks import test_step_03 as step_03
+from checks import test_step_05 as step_05
+from checks.compare import Slip, difference, mismatch
+from checks.learner import LearnerError
+from checks.modules import load_weights
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture
+def bfloat16():
+    previous = options.current()
+    options.use(previous.but(dtype="bfloat16"))
+    yield
+    options.use(previous)
+
+
+# What a mismatch says.
+
+
+def test_equal_arrays_are_no_mismatch():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert mismatch("x", x, x.copy()) is None
+
+
+def test_a_difference_names_where_how_much_and_how_often():
+    expected = np.zeros((2, 3), np.float32)
+    got = expected.copy()
+    got[1, 2] = 0.5
+    message = mismatch("Attention output", got, expected)
+    assert message == (
+        "Attention output: largest difference 0.5 at [1, 2] (expected 0, got 0.5; tolerance "
+        "1e-05 + 1e-05·|expected|); 16.7% of 6 elements differ."
+    )
+
+
+def test_same_sizes_in_another_order_point_at_transposes():
+    message = mismatch("x", np.zeros((3, 2), np.float32), np.zeros((2, 3), np.float32))
+    assert message.startswith("x: expected shape [2, 3], got [3, 2]."), message
+    assert "check transposes and which axes you reshape" in message
+
+
+def test_another_number_of_axes_points_at_reshapes():
+    message = mismatch("x", np.zeros((6,), np.float32), np.zeros((2, 3), np.float32))
+    assert "A different number of axes: check where you reshape, split or merge." in message
+
+
+def test_a_wrong_dtype_is_named():
+    message = mismatch("x", np.zeros(3, np.float64), np.zeros(3, np.float32))
+    assert message == "x: expected dtype float32, got float64."
+
+
+def test_nan_is_named_with_its_causes():
+    got = np.array([0.0, np.nan, 1.0, np.nan], np.float32)
+    message = mismatch("scores", got, np.zeros(4, np.float32))
+    assert "the output holds NaN (50% of elements, first at [1])" in message
+    assert "0/0, inf - inf, or a softmax row that is masked entirely" in message
+
+
+def test_inf_where_none_is_expected_is_named():
+    got = np.array([0.0, np.inf], np.float32)
+    assert "the output holds Inf" in mismatch("x", got, np.zeros(2, np.float32))
+
+
+def test_matching_infinities_are_no_difference():
+    mask = np.array([0.0, -np.inf], np.float32)
+    assert mismatch("mask", mask, mask.copy(), atol=0, rtol=0) is None
+
+
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        (None, "returned None: return the result (is it still the skeleton's placeholder?)"),
+        ((1, 2), "returned a tuple of 2 items; it should return one Tensor."),
+        ("text", "returned a str; it should return a MAX Tensor."),
+    ],
+)
+def test_what_is_not_a_tensor_is_a_learner_error(value, said):
+    with pytest.raises(LearnerError, match=r"^GPT2MLP\.forward ") as error:
+        mismatch("GPT2MLP.forward", value, np.zeros(2, np.float32))
+    assert said in str(error.value)
+
+
+# Where the tolerances lie, as docs/setup.md tells the learner: a check's default is 1e-5 absolute
+# plus 1e-5 relative in float32; bfloat16 widens both to at least 3e-2 (the absolute one times the
+# largest expected magnitude).
+SETUP = (ROOT / "docs" / "setup.md").read_text()
+
+
+def test_the_page_states_the_tolerances_tested_here():
+    page = " ".join(SETUP.split())
+    assert "(by default 1e-5 + 1e-5·|expected|, unless a check needs its own)" in page
+    assert "(to at least 3e-2, absolute and relative)" in page
+
+
+def just(expected: np.ndarray, margin: float, factor: float) -> np.ndarray:
+    """`expected` moved by `factor` times `margin` (float64: the steps are finer than float32's)."""
+    return expected + factor * margin
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 40.0])
+def test_the_default_float32_tolerance_is_1e_5_plus_1e_5_relative(value):
+    expected = np.full(3, value)
+    margin = 1e-5 + 1e-5 * value
+    assert mismatch("x", just(expected, margin, 0.9), expected, dtype=None) is None
+    assert mismatch("x", just(expected, margin, 1.1), expected, dtype=None) is not None
+
+
+def test_a_check_s_own_tolerance_is_used():
+    expected = np.zeros(3)
+    assert difference(just(expected, 1e-3, 0.9), expected, atol=1e-3, rtol=0)[0]
+    assert not difference(just(expected, 1e-3, 1.1), expected, atol=1e-3, rtol=0)[0]
+
+
+def test_bfloat16_widens_the_tolerance_to_3e_2_of_the_largest_magnitude(bfloat16):
+    expected = np.array([0.0, 0.0, 5.0])  # absolute margin 3e-2 * 5; relative 3e-2 * |expected|
+    assert mismatch("x", just(expected, 0.15, 0.9), expected, dtype=None) is None
+    assert mismatch("x", just(expected, 0.15, 1.1), expected, dtype=None) is not None
+    small = np.zeros(3)  # below magnitude 1 the absolute margin stays 3e-2
+    assert mismatch("x", just(small, 3e-2, 0.9), small, dtype=None) is None
+    assert mismatch("x", just(small, 3e-2, 1.1), small, dtype=None) is not None
+
+
+def test_a_slip_is_named_within_ten_times_the_check_s_tolerance():
+    expected, got = np.zeros(4), np.ones(4)
+    near, far = got + 9 * 2e-5, got + 11 * 2e-5  # tolerance 1e-5 + 1e-5 * |1|
+    assert mismatch("x", got, expected, dtype=None, slips=[Slip("near", near)]).endswith("near")
+    assert "Hint" not in mismatch("x", got, expected, dtype=None, slips=[Slip("far", far)])
+
+
+# Which hint each mistake gets: the learner's output is computed here by the mistake's own formula.
+
+
+def mask(seq_len: int, num_tokens: int, hidden: float = -np.inf, visible: float = 0.0, shift=0):
+    """A [S, num_tokens + S] mask: query i sees keys up to i + num_tokens + shift."""
+    keys = np.arange(seq_len + num_tokens)[None, :]
+    queries = np.arange(seq_len)[:, None]
+    return np.where(keys <= queries + num_tokens + shift, visible, hidden).astype(np.float32)
+
+
+MASK_SLIPS = {
+    "ones and zeros": (
+        lambda s, n: mask(s, n, hidden=1.0),
+        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
+    ),
+    "shifted one key too far": (
+        lambda s, n: mask(s, n, shift=1),
+        "the diagonal is shifted by one: query i sees one key too many.",
+    ),
+    "num_tokens ignored": (
+        lambda s, n: np.pad(mask(s, 0), ((0, 0), (0, n)), constant_values=-np.inf),
+        "the mask ignores num_tokens: the num_tokens cached keys come first",
+    ),
+    "a large finite number for -inf": (
+        lambda s, n: mask(s, n, hidden=-1e9),
+        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
+        "exactly 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", MASK_SLIPS.values(), ids=MASK_SLIPS.keys())
+def test_step_3_mask_slips_get_their_hints(slip):
+    formula, phrase = slip
+    seq_len, num_tokens = 5, 3  # a case of the check's, with a cache
+    assert step_03.CASES["5 queries after 3 cached keys"] == (seq_len, num_tokens)
+    got = formula(seq_len, num_tokens)
+    message = mismatch(
+        "causal_mask",
+        got,
+        mask(seq_len, num_tokens),
+        atol=0,
+        rtol=0,
+        slips=step_03.slips(seq_len, num_tokens, got),
+    )
+    assert f"Hint: {phrase}" in message, message
+
+
+def layer_norm(x, w, b, eps, axis=-1, ddof=0, eps_outside=False):
+    mean = x.mean(axis, keepdims=True)
+    std = np.sqrt(x.var(axis, ddof=ddof, keepdims=True) + (0 if eps_outside else eps))
+    return (x - mean) / (std + (eps if eps_outside else 0)) * w + b
+
+
+LAYER_NORM_SLIPS = {
+    "epsilon outside the root": (
+        dict(eps_outside=True),
+        "epsilon is added outside the square root: divide by sqrt(var + eps).",
+    ),
+    "unbiased variance": (
+        dict(ddof=1),
+        "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
+    ),
+    "a hard-coded epsilon": (
+        dict(eps=1e-12),
+        "the values match a different epsilon: use the eps passed to __init__.",
+    ),
+    "no bias": (dict(b=0.0), "the bias (shift) is missing: add self.bias after scaling."),
+    "no gain": (dict(w=1.0), "the weight (gain) is missing: multiply by self.weight."),
+    "over the positions": (dict(axis=-2), "it normalizes over the wrong axis"),
+}
+
+
+@pytest.mark.parametrize("slip", LAYER_NORM_SLIPS.values(), ids=LAYER_NORM_SLIPS.keys())
+def test_step_5_layer_norm_slips_get_their_hints(slip):
+    changes, phrase = slip
+    width, eps, batch, seq_len, scale = step_05.CASES["width 32, eps 1e-5, rows of small variance"]
+    generator = np.random.default_rng(5)
+    x = (scale * generator.standard_normal((batch, seq_len, width)) + 0.5).astype(np.float32)
+    w = (1 + 0.2 * generator.standard_normal(width)).astype(np.float32)
+    b = (0.2 * generator.standard_normal(width)).astype(np.float32)
+    right = dict(x=x.astype(np.float64), w=w, b=b, eps=eps)
+    got = layer_norm(**{**right, **changes}).astype(np.float32)
+    ref = {"x": x, "state": {"weight": w, "bias": b}}
+    message = mismatch(
+        "LayerNorm output",
+        got,
+        layer_norm(**right).astype(np.float32),
+        atol=1e-4,  # the check's tolerance
+        rtol=1e-4,
+        slips=lambda: step_05.slips(ref, eps),
+    )
+    assert message is not None and f"Hint: {phrase}" in message, message
+
+
+# Loading the reference's weights into the learner's module: a stand-in module, no MAX.
+
+
+class StandIn:
+    """What load_weights asks of a module: its parameters, and a load_state_dict that records."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+        self.parameters = [(name, np.zeros(shape, np.float32)) for name, shape in shapes.items()]
+        self.loaded = None
+
+    def load_state_dict(self, state, auto_cast=False):
+        self.loaded = state
+
+
+def test_weights_that_fit_are_loaded():
+    state = {"c_fc.weight": np.ones((8, 4), np.float32), "c_fc.bias": np.ones(8, np.float32)}
+    module = StandIn({"c_fc.weight": (8, 4), "c_fc.bias": (8,)})
+    assert load_weights("GPT2MLP", module, state) is module and module.loaded is state
+
+
+def test_missing_extra_and_misshaped_weights_are_named_in_one_sentence():
+    state = {
+        "mlp.c_fc.weight": np.ones((8, 4), np.float32),
+        "ln_1.weight": np.ones(4, np.float32),
+    }
+    module = StandIn({"mlp.c_fc.weight": (4, 8), "ln1.weight": (4,)})
+    with pytest.raises(LearnerError) as error:
+        load_weights("GPT2Block", module, state)
+    assert str(error.value) == (
+        "GPT2Block does not have GPT-2's parameters: it has no parameter ln_1.weight "
+        "(HuggingFace's names; is a layer still None or named differently?); it has parameters "
+        "HuggingFace's module does not: ln1.weight; mlp.c_fc.weight has shape [4, 8], expected "
+        "[8, 4] (the MLP's width is config.n_inner, or 4 * n_embd when that is None; a MAX Linear "
+        "stores its weight as [out_features, in_features])."
+    )
+    assert module.loaded is None
+
+
+def test_a_module_without_parameters_is_told_to_create_its_layers():
+    with pytest.raises(LearnerError, match=r"GPT2MLP has no parameters yet: create its layers"):
+        load_weights("GPT2MLP", StandIn({}), {"c_fc.weight": np.ones((8, 4))})
