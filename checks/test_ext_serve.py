@@ -1,7 +1,8 @@
 """The serving extension: what `max serve` asks of the learner's code, driven as the server drives
-it (real TextContexts, a batch whose requests start and end at different times), without starting
-a server. The server itself is tested end to end in tests/test_serve.py."""
+it (real TextContexts, a batch whose requests start and end at different times, one forward per
+step), without starting a server. The server itself is tested end to end in tests/test_serve.py."""
 
+import functools
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,14 +11,16 @@ import pytest
 from checks import harness
 from checks import test_ext_kv_cache as kv
 from checks.compare import as_numpy, expect
-from checks.harness import SERVING, LearnerError, call, learner_attr, not_none
-from checks.reference import SMALL, cached, torch_no_grad
+from checks.harness import SERVING, LearnerError, call, compile_module, learner_attr, not_none
+from checks.reference import SMALL, cached, learner_module, torch_no_grad
 from checks.report import may_compile
 
 # Sizes that differ from each other, so a property that reads the wrong one shows.
 SIZES = dict(n_layer=3, n_head=4, n_embd=48, n_positions=40, vocab_size=101)
-# Requests as the server sees them: (the step at which it arrives, its prompt).
+# Requests as the server sees them: (the step at which it arrives, its prompt). The third arrives
+# while the others decode: its prompt and their single tokens share a step, padded to one length.
 ARRIVALS = ((0, (3, 14, 15, 92, 65)), (0, (35, 89)), (3, (7, 7, 21)))
+BATCHED = "BatchedGPT2LMHeadModel"
 
 
 def gpt2_config(**sizes):
@@ -77,6 +80,118 @@ def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
     )
 
 
+# (cached, new) per row for align(): a request's prompt arriving beside two decoding ones, with
+# caches of different lengths (and an empty one).
+ALIGN_CASE = ([3, 0, 5], [1, 4, 1])
+ALIGN = "align(cached=[3, 0, 5], new=[1, 4, 1])"
+
+
+def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
+    """[B, S, N + S] booleans: the keys each query sees, for queries that are real tokens (padded
+    queries' rows are left False: they are checked apart)."""
+    n, s = max(cached), max(new)
+    visible = np.zeros((len(cached), s, n + s), bool)
+    for row, (c, k) in enumerate(zip(cached, new)):
+        for query in range(s - k, s):
+            visible[row, query, n - c : n] = True  # its own cached keys, the last c of N
+            visible[row, query, n + s - k : n + query + 1] = True  # its new keys up to itself
+    return visible
+
+
+def align_problem(align) -> str | None:
+    """What is wrong with the learner's align() on ALIGN_CASE, in a sentence, or None."""
+    cached, new = ALIGN_CASE
+    out = not_none(ALIGN, call(ALIGN, align, list(cached), list(new)))
+    if not isinstance(out, tuple) or len(out) != 2:
+        return f"{ALIGN} returned {type(out).__name__}; it should return (positions, mask)."
+    positions, mask = (np.asarray(part) for part in out)
+    n, s, batch = max(cached), max(new), len(cached)
+    if positions.shape != (batch, s):
+        return (
+            f"{ALIGN} gave positions of shape {list(positions.shape)}; they should be [B, S] = "
+            f"[{batch}, {s}]: a position for every id of the padded batch."
+        )
+    for row, (c, k) in enumerate(zip(cached, new)):
+        got, want = positions[row, s - k :].tolist(), list(range(c, c + k))
+        if got == want:
+            continue
+        if got == list(range(n, n + k)) or positions[row].tolist() == positions[0].tolist():
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
+                f"tokens; they should be {want}. The positions are not per row: each row "
+                "continues after its own cached length, not the longest one's."
+            )
+        if got == list(range(c + s - k, c + s)):
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got}; they should be "
+                f"{want}: the padding before its new ids is counted as positions. The padding "
+                "sits on the left, so a row's first real id is at column S - new[i]."
+            )
+        return (
+            f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new tokens "
+            f"(the last {k} columns); they should be {want}, continuing after its cache."
+        )
+    if (positions < 0).any():
+        return f"{ALIGN} gave a negative position ({positions.tolist()}): wpe has no such row."
+    if mask.shape != (batch, 1, s, n + s):
+        return (
+            f"{ALIGN} gave a mask of shape {list(mask.shape)}; it should be [B, 1, S, N + S] = "
+            f"[{batch}, 1, {s}, {n + s}]: one per row, shared by the heads."
+        )
+    if not np.isin(mask, (0.0, -np.inf)).all():
+        return (
+            f"{ALIGN} gave a mask with values other than 0 and -inf: it is added to the scores, "
+            "0 where a key is visible, -inf where it is hidden."
+        )
+    visible, wanted = mask[:, 0] == 0, expected_visible(cached, new)
+    if all((visible[row] == visible[0]).all() for row in range(batch)):
+        return (
+            f"{ALIGN} gave every row the same mask; the rows have different lengths: each row's "
+            "mask is its own (its cached keys on the right of the N, its new keys after its "
+            "padding)."
+        )
+    for row, (c, k) in enumerate(zip(cached, new)):
+        for query in range(s):
+            real = query >= s - k
+            seen = np.flatnonzero(visible[row, query]).tolist()
+            if not real:
+                if not seen:
+                    return (
+                        f"{ALIGN}: row {row}'s padded query {query} sees no key at all: softmax "
+                        "over only -inf is NaN, and NaN keys and values spread. Let a padded "
+                        "query see itself (its output is never used)."
+                    )
+                continue
+            want = np.flatnonzero(wanted[row, query]).tolist()
+            if seen == want:
+                continue
+            padded = [key for key in seen if key < n - c or n <= key < n + s - k]
+            if padded:
+                return (
+                    f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the padded "
+                    f"key slots {padded}: padding is attended to. Hide the first N - cached[i] "
+                    "cached slots and the new slots before the row's own ids."
+                )
+            later = [key for key in seen if key > n + query]
+            if later:
+                return (
+                    f"{ALIGN}: row {row}, query {query}, sees later keys {later}: a token may "
+                    "only see the keys up to its own (causal)."
+                )
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the key slots "
+                f"{seen}; it should see {want}: its cached keys (the last {c} of the N = {n}) "
+                "and its new ones up to itself."
+            )
+    return None
+
+
+def test_align_lines_up_rows_of_different_lengths():
+    """align() gives each row of a padded batch its own positions and mask (no MAX run)"""
+    problem = align_problem(learner_attr(SERVING, "align"))
+    expect(problem is None, problem or "")
+
+
 def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
     """HuggingFace generate()'s greedy ids on the KV check's model (the same weights)."""
 
@@ -95,23 +210,53 @@ def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
 
 
 class Spy:
-    """The model as the pipeline model sees it, counting the ids fed at each call."""
+    """The model as the pipeline model sees it, keeping the [B, S] of the ids of each call."""
 
     def __init__(self, model):
-        self.model, self.fed = model, []
+        self.model, self.shapes = model, []
 
-    def __call__(self, input_ids, *cache):
-        self.fed.append(int(input_ids.shape[1]))
-        return self.model(input_ids, *cache)
+    @property
+    def fed(self) -> list[int]:
+        """The ids fed per call, padding included."""
+        return [rows * length for rows, length in self.shapes]
+
+    def __call__(self, input_ids, *inputs):
+        self.shapes.append(tuple(int(d) for d in input_ids.shape))
+        return self.model(input_ids, *inputs)
+
+
+@functools.cache
+def learner_batched_model():
+    return learner_module(SERVING, BATCHED, kv.reference()["state"], SMALL)
+
+
+def batched_input_types():
+    """As gpt2_serve.batched_input_types: ids, positions, mask [B, 1, S, N + S], caches."""
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    ids, *caches = kv.input_types()
+    device = DeviceRef.from_device(harness.device())
+    positions = TensorType(DType.int64, ("batch", "seqlen"), device=device)
+    mask = TensorType(harness.dtype(), ("batch", 1, "seqlen", "keys"), device=device)
+    return [ids, positions, mask, *caches]
+
+
+@functools.cache
+def compiled_batched_model():
+    return compile_module(BATCHED, learner_batched_model(), *batched_input_types())
 
 
 def pipeline_model(request: pytest.FixtureRequest):
-    """The learner's GPT2PipelineModel with the KV check's model in place of a served folder."""
+    """The learner's GPT2PipelineModel with its batched model on the KV check's weights in place
+    of a served folder."""
     if harness.low_precision():
         pytest.skip("the serving chapter runs in float32, the encoding its architecture declares")
     from max.driver import CPU
 
-    served = Spy(kv.compiled_model() if may_compile(request) else kv.learner_model())
+    batched = compiled_batched_model() if may_compile(request) else learner_batched_model()
+    served = Spy(batched)
     model = object.__new__(learner_attr(SERVING, "GPT2PipelineModel"))
     model.model, model.config, model.device = served, SMALL, harness.device()
     model.devices, model.caches = [CPU()], {}
@@ -144,12 +289,14 @@ def step(model, contexts) -> np.ndarray:
     return logits
 
 
-def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
+def serve(model, arrivals) -> tuple[dict[tuple[int, ...], list[int]], list[tuple[int, int]]]:
     """Greedy decoding of requests that arrive at their step and leave at EOS or NEW_TOKENS, as
-    the server schedules them; each finished request is released."""
+    the server schedules them; each finished request is released. Returns each prompt's new ids
+    and, per step, the [B, S] one forward should take: every running request, and its ids not yet
+    seen (the prompt of a request that just arrived, else one)."""
     from max.pipelines.context import TextContext, TokenBuffer
 
-    running, generated, number = [], {}, 0
+    running, generated, steps, number = [], {}, [], 0
     waiting = list(arrivals)
     while waiting or running:
         while waiting and waiting[0][0] <= number:
@@ -158,6 +305,8 @@ def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
             running.append((prompt, TextContext(max_length=SMALL.n_positions, tokens=tokens)))
             generated[prompt] = []
         if running:
+            unseen = [1 if generated[prompt] else len(prompt) for prompt, _ in running]
+            steps.append((len(running), max(unseen)))
             logits = step(model, [context for _, context in running])
             for (prompt, context), row in zip(list(running), logits, strict=True):
                 token = int(row.argmax())
@@ -167,14 +316,14 @@ def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
                     running.remove((prompt, context))
                     call("GPT2PipelineModel.release", model.release, context.request_id)
         number += 1
-    return generated
+    return generated, steps
 
 
 def test_one_request_decodes_huggingface_greedy_tokens(request):
     """One request, decoded step by step: HuggingFace generate()'s greedy tokens, with the cache"""
     model, served = pipeline_model(request)
     prompt = ARRIVALS[0][1]
-    got = serve(model, [(0, prompt)])[prompt]
+    got = serve(model, [(0, prompt)])[0][prompt]
     expected = greedy_ids(prompt)
     expect(
         got == expected,
@@ -190,25 +339,43 @@ def test_one_request_decodes_huggingface_greedy_tokens(request):
     )
 
 
-def test_requests_in_one_batch_keep_their_own_caches(request):
-    """Three requests in one batch, one arriving later: each gets its own greedy tokens"""
+def test_requests_of_different_lengths_share_one_forward_per_step(request):
+    """Requests of different lengths arriving at different times: one forward a step, each its greedy tokens"""
     model, served = pipeline_model(request)
-    got = serve(model, ARRIVALS)
-    needed = sum(len(prompt) + len(got[prompt]) - 1 for _, prompt in ARRIVALS)
-    expect(
-        sum(served.fed) == needed,
-        f"Serving three requests together, execute fed the model {sum(served.fed)} ids in all; "
-        f"each request's prompt once and then its newest token are {needed}: a request's cache "
-        "was lost between steps. Keep one cache per request in self.caches, keyed by its "
-        "request_id.",
-    )
+    got, steps = serve(model, ARRIVALS)
+    shapes = served.shapes
+    if len(shapes) > len(steps):
+        expect(
+            False,
+            f"Serving three requests took {len(shapes)} calls of the model in {len(steps)} steps: "
+            "execute calls it once per request. Make one step one forward: the running requests' "
+            "ids, positions, masks and caches lined up in one batch of B rows (left_pad, align).",
+        )
+    elif shapes != steps:
+        wrong = next(i for i, (a, b) in enumerate(zip(shapes, steps)) if a != b)
+        if shapes[wrong][0] == steps[wrong][0] and shapes[wrong][1] > steps[wrong][1]:
+            why = (
+                "more ids than the requests' caches have not seen: a request's cache was lost "
+                "between steps. Keep one cache per request in self.caches, keyed by its "
+                "request_id, and feed only the ids after it."
+            )
+        else:
+            why = "one row per running request, padded to the longest run of new ids."
+        expect(
+            False,
+            f"At step {wrong} execute gave the model ids of shape {list(shapes[wrong])}; with "
+            f"{steps[wrong][0]} requests running it should be [B, S] = {list(steps[wrong])}: "
+            f"{why}",
+        )
     for _, prompt in ARRIVALS:
         expected = greedy_ids(prompt)
         expect(
             got[prompt] == expected,
-            f"In a batch of requests, the one with prompt ids {list(prompt)} decoded to "
-            f"{got[prompt]}; alone, HuggingFace generate() gives {expected}. Each request needs "
-            "its own cache, found by its request_id, and row i of the logits is request i's.",
+            f"In a batch of requests of different lengths, the one with prompt ids {list(prompt)} "
+            f"decoded to {got[prompt]}; alone, HuggingFace generate() gives {expected}. Row i of "
+            "the batch is request i's: its ids, positions and mask from align(), its cache "
+            "left-padded to the others', and afterwards it keeps only its own slots of the grown "
+            "cache (the ones its mask lets it see).",
         )
 
 

@@ -56,6 +56,7 @@ class GivenPipelineModel(PipelineModelWithKVCache):
     """Compiles `model_class` (your KV-cache model) once, from the folder being served."""
 
     model_class = None  # set by GPT2PipelineModel
+    input_types = None  # its inputs' types (None: the KV-cache model's, ids then caches)
 
     def __init__(self, pipeline_config, session, devices, kv_cache_config, weights, adapter,
                  return_logits, **options):
@@ -71,7 +72,8 @@ class GivenPipelineModel(PipelineModelWithKVCache):
         with default_dtype(DType.float32):  # the encoding the architecture declares
             self.model, _, self.device, self.config = compile_for(
                 pipeline_config.model.model_path, self.model_class, GPT2Config,
-                transfer_weights, cache_input_types, "with a KV cache, for max serve ")
+                transfer_weights, self.input_types or cache_input_types,
+                "with a KV cache, for max serve ")
         self.caches = {}  # request id -> (the ids its cache holds, its keys and values)
 
     # The server runs the model in a worker process that may not start processes, and MAX
@@ -91,10 +93,10 @@ class GivenPipelineModel(PipelineModelWithKVCache):
         return np.from_dlpack(tensor if isinstance(self.device, CPU) else tensor.to(CPU()))
 
     def empty_cache(self):
-        """Keys and values of no tokens yet: one [1, n_head, 0, head_dim] pair per layer."""
+        """A request's keys and values before its first token: one [n_head, 0, head_dim] numpy
+        pair per layer."""
         head_dim = self.config.n_embd // self.config.n_head
-        empty = self.tensor(np.zeros((1, self.config.n_head, 0, head_dim), np.float32))
-        return [empty] * (2 * self.config.n_layer)
+        return [np.zeros((self.config.n_head, 0, head_dim), np.float32)] * (2 * self.config.n_layer)
 
     @classmethod
     def get_kv_params(cls, huggingface_config, pipeline_config, devices, kv_cache_config,
@@ -105,6 +107,34 @@ class GivenPipelineModel(PipelineModelWithKVCache):
             head_dim=huggingface_config.n_embd // huggingface_config.n_head,
             num_layers=huggingface_config.n_layer, devices=devices,
             data_parallel_degree=pipeline_config.model.data_parallel_degree)
+
+
+def batched_input_types(config, device) -> list:
+    """The batched model's inputs: ids [B, S], positions [B, S], mask [B, 1, S, N + S], then the
+    caches [B, n_head, N, head_dim], for any B, S and N."""
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    from gpt2_demo import cache_input_types
+
+    ids, *caches = cache_input_types(config, device)
+    where = DeviceRef.from_device(device)
+    positions = TensorType(DType.int64, ("batch", "seqlen"), device=where)
+    mask = TensorType(caches[0].dtype, ("batch", 1, "seqlen", "keys"), device=where)
+    return [ids, positions, mask, *caches]
+
+
+def left_pad(arrays, axis: int) -> np.ndarray:
+    """numpy arrays of different lengths along `axis`, zeros put before the shorter ones so all
+    end together, stacked on a new first axis: [B, ..., the longest, ...]."""
+    longest = max(array.shape[axis] for array in arrays)
+    padded = []
+    for array in arrays:
+        width = [(0, 0)] * array.ndim
+        width[axis] = (longest - array.shape[axis], 0)
+        padded.append(np.pad(array, width))
+    return np.stack(padded)
 
 
 def serve_command(folder: Path, model: str, port: int, devices: str = "cpu") -> list[str]:
