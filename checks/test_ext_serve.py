@@ -91,7 +91,7 @@ def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
     queries' rows are left False: they are checked apart)."""
     n, s = max(cached), max(new)
     visible = np.zeros((len(cached), s, n + s), bool)
-    for row, (c, k) in enumerate(zip(cached, new)):
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
         for query in range(s - k, s):
             visible[row, query, n - c : n] = True  # its own cached keys, the last c of N
             visible[row, query, n + s - k : n + query + 1] = True  # its new keys up to itself
@@ -111,7 +111,7 @@ def align_problem(align) -> str | None:
             f"{ALIGN} gave positions of shape {list(positions.shape)}; they should be [B, S] = "
             f"[{batch}, {s}]: a position for every id of the padded batch."
         )
-    for row, (c, k) in enumerate(zip(cached, new)):
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
         got, want = positions[row, s - k :].tolist(), list(range(c, c + k))
         if got == want:
             continue
@@ -150,7 +150,7 @@ def align_problem(align) -> str | None:
             "mask is its own (its cached keys on the right of the N, its new keys after its "
             "padding)."
         )
-    for row, (c, k) in enumerate(zip(cached, new)):
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
         for query in range(s):
             real = query >= s - k
             seen = np.flatnonzero(visible[row, query]).tolist()
@@ -351,8 +351,16 @@ def test_requests_of_different_lengths_share_one_forward_per_step(request):
             "execute calls it once per request. Make one step one forward: the running requests' "
             "ids, positions, masks and caches lined up in one batch of B rows (left_pad, align).",
         )
+    elif len(shapes) < len(steps):
+        expect(
+            False,
+            f"Serving three requests called the model {len(shapes)} times in {len(steps)} steps: "
+            "execute should run one forward every step, for every running request.",
+        )
     elif shapes != steps:
-        wrong = next(i for i, (a, b) in enumerate(zip(shapes, steps)) if a != b)
+        wrong = next(
+            i for i, pair in enumerate(zip(shapes, steps, strict=True)) if len(set(pair)) > 1
+        )
         if shapes[wrong][0] == steps[wrong][0] and shapes[wrong][1] > steps[wrong][1]:
             why = (
                 "more ids than the requests' caches have not seen: a request's cache was lost "

@@ -134,28 +134,28 @@ class GPT2PipelineModel(GivenPipelineModel):
                           kv_cache_inputs=kv_cache_inputs)
 
     def execute(self, model_inputs: GPT2Inputs) -> ModelOutputs:
+        requests = list(zip(model_inputs.request_ids, model_inputs.token_ids, strict=True))
         seen, caches = [], []
-        for request_id, ids in zip(model_inputs.request_ids, model_inputs.token_ids, strict=True):
+        for request_id, ids in requests:
             ids_seen, cache = self.caches.get(request_id, ([], None))
             if cache is None or ids[:len(ids_seen)] != ids_seen or len(ids) <= len(ids_seen):
                 ids_seen, cache = [], self.empty_cache()  # a new request: nothing cached yet
-            seen.append(ids_seen)
+            seen.append(len(ids_seen))
             caches.append(cache)
-        new = [ids[len(ids_seen):] for ids, ids_seen in zip(model_inputs.token_ids, seen)]
-        cached, fresh = [len(ids) for ids in seen], [len(ids) for ids in new]
-        positions, mask = align(cached, fresh)
+        new = [ids[cached:] for (_, ids), cached in zip(requests, seen, strict=True)]
+
+        # One batch: every row padded on the left to the longest cache and the longest new ids.
+        positions, mask = align(seen, [len(ids) for ids in new])
         input_ids = left_pad([np.array(ids, np.int64) for ids in new], axis=0)  # [B, S]
         past = [left_pad([cache[layer] for cache in caches], axis=1)  # [B, H, N, D]
                 for layer in range(len(caches[0]))]
         logits, *present = self.model(*map(self.tensor, (input_ids, positions, mask, *past)))
 
         # Each request keeps its own keys and values: the slots its mask let it see.
-        longest_cache, longest_new = max(cached), max(fresh)
+        longest, total = max(seen), int(mask.shape[-1])  # N and N + S
         present = [self.to_numpy(grown) for grown in present]  # [B, H, N + S, D]
-        for row, (request_id, ids) in enumerate(zip(model_inputs.request_ids,
-                                                     model_inputs.token_ids)):
-            slots = np.r_[longest_cache - cached[row]:longest_cache,
-                          longest_cache + longest_new - fresh[row]:longest_cache + longest_new]
+        for row, (request_id, ids) in enumerate(requests):
+            slots = np.r_[longest - seen[row]:longest, total - len(new[row]):total]
             self.caches[request_id] = (ids, [grown[row][:, slots] for grown in present])
         rows = np.ascontiguousarray(self.to_numpy(logits)[:, -1])  # [B, V]
         logits = Buffer.from_numpy(rows).to(self.devices[0])
