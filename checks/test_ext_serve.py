@@ -80,10 +80,10 @@ def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
     )
 
 
-# (cached, new) per row for align(): a request's prompt arriving beside two decoding ones, with
-# caches of different lengths (and an empty one).
-ALIGN_CASE = ([3, 0, 5], [1, 4, 1])
-ALIGN = "align(cached=[3, 0, 5], new=[1, 4, 1])"
+# (cached, new) per row for align(): two prompts arriving beside two decoding requests, with
+# caches of different lengths; the shorter prompt has padded queries and nothing cached.
+ALIGN_CASE = ([3, 0, 5, 0], [1, 4, 1, 2])
+ALIGN = "align(cached=[3, 0, 5, 0], new=[1, 4, 1, 2])"
 
 
 def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
@@ -104,6 +104,13 @@ def align_problem(align) -> str | None:
     out = not_none(ALIGN, call(ALIGN, align, list(cached), list(new)))
     if not isinstance(out, tuple) or len(out) != 2:
         return f"{ALIGN} returned {type(out).__name__}; it should return (positions, mask)."
+    for part, todo in zip(out, ("positions", "mask"), strict=True):
+        if part is None:
+            number = 3 if todo == "positions" else 4
+            return (
+                f"{ALIGN} gave {todo} None: it is still the skeleton's placeholder. Replace it as "
+                f"its TODO ({number}) says."
+            )
     positions, mask = (np.asarray(part) for part in out)
     n, s, batch = max(cached), max(new), len(cached)
     if positions.shape != (batch, s):
@@ -115,17 +122,17 @@ def align_problem(align) -> str | None:
         got, want = positions[row, s - k :].tolist(), list(range(c, c + k))
         if got == want:
             continue
-        if got == list(range(n, n + k)) or positions[row].tolist() == positions[0].tolist():
-            return (
-                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
-                f"tokens; they should be {want}. The positions are not per row: each row "
-                "continues after its own cached length, not the longest one's."
-            )
         if got == list(range(c + s - k, c + s)):
             return (
                 f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got}; they should be "
                 f"{want}: the padding before its new ids is counted as positions. The padding "
                 "sits on the left, so a row's first real id is at column S - new[i]."
+            )
+        if got in (list(range(n, n + k)), list(range(n + s - k, n + s))):
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
+                f"tokens; they should be {want}. The positions are not per row: each row "
+                "continues after its own cached length, not the longest one's."
             )
         return (
             f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new tokens "

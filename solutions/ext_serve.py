@@ -98,7 +98,7 @@ def align(cached: list[int], new: list[int]) -> tuple[np.ndarray, np.ndarray]:
     padding = longest_new - np.array(new)  # padded ids before each row's new ones
     # Row i's new token j (after the padding) is at position cached[i] + j; padding at 0.
     step = np.arange(longest_new)[None, :] - padding[:, None]  # [B, S]
-    positions = np.maximum(np.array(cached)[:, None] + step, 0)
+    positions = np.maximum(np.array(cached)[:, None] + step, 0).astype(np.int64)
 
     keys = np.arange(longest_cache + longest_new)  # the key slots: N cached, then S new
     query = np.arange(longest_new)[:, None]  # [S, 1]
@@ -109,7 +109,7 @@ def align(cached: list[int], new: list[int]) -> tuple[np.ndarray, np.ndarray]:
         its_new = (new_key >= padding[row]) & (new_key <= query)  # its own, up to the query
         # A padded query sees itself: no row of -inf only, so no NaN (its output is unused).
         mask[row, 0][its_cache | its_new | (new_key == query)] = 0.0
-    return positions.astype(np.int64), mask
+    return positions, mask
 
 
 @dataclass

@@ -616,18 +616,27 @@ SLIPS_SERVE = {
         "never more than n_positions",
     ),
     "every step replays the request": (
-        [("if cache is None or ids[:len(seen)] != seen or len(ids) <= len(seen):", "if True:")],
+        [
+            (
+                "if cache is None or ids[:len(ids_seen)] != ids_seen or len(ids) <= len(ids_seen):",
+                "if True:",
+            )
+        ],
         "it feeds the prompt once, then one new id per step",
     ),
     "one cache for every request": (
         [
             ("self.caches.get(request_id, ([], None))", "self.caches.get(0, ([], None))"),
-            ("self.caches[request_id] = (ids, cache)", "self.caches[0] = (ids, cache)"),
+            ("self.caches[request_id] = (ids, ", "self.caches[0] = (ids, "),
         ],
-        "keyed by its request_id",
+        "a request's cache was lost between steps",
+    ),
+    "the grown cache kept with its padding": (
+        [("[grown[row][:, slots] for grown in present]", "[grown[row] for grown in present]")],
+        "it keeps only its own slots of the grown cache",
     ),
     "only the first request's row": (
-        [("Buffer.from_numpy(np.stack(rows))", "Buffer.from_numpy(rows[0][None])")],
+        [("Buffer.from_numpy(rows)", "Buffer.from_numpy(rows[:1])")],
         "one row, the next token's, per request",
     ),
     "release keeps the cache": (
@@ -640,6 +649,84 @@ SLIPS_SERVE = {
 @pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
 def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
     assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")
+
+
+# Slips in align(), the serving chapter's numpy part: its check runs in-process on the mutated
+# function alone (no MAX, no subprocess), as `pixi run check-serve` reports it.
+SLIPS_ALIGN = {
+    "positions not per row": (
+        [
+            (
+                "np.maximum(np.array(cached)[:, None] + step, 0)",
+                "np.maximum(longest_cache + step, 0)",
+            )
+        ],
+        "The positions are not per row",
+    ),
+    "padding counted as positions": (
+        [
+            (
+                "step = np.arange(longest_new)[None, :] - padding[:, None]",
+                "step = np.arange(longest_new)[None, :]",
+            )
+        ],
+        "the padding before its new ids is counted as positions",
+    ),
+    "one mask for every row": (
+        [
+            ("keys >= longest_cache - cached[row]", "keys >= longest_cache - cached[0]"),
+            ("new_key >= padding[row]", "new_key >= padding[0]"),
+        ],
+        "gave every row the same mask",
+    ),
+    "padding attended to": (
+        [
+            (
+                "its_cache = (keys >= longest_cache - cached[row]) & (keys < longest_cache)",
+                "its_cache = keys < longest_cache",
+            )
+        ],
+        "padding is attended to",
+    ),
+    "a padded query sees nothing": (
+        [(" | (new_key == query)", "")],
+        "softmax over only -inf is NaN",
+    ),
+}
+
+
+def solution_align(replacements: list[tuple[str, str]]):
+    """align() from solutions/ext_serve.py with `replacements` made, defined on its own."""
+    import ast
+
+    import numpy as np
+
+    text = (ROOT / "solutions" / "ext_serve.py").read_text()
+    for old, new in replacements:
+        assert old in text, f"{old!r} is no longer in solutions/ext_serve.py: update the test"
+        text = text.replace(old, new)
+    tree = ast.parse(text)
+    function = next(node for node in tree.body if getattr(node, "name", None) == "align")
+    namespace = {"np": np}
+    exec(compile(ast.Module([function], []), "ext_serve.py", "exec"), namespace)
+    return namespace["align"]
+
+
+@pytest.mark.fast
+def test_the_solutions_align_passes_its_check():
+    from checks.test_ext_serve import align_problem
+
+    assert align_problem(solution_align([])) is None
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("slip", SLIPS_ALIGN.values(), ids=SLIPS_ALIGN.keys())
+def test_slip_in_align_is_named(slip):
+    from checks.test_ext_serve import align_problem
+
+    replacements, message = slip
+    problem = align_problem(solution_align(replacements))
+    assert problem is not None and message in problem, problem
 
 
 SLIPS_MOJO = {
