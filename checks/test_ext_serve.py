@@ -29,55 +29,72 @@ def gpt2_config(**sizes):
     return GPT2Config(**{**SIZES, **sizes})
 
 
-def arch_config():
+def arch_config(config_class):
     from max.dtype import DType
 
     return call(
         "GPT2ArchConfig(dtype=..., max_seq_len=..., huggingface_config=...)",
-        learner_attr(SERVING, "GPT2ArchConfig"),
+        config_class,
         dtype=DType.float32,
         max_seq_len=SIZES["n_positions"],
         huggingface_config=gpt2_config(),
     )
 
 
-def test_arch_config_reads_the_sizes():
-    """GPT2ArchConfig gives MAX the heads with keys and values, the head width and the layers"""
-    config = arch_config()
+def sizes_problems(config_class) -> list[str]:
+    """What GPT2ArchConfig gets wrong about the sizes, a sentence each (raises on a placeholder)."""
+    config = arch_config(config_class)
     wanted = {
         "num_key_value_heads": (SIZES["n_head"], "n_head: each GPT-2 head has its own keys"),
         "head_dim": (SIZES["n_embd"] // SIZES["n_head"], "n_embd // n_head"),
         "num_layers": (SIZES["n_layer"], "n_layer"),
     }
+    problems = []
     for name, (value, source) in wanted.items():
         what = f"GPT2ArchConfig.{name}"
         got = not_none(what, call(what, lambda name=name: getattr(config, name)))
-        expect(
-            got == value,
-            f"{what} is {got!r} for a GPT-2 with {SIZES}; it should be {value} ({source}).",
-        )
+        if got != value:
+            problems.append(
+                f"{what} is {got!r} for a GPT-2 with {SIZES}; it should be {value} ({source})."
+            )
+    return problems
 
 
-@pytest.mark.parametrize(
-    "max_length, expected",
-    [(None, 40), (16, 16), (100, 40)],
-    ids=["no --max-length", "--max-length 16", "--max-length 100"],
-)
-def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
-    """calculate_max_seq_len keeps --max-length within n_positions (40 here)"""
+def test_arch_config_reads_the_sizes():
+    """GPT2ArchConfig gives MAX the heads with keys and values, the head width and the layers"""
+    for problem in sizes_problems(learner_attr(SERVING, "GPT2ArchConfig")):
+        expect(False, problem)
+
+
+MAX_LENGTHS = {
+    "no --max-length": (None, 40),
+    "--max-length 16": (16, 16),
+    "--max-length 100": (100, 40),
+}
+
+
+def max_seq_len_problem(config_class, max_length: int | None, expected: int) -> str | None:
     what = f"GPT2ArchConfig.calculate_max_seq_len(config with n_positions=40, {max_length=})"
     got = call(
         what,
-        learner_attr(SERVING, "GPT2ArchConfig").calculate_max_seq_len,
+        config_class.calculate_max_seq_len,
         gpt2_config(),
         SimpleNamespace(max_length=max_length),
     )
     not_none(what, got)
-    expect(
-        got == expected,
+    if got == expected:
+        return None
+    return (
         f"{what} gave {got!r}; it should be {expected}: the user's --max-length when given, but "
-        "never more than n_positions (wpe has no row for a later position).",
+        "never more than n_positions (wpe has no row for a later position)."
     )
+
+
+@pytest.mark.parametrize("max_length, expected", MAX_LENGTHS.values(), ids=MAX_LENGTHS.keys())
+def test_max_seq_len_is_bounded_by_the_positions(max_length, expected):
+    """calculate_max_seq_len keeps --max-length within n_positions (40 here)"""
+    problem = max_seq_len_problem(learner_attr(SERVING, "GPT2ArchConfig"), max_length, expected)
+    expect(problem is None, problem or "")
 
 
 # (cached, new) per row for align(): two prompts arriving beside two decoding requests, with

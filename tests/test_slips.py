@@ -597,24 +597,6 @@ def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
 
 
 SLIPS_SERVE = {
-    "head width is n_embd": (
-        [
-            (
-                "return self.huggingface_config.n_embd // self.huggingface_config.n_head",
-                "return self.huggingface_config.n_embd",
-            )
-        ],
-        "GPT2ArchConfig.head_dim is 48",
-    ),
-    "--max-length not capped": (
-        [
-            (
-                "return min(model_config.max_length or limit, limit)",
-                "return model_config.max_length or limit",
-            )
-        ],
-        "never more than n_positions",
-    ),
     "every step replays the request": (
         [
             (
@@ -695,21 +677,30 @@ SLIPS_ALIGN = {
 }
 
 
-def solution_align(replacements: list[tuple[str, str]]):
-    """align() from solutions/ext_serve.py with `replacements` made, defined on its own."""
+def from_solution(name: str, replacements: list[tuple[str, str]], *imports: str):
+    """`name` (a function or class) from solutions/ext_serve.py with `replacements` made, defined
+    on its own with the module's imports from `imports` (module names): nothing else runs."""
     import ast
-
-    import numpy as np
 
     text = (ROOT / "solutions" / "ext_serve.py").read_text()
     for old, new in replacements:
         assert old in text, f"{old!r} is no longer in solutions/ext_serve.py: update the test"
         text = text.replace(old, new)
     tree = ast.parse(text)
-    function = next(node for node in tree.body if getattr(node, "name", None) == "align")
-    namespace = {"np": np}
-    exec(compile(ast.Module([function], []), "ext_serve.py", "exec"), namespace)
-    return namespace["align"]
+    nodes = [
+        node
+        for node in tree.body
+        if getattr(node, "name", None) == name
+        or (isinstance(node, ast.Import) and {a.name for a in node.names} & set(imports))
+        or (isinstance(node, ast.ImportFrom) and node.module in imports)
+    ]
+    namespace: dict = {}
+    exec(compile(ast.Module(nodes, []), "ext_serve.py", "exec"), namespace)
+    return namespace[name]
+
+
+def solution_align(replacements: list[tuple[str, str]]):
+    return from_solution("align", replacements, "numpy")
 
 
 @pytest.mark.fast
@@ -727,6 +718,47 @@ def test_slip_in_align_is_named(slip):
     replacements, message = slip
     problem = align_problem(solution_align(replacements))
     assert problem is not None and message in problem, problem
+
+
+# Slips in GPT2ArchConfig, checked in-process on the mutated class alone (it imports MAX's
+# pipeline interfaces, but nothing runs MAX).
+SLIPS_ARCH_CONFIG = {
+    "head width is n_embd": (
+        [
+            (
+                "return self.huggingface_config.n_embd // self.huggingface_config.n_head",
+                "return self.huggingface_config.n_embd",
+            )
+        ],
+        "GPT2ArchConfig.head_dim is 48",
+    ),
+    "--max-length not capped": (
+        [
+            (
+                "return min(model_config.max_length or limit, limit)",
+                "return model_config.max_length or limit",
+            )
+        ],
+        "never more than n_positions",
+    ),
+}
+ARCH_CONFIG_IMPORTS = ("dataclasses", "typing", "max.pipelines.lib.interfaces.arch_config")
+
+
+@pytest.mark.parametrize("slip", SLIPS_ARCH_CONFIG.values(), ids=SLIPS_ARCH_CONFIG.keys())
+def test_slip_in_the_arch_config_is_named(slip):
+    from checks.test_ext_serve import MAX_LENGTHS, max_seq_len_problem, sizes_problems
+
+    replacements, message = slip
+    config_class = from_solution("GPT2ArchConfig", replacements, *ARCH_CONFIG_IMPORTS)
+    problems = sizes_problems(config_class) + [
+        max_seq_len_problem(config_class, *case) for case in MAX_LENGTHS.values()
+    ]
+    named = [problem for problem in problems if problem and message in problem]
+    assert named, problems
+    solution = from_solution("GPT2ArchConfig", [], *ARCH_CONFIG_IMPORTS)
+    assert sizes_problems(solution) == []
+    assert [max_seq_len_problem(solution, *case) for case in MAX_LENGTHS.values()] == [None] * 3
 
 
 SLIPS_MOJO = {
