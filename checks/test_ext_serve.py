@@ -313,6 +313,21 @@ def step(model, contexts) -> np.ndarray:
     return logits
 
 
+def kept_problem(model, context, ids: int) -> None:
+    """Raises when the cache kept for a request (in the skeleton's form: self.caches[request_id]
+    = (ids, per-layer [n_head, length, head_dim] arrays)) holds other than its `ids` positions."""
+    kept = getattr(model, "caches", {}).get(context.request_id)
+    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[1], list) and kept[1]):
+        return
+    length = getattr(kept[1][0], "shape", (None, None))
+    if len(length) == 3 and length[1] != ids:
+        raise LearnerError(
+            f"After a step, the cache kept for a request of {ids} ids holds {length[1]} positions "
+            f"([n_head, {length[1]}, head_dim]): it keeps only its own slots of the grown cache, "
+            "the ones its mask let it see (the grown caches are padded to the batch's longest)."
+        )
+
+
 def serve(model, arrivals) -> tuple[dict[tuple[int, ...], list[int]], list[tuple[int, int]]]:
     """Greedy decoding of requests that arrive at their step and leave at EOS or NEW_TOKENS, as
     the server schedules them; each finished request is released. Returns each prompt's new ids
@@ -332,6 +347,8 @@ def serve(model, arrivals) -> tuple[dict[tuple[int, ...], list[int]], list[tuple
             unseen = [1 if generated[prompt] else len(prompt) for prompt, _ in running]
             steps.append((len(running), max(unseen)))
             logits = step(model, [context for _, context in running])
+            for prompt, context in running:
+                kept_problem(model, context, len(prompt) + len(generated[prompt]))
             for (prompt, context), row in zip(list(running), logits, strict=True):
                 token = int(row.argmax())
                 generated[prompt].append(token)
