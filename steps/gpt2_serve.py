@@ -192,12 +192,14 @@ def unfinished(folder: Path) -> str | None:
         what = "GPT2ArchConfig"
         config = ext_serve.GPT2ArchConfig(dtype=DType.float32, max_seq_len=1024,
                                           huggingface_config=gpt2)
-        sizes = {name: getattr(config, name)
+        given = {f"GPT2ArchConfig.{name}": getattr(config, name)
                  for name in ("num_key_value_heads", "head_dim", "num_layers")}
-        sizes["calculate_max_seq_len(...)"] = ext_serve.GPT2ArchConfig.calculate_max_seq_len(
+        given["GPT2ArchConfig.calculate_max_seq_len(...)"] = config.calculate_max_seq_len(
             gpt2, SimpleNamespace(max_length=None))
-        missing = [name for name, value in sizes.items() if value is None]
-        problem = f"GPT2ArchConfig.{missing[0]} is None" if missing else None
+        what = "align"
+        given["align(...)'s positions"], given["align(...)'s mask"] = ext_serve.align([1, 0], [1, 2])
+        missing = [name for name, value in given.items() if value is None]
+        problem = f"{missing[0]} is None" if missing else None
     except Exception as error:
         problem = f"{what} raised {type(error).__name__}: {error}".splitlines()[0]
     if problem is None:
