@@ -22,7 +22,6 @@ are tried on a tiny model first, so an unfinished one is named in seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import resource
@@ -269,19 +268,103 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
                 mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
             )
             rows.append(Row("MAX, KV cache + Mojo kernel", cached_run(fast), fast_compile))
-    with contextlib.ExitStack() as stack:
-        if args.serve:
-            from checks import serving
-
-            server = stack.enter_context(serving.served(hf, harness.steps_dir(), prompt_ids))
-            rows.append(Row(server.name, server.run, server.start_s))
-        results = time_in_turns(rows, args.tokens, args.repeats)
+    results = time_in_turns(rows, args.tokens, args.repeats)
     memory = None
     if options.current().device == "cpu":
         print("  measuring how fast this machine reads memory ...", flush=True)
         time.sleep(SETTLE_S)
         memory = Memory(max(before, read_bandwidth_gbs()), decode_bytes_per_token(hf))
-    return report(results, args.tokens, memory)
+    code = report(results, args.tokens, memory)
+    if args.serve:
+        code = max(code, time_served(hf, prompt_ids, args.tokens, args.repeats))
+    return code
+
+
+STREAMS = 4  # concurrent requests in the served bench
+SERVED_PROMPT_TOKENS = (3, 13, 6)  # the other streams' prompt lengths: rows of different lengths
+
+
+def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
+    """`--serve`: the serving chapter's model behind max serve, timed in turns with one stream
+    (the bench's prompt) and with STREAMS concurrent ones (prompts of different lengths); prints
+    the total tokens/s of each. 1 unless every stream's tokens are HuggingFace's greedy ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from checks import serving
+
+    rng = np.random.default_rng(1)
+    prompts = [prompt_ids] + [
+        rng.integers(0, hf.config.vocab_size, length).tolist()
+        for length in SERVED_PROMPT_TOKENS[: STREAMS - 1]
+    ]
+    expected = []
+    for ids in prompts:
+        out = hf.generate(
+            torch.tensor([ids]),
+            do_sample=False,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            pad_token_id=0,
+            eos_token_id=None,
+        )
+        expected.append(out[0, len(ids) :].tolist())
+    words = [" ".join(f"t{i}" for i in ids) for ids in prompts]
+    with (
+        serving.served(hf, harness.steps_dir(), prompt_ids) as server,
+        ThreadPoolExecutor(STREAMS) as pool,
+    ):
+
+        def streams(count: int) -> Callable[[int], list[int]]:
+            """`count` requests at once; their ids one after the other (for the total rate)."""
+
+            def run(n: int) -> list[int]:
+                texts = list(pool.map(lambda prompt: server.stream(prompt, n), words[:count]))
+                return [token for ids in texts for token in ids]
+
+            return run
+
+        rows = [
+            Row("max serve, 1 stream", streams(1), server.start_s),
+            Row(f"max serve, {STREAMS} concurrent streams", streams(STREAMS)),
+        ]
+        one, many = time_in_turns(rows, tokens, repeats)
+    single = one.rate(statistics.median(one.runs_s))
+    print(
+        f"\nServed (the serving chapter's model behind max serve, streamed; the server started in "
+        f"{server.start_s:.0f} s):\n"
+        f"| {'requests':<34} | total tok/s | per stream | vs 1 stream | spread | first token ms |\n"
+        f"|{'-' * 36}|------------:|-----------:|------------:|-------:|---------------:|"
+    )
+    for result, count in ((one, 1), (many, STREAMS)):
+        total = result.rate(statistics.median(result.runs_s))
+        print(
+            f"| {result.name:<34} | {total:11.1f} | {total / count:10.1f} | "
+            f"{total / single:10.2f}x | {100 * result.spread():4.0f} % | "
+            f"{1000 * result.first_token_s:14.0f} |"
+        )
+    wrong = [
+        f"  stream {number + 1} (a {len(prompts[number])}-token prompt): {got[:8]}..., "
+        f"HuggingFace: {want[:8]}..."
+        for number, (got, want) in enumerate(
+            zip(
+                [one.tokens[:tokens]]
+                + [many.tokens[i * tokens : (i + 1) * tokens] for i in range(STREAMS)],
+                [expected[0]] + expected,
+                strict=True,
+            )
+        )
+        if got != want
+    ]
+    if wrong:
+        print("Served streams differ from HuggingFace's greedy tokens:\n" + "\n".join(wrong))
+        return 1
+    print(
+        f"Every stream's {tokens} tokens equal HuggingFace generate()'s greedy ones (prompts of "
+        f"{', '.join(str(len(ids)) for ids in prompts)} tokens)."
+    )
+    return 0
 
 
 @dataclass

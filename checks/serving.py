@@ -139,12 +139,16 @@ class Served:
     start_s: float
 
     def run(self, tokens: int) -> list[int]:
+        return self.stream(self.prompt, tokens)
+
+    def stream(self, prompt: str, tokens: int) -> list[int]:
+        """The greedy ids of `prompt` ("t3 t14 ..."), streamed."""
         from openai import OpenAI
 
         client = OpenAI(base_url=f"{self.url}/v1", api_key="not needed", timeout=600)
         stream = client.completions.create(
             model=self.model,
-            prompt=self.prompt,
+            prompt=prompt,
             max_tokens=tokens,
             temperature=0,
             stream=True,

@@ -1,9 +1,9 @@
 """The serving extension's checks: the learner's code driven as `max serve` drives it.
 
-What `max serve` asks of the learner's code, driven as the server drives
-it (real TextContexts, a batch whose requests start and end at different times), without starting
-a server. The server itself is tested end to end in tests/test_serve.py."""
+What `max serve` asks of the learner's code, driven as the server drives it (real TextContexts, a batch whose requests start and end at different times, one forward per
+step), without starting a server. The server itself is tested end to end in tests/test_serve.py."""
 
+import functools
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,16 +12,19 @@ import pytest
 from checks import harness
 from checks import test_ext_kv_cache as kv
 from checks.tensors import as_numpy
-from checks.harness import SERVING, LearnerError, call, learner_attr, not_none
+from checks.harness import SERVING, LearnerError, call, compile_module, learner_attr, not_none
 from checks.reference import SMALL
 from checks.reference_cache import cached
+from checks.modules import learner_module
 from checks.tensors import torch_no_grad
 from checks.report import may_compile
 
 # Sizes that differ from each other, so a property that reads the wrong one shows.
 SIZES = dict(n_layer=3, n_head=4, n_embd=48, n_positions=40, vocab_size=101)
-# Requests as the server sees them: (the step at which it arrives, its prompt).
+# Requests as the server sees them: (the step at which it arrives, its prompt). The third arrives
+# while the others decode: its prompt and their single tokens share a step, padded to one length.
 ARRIVALS = ((0, (3, 14, 15, 92, 65)), (0, (35, 89)), (3, (7, 7, 21)))
+BATCHED = "BatchedGPT2LMHeadModel"
 
 
 def gpt2_config(**sizes):
@@ -30,55 +33,191 @@ def gpt2_config(**sizes):
     return GPT2Config(**{**SIZES, **sizes})
 
 
-def arch_config():
+def arch_config(config_class):
     from max.dtype import DType
 
     return call(
         "GPT2ArchConfig(dtype=..., max_seq_len=..., huggingface_config=...)",
-        learner_attr(SERVING, "GPT2ArchConfig"),
+        config_class,
         dtype=DType.float32,
         max_seq_len=SIZES["n_positions"],
         huggingface_config=gpt2_config(),
     )
 
 
-def test_arch_config_reads_the_sizes(record):
-    """GPT2ArchConfig gives MAX the heads with keys and values, the head width and the layers"""
-    config = arch_config()
+def sizes_problems(config_class) -> list[str]:
+    """What GPT2ArchConfig gets wrong about the sizes, a sentence each (raises on a placeholder)."""
+    config = arch_config(config_class)
     wanted = {
         "num_key_value_heads": (SIZES["n_head"], "n_head: each GPT-2 head has its own keys"),
         "head_dim": (SIZES["n_embd"] // SIZES["n_head"], "n_embd // n_head"),
         "num_layers": (SIZES["n_layer"], "n_layer"),
     }
+    problems = []
     for name, (value, source) in wanted.items():
         what = f"GPT2ArchConfig.{name}"
         got = not_none(what, call(what, lambda name=name: getattr(config, name)))
-        record.expect(
-            got == value,
-            f"{what} is {got!r} for a GPT-2 with {SIZES}; it should be {value} ({source}).",
-        )
+        if got != value:
+            problems.append(
+                f"{what} is {got!r} for a GPT-2 with {SIZES}; it should be {value} ({source})."
+            )
+    return problems
 
 
-@pytest.mark.parametrize(
-    "max_length, expected",
-    [(None, 40), (16, 16), (100, 40)],
-    ids=["no --max-length", "--max-length 16", "--max-length 100"],
-)
-def test_max_seq_len_is_bounded_by_the_positions(record, max_length, expected):
-    """calculate_max_seq_len keeps --max-length within n_positions (40 here)"""
+def test_arch_config_reads_the_sizes(record):
+    """GPT2ArchConfig gives MAX the heads with keys and values, the head width and the layers"""
+    for problem in sizes_problems(learner_attr(SERVING, "GPT2ArchConfig")):
+        record.expect(False, problem)
+
+
+MAX_LENGTHS = {
+    "no --max-length": (None, 40),
+    "--max-length 16": (16, 16),
+    "--max-length 100": (100, 40),
+}
+
+
+def max_seq_len_problem(config_class, max_length: int | None, expected: int) -> str | None:
     what = f"GPT2ArchConfig.calculate_max_seq_len(config with n_positions=40, {max_length=})"
     got = call(
         what,
-        learner_attr(SERVING, "GPT2ArchConfig").calculate_max_seq_len,
+        config_class.calculate_max_seq_len,
         gpt2_config(),
         SimpleNamespace(max_length=max_length),
     )
     not_none(what, got)
-    record.expect(
-        got == expected,
+    if got == expected:
+        return None
+    return (
         f"{what} gave {got!r}; it should be {expected}: the user's --max-length when given, but "
-        "never more than n_positions (wpe has no row for a later position).",
+        "never more than n_positions (wpe has no row for a later position)."
     )
+
+
+@pytest.mark.parametrize("max_length, expected", MAX_LENGTHS.values(), ids=MAX_LENGTHS.keys())
+def test_max_seq_len_is_bounded_by_the_positions(record, max_length, expected):
+    """calculate_max_seq_len keeps --max-length within n_positions (40 here)"""
+    problem = max_seq_len_problem(learner_attr(SERVING, "GPT2ArchConfig"), max_length, expected)
+    record.expect(problem is None, problem or "")
+
+
+# (cached, new) per row for align(): two prompts arriving beside two decoding requests, with
+# caches of different lengths; the shorter prompt has padded queries and nothing cached.
+ALIGN_CASE = ([3, 0, 5, 0], [1, 4, 1, 2])
+ALIGN = "align(cached=[3, 0, 5, 0], new=[1, 4, 1, 2])"
+
+
+def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
+    """[B, S, N + S] booleans: the keys each query sees, for queries that are real tokens (padded
+    queries' rows are left False: they are checked apart)."""
+    n, s = max(cached), max(new)
+    visible = np.zeros((len(cached), s, n + s), bool)
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
+        for query in range(s - k, s):
+            visible[row, query, n - c : n] = True  # its own cached keys, the last c of N
+            visible[row, query, n + s - k : n + query + 1] = True  # its new keys up to itself
+    return visible
+
+
+def align_problem(align) -> str | None:
+    """What is wrong with the learner's align() on ALIGN_CASE, in a sentence, or None."""
+    cached, new = ALIGN_CASE
+    out = not_none(ALIGN, call(ALIGN, align, list(cached), list(new)))
+    if not isinstance(out, tuple) or len(out) != 2:
+        return f"{ALIGN} returned {type(out).__name__}; it should return (positions, mask)."
+    for part, todo in zip(out, ("positions", "mask"), strict=True):
+        if part is None:
+            number = 3 if todo == "positions" else 4
+            return (
+                f"{ALIGN} gave {todo} None: it is still the skeleton's placeholder. Replace it as "
+                f"its TODO ({number}) says."
+            )
+    positions, mask = (np.asarray(part) for part in out)
+    n, s, batch = max(cached), max(new), len(cached)
+    if positions.shape != (batch, s):
+        return (
+            f"{ALIGN} gave positions of shape {list(positions.shape)}; they should be [B, S] = "
+            f"[{batch}, {s}]: a position for every id of the padded batch."
+        )
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
+        got, want = positions[row, s - k :].tolist(), list(range(c, c + k))
+        if got == want:
+            continue
+        if got == list(range(c + s - k, c + s)):
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got}; they should be "
+                f"{want}: the padding before its new ids is counted as positions. The padding "
+                "sits on the left, so a row's first real id is at column S - new[i]."
+            )
+        if got in (list(range(n, n + k)), list(range(n + s - k, n + s))):
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
+                f"tokens; they should be {want}. The positions are not per row: each row "
+                "continues after its own cached length, not the longest one's."
+            )
+        return (
+            f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new tokens "
+            f"(the last {k} columns); they should be {want}, continuing after its cache."
+        )
+    if (positions < 0).any():
+        return f"{ALIGN} gave a negative position ({positions.tolist()}): wpe has no such row."
+    if mask.shape != (batch, 1, s, n + s):
+        return (
+            f"{ALIGN} gave a mask of shape {list(mask.shape)}; it should be [B, 1, S, N + S] = "
+            f"[{batch}, 1, {s}, {n + s}]: one per row, shared by the heads."
+        )
+    if not np.isin(mask, (0.0, -np.inf)).all():
+        return (
+            f"{ALIGN} gave a mask with values other than 0 and -inf: it is added to the scores, "
+            "0 where a key is visible, -inf where it is hidden."
+        )
+    visible, wanted = mask[:, 0] == 0, expected_visible(cached, new)
+    if all((visible[row] == visible[0]).all() for row in range(batch)):
+        return (
+            f"{ALIGN} gave every row the same mask; the rows have different lengths: each row's "
+            "mask is its own (its cached keys on the right of the N, its new keys after its "
+            "padding)."
+        )
+    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
+        for query in range(s):
+            real = query >= s - k
+            seen = np.flatnonzero(visible[row, query]).tolist()
+            if not real:
+                if not seen:
+                    return (
+                        f"{ALIGN}: row {row}'s padded query {query} sees no key at all: softmax "
+                        "over only -inf is NaN, and NaN keys and values spread. Let a padded "
+                        "query see itself (its output is never used)."
+                    )
+                continue
+            want = np.flatnonzero(wanted[row, query]).tolist()
+            if seen == want:
+                continue
+            padded = [key for key in seen if key < n - c or n <= key < n + s - k]
+            if padded:
+                return (
+                    f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the padded "
+                    f"key slots {padded}: padding is attended to. Hide the first N - cached[i] "
+                    "cached slots and the new slots before the row's own ids."
+                )
+            later = [key for key in seen if key > n + query]
+            if later:
+                return (
+                    f"{ALIGN}: row {row}, query {query}, sees later keys {later}: a token may "
+                    "only see the keys up to its own (causal)."
+                )
+            return (
+                f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the key slots "
+                f"{seen}; it should see {want}: its cached keys (the last {c} of the N = {n}) "
+                "and its new ones up to itself."
+            )
+    return None
+
+
+def test_align_lines_up_rows_of_different_lengths(record):
+    """align() gives each row of a padded batch its own positions and mask (no MAX run)"""
+    problem = align_problem(learner_attr(SERVING, "align"))
+    record.expect(problem is None, problem or "")
 
 
 def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
@@ -99,23 +238,53 @@ def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
 
 
 class Spy:
-    """The model as the pipeline model sees it, counting the ids fed at each call."""
+    """The model as the pipeline model sees it, keeping the [B, S] of the ids of each call."""
 
     def __init__(self, model):
-        self.model, self.fed = model, []
+        self.model, self.shapes = model, []
 
-    def __call__(self, input_ids, *cache):
-        self.fed.append(int(input_ids.shape[1]))
-        return self.model(input_ids, *cache)
+    @property
+    def fed(self) -> list[int]:
+        """The ids fed per call, padding included."""
+        return [rows * length for rows, length in self.shapes]
+
+    def __call__(self, input_ids, *inputs):
+        self.shapes.append(tuple(int(d) for d in input_ids.shape))
+        return self.model(input_ids, *inputs)
+
+
+@functools.cache
+def learner_batched_model():
+    return learner_module(SERVING, BATCHED, kv.reference()["state"], SMALL)
+
+
+def batched_input_types():
+    """As gpt2_serve.batched_input_types: ids, positions, mask [B, 1, S, N + S], caches."""
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    ids, *caches = kv.input_types()
+    device = DeviceRef.from_device(harness.device())
+    positions = TensorType(DType.int64, ("batch", "seqlen"), device=device)
+    mask = TensorType(harness.dtype(), ("batch", 1, "seqlen", "keys"), device=device)
+    return [ids, positions, mask, *caches]
+
+
+@functools.cache
+def compiled_batched_model():
+    return compile_module(BATCHED, learner_batched_model(), *batched_input_types())
 
 
 def pipeline_model(request: pytest.FixtureRequest):
-    """The learner's GPT2PipelineModel with the KV check's model in place of a served folder."""
+    """The learner's GPT2PipelineModel with its batched model on the KV check's weights in place
+    of a served folder."""
     if harness.low_precision():
         pytest.skip("the serving chapter runs in float32, the encoding its architecture declares")
     from max.driver import CPU
 
-    served = Spy(kv.compiled_model() if may_compile(request) else kv.learner_model())
+    batched = compiled_batched_model() if may_compile(request) else learner_batched_model()
+    served = Spy(batched)
     model = object.__new__(learner_attr(SERVING, "GPT2PipelineModel"))
     model.model, model.config, model.device = served, SMALL, harness.device()
     model.devices, model.caches = [CPU()], {}
@@ -148,12 +317,29 @@ def step(model, contexts) -> np.ndarray:
     return logits
 
 
-def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
+def kept_problem(model, context, ids: int) -> None:
+    """Raises when the cache kept for a request (in the skeleton's form: self.caches[request_id]
+    = (ids, per-layer [n_head, length, head_dim] arrays)) holds other than its `ids` positions."""
+    kept = getattr(model, "caches", {}).get(context.request_id)
+    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[1], list) and kept[1]):
+        return
+    length = getattr(kept[1][0], "shape", (None, None))
+    if len(length) == 3 and length[1] != ids:
+        raise LearnerError(
+            f"After a step, the cache kept for a request of {ids} ids holds {length[1]} positions "
+            f"([n_head, {length[1]}, head_dim]): it keeps only its own slots of the grown cache, "
+            "the ones its mask let it see (the grown caches are padded to the batch's longest)."
+        )
+
+
+def serve(model, arrivals) -> tuple[dict[tuple[int, ...], list[int]], list[tuple[int, int]]]:
     """Greedy decoding of requests that arrive at their step and leave at EOS or NEW_TOKENS, as
-    the server schedules them; each finished request is released."""
+    the server schedules them; each finished request is released. Returns each prompt's new ids
+    and, per step, the [B, S] one forward should take: every running request, and its ids not yet
+    seen (the prompt of a request that just arrived, else one)."""
     from max.pipelines.context import TextContext, TokenBuffer
 
-    running, generated, number = [], {}, 0
+    running, generated, steps, number = [], {}, [], 0
     waiting = list(arrivals)
     while waiting or running:
         while waiting and waiting[0][0] <= number:
@@ -162,7 +348,11 @@ def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
             running.append((prompt, TextContext(max_length=SMALL.n_positions, tokens=tokens)))
             generated[prompt] = []
         if running:
+            unseen = [1 if generated[prompt] else len(prompt) for prompt, _ in running]
+            steps.append((len(running), max(unseen)))
             logits = step(model, [context for _, context in running])
+            for prompt, context in running:
+                kept_problem(model, context, len(prompt) + len(generated[prompt]))
             for (prompt, context), row in zip(list(running), logits, strict=True):
                 token = int(row.argmax())
                 generated[prompt].append(token)
@@ -171,14 +361,14 @@ def serve(model, arrivals) -> dict[tuple[int, ...], list[int]]:
                     running.remove((prompt, context))
                     call("GPT2PipelineModel.release", model.release, context.request_id)
         number += 1
-    return generated
+    return generated, steps
 
 
 def test_one_request_decodes_huggingface_greedy_tokens(record, request):
     """One request, decoded step by step: HuggingFace generate()'s greedy tokens, with the cache"""
     model, served = pipeline_model(request)
     prompt = ARRIVALS[0][1]
-    got = serve(model, [(0, prompt)])[prompt]
+    got = serve(model, [(0, prompt)])[0][prompt]
     expected = greedy_ids(prompt)
     record.expect(
         got == expected,
@@ -194,25 +384,51 @@ def test_one_request_decodes_huggingface_greedy_tokens(record, request):
     )
 
 
-def test_requests_in_one_batch_keep_their_own_caches(record, request):
-    """Three requests in one batch, one arriving later: each gets its own greedy tokens"""
+def test_requests_of_different_lengths_share_one_forward_per_step(record, request):
+    """Requests of different lengths arriving at different times: one forward a step, each its greedy tokens"""
     model, served = pipeline_model(request)
-    got = serve(model, ARRIVALS)
-    needed = sum(len(prompt) + len(got[prompt]) - 1 for _, prompt in ARRIVALS)
-    record.expect(
-        sum(served.fed) == needed,
-        f"Serving three requests together, execute fed the model {sum(served.fed)} ids in all; "
-        f"each request's prompt once and then its newest token are {needed}: a request's cache "
-        "was lost between steps. Keep one cache per request in self.caches, keyed by its "
-        "request_id.",
-    )
+    got, steps = serve(model, ARRIVALS)
+    shapes = served.shapes
+    if len(shapes) > len(steps):
+        record.expect(
+            False,
+            f"Serving three requests took {len(shapes)} calls of the model in {len(steps)} steps: "
+            "execute calls it once per request. Make one step one forward: the running requests' "
+            "ids, positions, masks and caches lined up in one batch of B rows (left_pad, align).",
+        )
+    elif len(shapes) < len(steps):
+        record.expect(
+            False,
+            f"Serving three requests called the model {len(shapes)} times in {len(steps)} steps: "
+            "execute should run one forward every step, for every running request.",
+        )
+    elif shapes != steps:
+        wrong = next(
+            i for i, pair in enumerate(zip(shapes, steps, strict=True)) if len(set(pair)) > 1
+        )
+        if shapes[wrong][0] == steps[wrong][0] and shapes[wrong][1] > steps[wrong][1]:
+            why = (
+                "more ids than the requests' caches have not seen: a request's cache was lost "
+                "between steps. Keep one cache per request in self.caches, keyed by its "
+                "request_id, and feed only the ids after it."
+            )
+        else:
+            why = "one row per running request, padded to the longest run of new ids."
+        record.expect(
+            False,
+            f"At step {wrong} execute gave the model ids of shape {list(shapes[wrong])}; with "
+            f"{steps[wrong][0]} requests running it should be [B, S] = {list(steps[wrong])}: "
+            f"{why}",
+        )
     for _, prompt in ARRIVALS:
         expected = greedy_ids(prompt)
         record.expect(
             got[prompt] == expected,
-            f"In a batch of requests, the one with prompt ids {list(prompt)} decoded to "
-            f"{got[prompt]}; alone, HuggingFace generate() gives {expected}. Each request needs "
-            "its own cache, found by its request_id, and row i of the logits is request i's.",
+            f"In a batch of requests of different lengths, the one with prompt ids {list(prompt)} "
+            f"decoded to {got[prompt]}; alone, HuggingFace generate() gives {expected}. Row i of "
+            "the batch is request i's: its ids, positions and mask from align(), its cache "
+            "left-padded to the others', and afterwards it keeps only its own slots of the grown "
+            "cache (the ones its mask lets it see).",
         )
 
 

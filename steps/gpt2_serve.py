@@ -56,6 +56,7 @@ class GivenPipelineModel(PipelineModelWithKVCache):
     """Compiles `model_class` (your KV-cache model) once, from the folder being served."""
 
     model_class = None  # set by GPT2PipelineModel
+    input_types = None  # its inputs' types (None: the KV-cache model's, ids then caches)
 
     def __init__(self, pipeline_config, session, devices, kv_cache_config, weights, adapter,
                  return_logits, **options):
@@ -70,7 +71,7 @@ class GivenPipelineModel(PipelineModelWithKVCache):
         with default_dtype(DType.float32):  # the encoding the architecture declares
             self.model, _, self.device, self.config = build_model(
                 pipeline_config.model.model_path, model_class=self.model_class,
-                input_types=cache_input_types)
+                input_types=self.input_types or cache_input_types)
         self.caches = {}  # request id -> (the ids its cache holds, its keys and values)
 
     # The server runs the model in a worker process that may not start processes, and MAX
@@ -90,10 +91,10 @@ class GivenPipelineModel(PipelineModelWithKVCache):
         return np.from_dlpack(tensor if isinstance(self.device, CPU) else tensor.to(CPU()))
 
     def empty_cache(self):
-        """Keys and values of no tokens yet: one [1, n_head, 0, head_dim] pair per layer."""
+        """A request's keys and values before its first token: one [n_head, 0, head_dim] numpy
+        pair per layer."""
         head_dim = self.config.n_embd // self.config.n_head
-        empty = self.tensor(np.zeros((1, self.config.n_head, 0, head_dim), np.float32))
-        return [empty] * (2 * self.config.n_layer)
+        return [np.zeros((self.config.n_head, 0, head_dim), np.float32)] * (2 * self.config.n_layer)
 
     @classmethod
     def get_kv_params(cls, huggingface_config, pipeline_config, devices, kv_cache_config,
@@ -106,11 +107,44 @@ class GivenPipelineModel(PipelineModelWithKVCache):
             data_parallel_degree=pipeline_config.model.data_parallel_degree)
 
 
+def batched_input_types(config, device) -> list:
+    """The batched model's inputs: ids [B, S], positions [B, S], mask [B, 1, S, N + S], then the
+    caches [B, n_head, N, head_dim], for any B, S and N."""
+    from max.dtype import DType
+    from max.experimental.tensor import TensorType
+    from max.graph import DeviceRef
+
+    from gpt2_demo import cache_input_types
+
+    ids, *caches = cache_input_types(config, device)
+    where = DeviceRef.from_device(device)
+    positions = TensorType(DType.int64, ("batch", "seqlen"), device=where)
+    mask = TensorType(caches[0].dtype, ("batch", 1, "seqlen", "keys"), device=where)
+    return [ids, positions, mask, *caches]
+
+
+def left_pad(arrays, axis: int) -> np.ndarray:
+    """numpy arrays of different lengths along `axis`, zeros put before the shorter ones so all
+    end together, stacked on a new first axis: [B, ..., the longest, ...]."""
+    longest = max(array.shape[axis] for array in arrays)
+    padded = []
+    for array in arrays:
+        width = [(0, 0)] * array.ndim
+        width[axis] = (longest - array.shape[axis], 0)
+        padded.append(np.pad(array, width))
+    return np.stack(padded)
+
+
+# The most requests one step runs together. MAX 26.7 takes 1 on a CPU unless told ("batching on
+# CPU is generally not useful"): decoding reads every weight per step, so it is.
+MAX_BATCH_SIZE = 8
+
+
 def serve_command(folder: Path, model: str, port: int, devices: str = "cpu") -> list[str]:
     """The `max serve` command line for ext_serve.py in `folder` (as printed: starts with max)."""
     command = ["max", "serve", "--custom-architectures", f"{folder}:ext_serve", "--model", model,
                "--devices", devices, "--host", "127.0.0.1", "--port", str(port),
-               "--chat-template", str(CHAT_TEMPLATE)]
+               "--chat-template", str(CHAT_TEMPLATE), "--max-batch-size", str(MAX_BATCH_SIZE)]
     if devices != "cpu":  # both work on MAX's paged cache, which your model does not use
         command += ["--no-enable-overlap-scheduler", "--no-device-graph-capture"]
     return command
@@ -156,12 +190,14 @@ def unfinished(folder: Path) -> str | None:
         what = "GPT2ArchConfig"
         config = ext_serve.GPT2ArchConfig(dtype=DType.float32, max_seq_len=1024,
                                           huggingface_config=gpt2)
-        sizes = {name: getattr(config, name)
+        given = {f"GPT2ArchConfig.{name}": getattr(config, name)
                  for name in ("num_key_value_heads", "head_dim", "num_layers")}
-        sizes["calculate_max_seq_len(...)"] = ext_serve.GPT2ArchConfig.calculate_max_seq_len(
+        given["GPT2ArchConfig.calculate_max_seq_len(...)"] = config.calculate_max_seq_len(
             gpt2, SimpleNamespace(max_length=None))
-        missing = [name for name, value in sizes.items() if value is None]
-        problem = f"GPT2ArchConfig.{missing[0]} is None" if missing else None
+        what = "align"
+        given["align(...)'s positions"], given["align(...)'s mask"] = ext_serve.align([1, 0], [1, 2])
+        missing = [name for name, value in given.items() if value is None]
+        problem = f"{missing[0]} is None" if missing else None
     except Exception as error:
         problem = f"{what} raised {type(error).__name__}: {error}".splitlines()[0]
     if problem is None:

@@ -598,6 +598,132 @@ def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
 
 
 SLIPS_SERVE = {
+    "every step replays the request": (
+        [
+            (
+                "if cache is None or ids[:len(ids_seen)] != ids_seen or len(ids) <= len(ids_seen):",
+                "if True:",
+            )
+        ],
+        "it feeds the prompt once, then one new id per step",
+    ),
+    "one cache for every request": (
+        [
+            ("self.caches.get(request_id, ([], None))", "self.caches.get(0, ([], None))"),
+            ("self.caches[request_id] = (ids, ", "self.caches[0] = (ids, "),
+        ],
+        "a request's cache was lost between steps",
+    ),
+    "the grown cache kept with its padding": (
+        [("[grown[row][:, slots] for grown in present]", "[grown[row] for grown in present]")],
+        "it keeps only its own slots of the grown cache",
+    ),
+    "only the first request's row": (
+        [("Buffer.from_numpy(rows)", "Buffer.from_numpy(rows[:1])")],
+        "one row, the next token's, per request",
+    ),
+    "release keeps the cache": (
+        [("        self.caches.pop(request_id, None)\n", "        pass\n")],
+        "release(request_id) should drop the request's cache",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
+def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
+    assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")
+
+
+# Slips in align(), the serving chapter's numpy part: its check runs in-process on the mutated
+# function alone (no MAX, no subprocess), as `pixi run check-serve` reports it.
+SLIPS_ALIGN = {
+    "positions not per row": (
+        [
+            (
+                "np.maximum(np.array(cached)[:, None] + step, 0)",
+                "np.maximum(longest_cache + step, 0)",
+            )
+        ],
+        "The positions are not per row",
+    ),
+    "padding counted as positions": (
+        [
+            (
+                "step = np.arange(longest_new)[None, :] - padding[:, None]",
+                "step = np.arange(longest_new)[None, :]",
+            )
+        ],
+        "the padding before its new ids is counted as positions",
+    ),
+    "one mask for every row": (
+        [
+            ("keys >= longest_cache - cached[row]", "keys >= longest_cache - cached[0]"),
+            ("new_key >= padding[row]", "new_key >= padding[0]"),
+        ],
+        "gave every row the same mask",
+    ),
+    "padding attended to": (
+        [
+            (
+                "its_cache = (keys >= longest_cache - cached[row]) & (keys < longest_cache)",
+                "its_cache = keys < longest_cache",
+            )
+        ],
+        "padding is attended to",
+    ),
+    "a padded query sees nothing": (
+        [(" | (new_key == query)", "")],
+        "softmax over only -inf is NaN",
+    ),
+}
+
+
+def from_solution(name: str, replacements: list[tuple[str, str]], *imports: str):
+    """`name` (a function or class) from solutions/ext_serve.py with `replacements` made, defined
+    on its own with the module's imports from `imports` (module names): nothing else runs."""
+    import ast
+
+    text = (ROOT / "solutions" / "ext_serve.py").read_text()
+    for old, new in replacements:
+        assert old in text, f"{old!r} is no longer in solutions/ext_serve.py: update the test"
+        text = text.replace(old, new)
+    tree = ast.parse(text)
+    nodes = [
+        node
+        for node in tree.body
+        if getattr(node, "name", None) == name
+        or (isinstance(node, ast.Import) and {a.name for a in node.names} & set(imports))
+        or (isinstance(node, ast.ImportFrom) and node.module in imports)
+    ]
+    namespace: dict = {}
+    exec(compile(ast.Module(nodes, []), "ext_serve.py", "exec"), namespace)
+    return namespace[name]
+
+
+def solution_align(replacements: list[tuple[str, str]]):
+    return from_solution("align", replacements, "numpy")
+
+
+@pytest.mark.fast
+def test_the_solutions_align_passes_its_check():
+    from checks.test_ext_serve import align_problem
+
+    assert align_problem(solution_align([])) is None
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("slip", SLIPS_ALIGN.values(), ids=SLIPS_ALIGN.keys())
+def test_slip_in_align_is_named(slip):
+    from checks.test_ext_serve import align_problem
+
+    replacements, message = slip
+    problem = align_problem(solution_align(replacements))
+    assert problem is not None and message in problem, problem
+
+
+# Slips in GPT2ArchConfig, checked in-process on the mutated class alone (it imports MAX's
+# pipeline interfaces, but nothing runs MAX).
+SLIPS_ARCH_CONFIG = {
     "head width is n_embd": (
         [
             (
@@ -616,31 +742,24 @@ SLIPS_SERVE = {
         ],
         "never more than n_positions",
     ),
-    "every step replays the request": (
-        [("if cache is None or ids[:len(seen)] != seen or len(ids) <= len(seen):", "if True:")],
-        "it feeds the prompt once, then one new id per step",
-    ),
-    "one cache for every request": (
-        [
-            ("self.caches.get(request_id, ([], None))", "self.caches.get(0, ([], None))"),
-            ("self.caches[request_id] = (ids, cache)", "self.caches[0] = (ids, cache)"),
-        ],
-        "keyed by its request_id",
-    ),
-    "only the first request's row": (
-        [("Buffer.from_numpy(np.stack(rows))", "Buffer.from_numpy(rows[0][None])")],
-        "one row, the next token's, per request",
-    ),
-    "release keeps the cache": (
-        [("        self.caches.pop(request_id, None)\n", "        pass\n")],
-        "release(request_id) should drop the request's cache",
-    ),
 }
+ARCH_CONFIG_IMPORTS = ("dataclasses", "typing", "max.pipelines.lib.interfaces.arch_config")
 
 
-@pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
-def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
-    assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")
+@pytest.mark.parametrize("slip", SLIPS_ARCH_CONFIG.values(), ids=SLIPS_ARCH_CONFIG.keys())
+def test_slip_in_the_arch_config_is_named(slip):
+    from checks.test_ext_serve import MAX_LENGTHS, max_seq_len_problem, sizes_problems
+
+    replacements, message = slip
+    config_class = from_solution("GPT2ArchConfig", replacements, *ARCH_CONFIG_IMPORTS)
+    problems = sizes_problems(config_class) + [
+        max_seq_len_problem(config_class, *case) for case in MAX_LENGTHS.values()
+    ]
+    named = [problem for problem in problems if problem and message in problem]
+    assert named, problems
+    solution = from_solution("GPT2ArchConfig", [], *ARCH_CONFIG_IMPORTS)
+    assert sizes_problems(solution) == []
+    assert [max_seq_len_problem(solution, *case) for case in MAX_LENGTHS.values()] == [None] * 3
 
 
 SLIPS_MOJO = {
