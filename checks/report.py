@@ -14,7 +14,7 @@ from checks import harness, options
 from checks.harness import LearnerError
 from checks.max_cache import passed_checks_dir
 from checks.recorder import Recorder
-from checks.verdicts import checker_digest
+from checks.verdicts import checker_digest, keep_newest
 
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
@@ -61,8 +61,12 @@ class PassedBefore:
         self.code = digest.hexdigest()
 
     def path(self, item: pytest.Item) -> Path:
-        name = hashlib.sha256(f"{item.nodeid}\n{self.code}".encode()).hexdigest()[:24]
-        return self.folder / name
+        return self.folder / f"{self.check_prefix(item)}-{self.code[:24]}"
+
+    @staticmethod
+    def check_prefix(item: pytest.Item) -> str:
+        """The part of a record's name that names its check: each check keeps its newest few."""
+        return hashlib.sha256(item.nodeid.encode()).hexdigest()[:16]
 
     def __contains__(self, item: pytest.Item) -> bool:
         return self.path(item).exists()
@@ -70,8 +74,12 @@ class PassedBefore:
     def add(self, item: pytest.Item) -> None:
         with contextlib.suppress(OSError):
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.path(item).write_text(item.nodeid + "\n")
+            path = self.path(item)
+            path.write_text(item.nodeid + "\n")
+            keep_newest(self.folder, f"{self.check_prefix(item)}-*", KEEP_PER_CHECK, written=path)
 
+
+KEEP_PER_CHECK = 4  # records of passed code per compiled check: a few edits back and forth
 
 EAGER_ONLY = "compiled checks skipped (--eager-only)"
 

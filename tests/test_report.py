@@ -77,6 +77,17 @@ def test_a_marked_check_that_passed_is_not_compiled_again_for_the_same_code(fold
     assert (folder / "ran.txt").read_text() == "graph\n", "the second run compiled again"
 
 
+def test_the_record_of_passed_checks_keeps_a_few_codes_per_check(folder, monkeypatch):
+    monkeypatch.setattr(report, "KEEP_PER_CHECK", 2)
+    for edit in range(4):  # each edit of a step file is new code: the check compiles and passes
+        (folder / "step_01.py").write_text(f"EDIT = {edit}\n")
+        assert all(result.passed for result in run_checks_file(folder, fail_eager=False))
+    assert (folder / "ran.txt").read_text() == "graph\n" * 4
+    assert len(list(report.passed_checks_dir().iterdir())) == 2, "the record grows with each edit"
+    run_checks_file(folder, fail_eager=False)  # the newest code is still remembered
+    assert (folder / "ran.txt").read_text() == "graph\n" * 4
+
+
 WORDING = '''
 import numpy as np
 
