@@ -61,6 +61,7 @@ def product(rows: Tensor, weight: Tensor) -> Tensor:
     if isinstance(count, StaticDim):  # eagerly, R is a number
         return kernel(rows, weight) if int(count) <= KERNEL_ROWS else rows @ weight.T
     few = F.shape_to_tensor([count])[0] <= KERNEL_ROWS
+    weight.__tensorvalue__()  # into the graph here: a value made inside one branch is not seen by the other
     out = TensorType(weight.dtype, [count, weight.shape[0]], DeviceRef.from_device(weight.device))
     return F.cond(few, [out], lambda: kernel(rows, weight), lambda: rows @ weight.T)[0]
 
