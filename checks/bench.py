@@ -647,7 +647,7 @@ def draw(results: list[Timing], memory: Memory | None, long_prompt: int, path: P
             label=f"{long_prompt}-token prompt",
         )
     first.set_xlabel("time to the first token, ms")
-    first.legend(loc="lower right", fontsize=8)
+    first.legend(loc="upper right", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     return show._save(fig, path, [speed, first])
 

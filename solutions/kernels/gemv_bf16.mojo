@@ -24,13 +24,13 @@ def dot_bf16[
     var acc0 = SIMD[DType.float32, width](0)
     var acc1 = SIMD[DType.float32, width](0)
     var i = 0
-    while i + 2 * width <= k:
-        acc0 += a.load[width=width](i).cast[DType.float32]() * b.load[width=width](i).cast[
-            DType.float32
-        ]()
-        acc1 += a.load[width=width](i + width).cast[DType.float32]() * b.load[width=width](
-            i + width
-        ).cast[DType.float32]()
+    while i + 2 * width <= k:  # convert `width` bfloat16 of each to float32, then multiply-add
+        var a0 = a.load[width=width](i).cast[DType.float32]()
+        var b0 = b.load[width=width](i).cast[DType.float32]()
+        var a1 = a.load[width=width](i + width).cast[DType.float32]()
+        var b1 = b.load[width=width](i + width).cast[DType.float32]()
+        acc0 += a0 * b0
+        acc1 += a1 * b1
         i += 2 * width
     var total = (acc0 + acc1).reduce_add()
     while i < k:
@@ -62,9 +62,8 @@ struct GemvBF16:
 
         def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k, var blocks}:
             for j in range(worker * n // blocks, (worker + 1) * n // blocks):
-                for r in range(rows):
-                    op[r * n + j] = dot_bf16[width](wp + j * k, xp + r * k, k).cast[
-                        DType.bfloat16
-                    ]()
+                for r in range(rows):  # the float32 sum, rounded to bfloat16 once
+                    var total = dot_bf16[width](wp + j * k, xp + r * k, k)
+                    op[r * n + j] = total.cast[DType.bfloat16]()
 
         sync_parallelize(block, blocks)
