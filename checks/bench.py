@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-prompt",
         type=int,
-        default=512,
-        help="also time the first token of a prompt this long, for every row (512; 0: not)",
+        help="also time the first token of a prompt this long, for every row (512, --tiny 64; "
+        "0: not)",
     )
     parser.add_argument(
         "--no-bfloat16",
@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where the MAX models run (gpu: in bfloat16)",
     )
     args = parser.parse_args(argv)
+    if args.long_prompt is None:
+        args.long_prompt = 64 if args.tiny else 512  # the tiny model has 128 positions
     options.use(
         options.Options(device=args.device, dtype="bfloat16" if args.device == "gpu" else "float32")
     )
