@@ -4,10 +4,11 @@ Decoding one token multiplies one vector by every weight matrix of the model: 50
 read for a few hundred million multiply-adds. The speed is the speed of reading the weights, and
 that is the kernel's job. MAX's answer to a kernel it lacks, or one you can write better for your
 case, is a custom op in Mojo: kernels/gemv.mojo is yours, and this file declares it to MAX and
-puts it in every Linear of the KV-cache model, eagerly and inside the compiled graph.
+puts it in every Linear of the KV-cache model, eagerly and inside the compiled graph. The second
+part, kernels/gemv_bf16.mojo, reads bfloat16 weights: half the bytes, so twice the tokens.
 
 Check your work: pixi run check-mojo. Compare the speeds: pixi run bench. Talk to it:
-python steps/ext_mojo.py (step 11's options).
+python steps/ext_mojo.py (step 11's options; --dtype bfloat16 runs the second kernel).
 """
 
 import sys
