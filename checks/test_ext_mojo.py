@@ -363,9 +363,11 @@ def skip_unless_cpu() -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_bfloat16_kernel_matches_numpy(shape):
+def test_bfloat16_kernel_matches_numpy(shape, request):
     """gemv_bf16(x, weight) equals numpy's product of the same bfloat16 numbers, rounded once"""
     skip_unless_cpu()
+    if earlier_failure(request):  # the second part builds on the first: no compile until it passes
+        pytest.skip("not run, because a check above failed: fix that first")
     rows, k, n = shape
     x, weight = operands_bf16(rows, k, n)
     got = call("the gemv_bf16 op", kernel_graph_bf16(), max_tensor(x), max_tensor(weight))
