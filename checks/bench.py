@@ -22,6 +22,7 @@ are tried on a tiny model first, so an unfinished one is named in seconds.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import resource
@@ -29,11 +30,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from checks import harness, options
+from checks import course, harness, options
 from checks.doubles import IdTokenizer
 
 
@@ -46,6 +48,9 @@ class Timing:
     compile_s: float | None = None
     peak_rss_mb: float = 0.0
     first_token_s: float = 0.0  # median time to the first new token (prompt included)
+    long_first_token_s: float | None = None  # the same for the long prompt (--long-prompt)
+    bfloat16: bool = False  # its weights are bfloat16: its tokens are judged within rounding
+    near_greedy: str | None = None  # for a bfloat16 row, what is wrong with its tokens, if any
 
     def rate(self, seconds: float) -> float:
         return len(self.tokens) / seconds
@@ -75,6 +80,8 @@ class Row:
     name: str
     run: Callable[[int], list[int]]
     compile_s: float | None = None
+    long_first: Callable[[], object] | None = None  # the first new token of the long prompt
+    bfloat16: bool = False
 
 
 # A pause before each timed run: threads of the row before (MAX's or PyTorch's) that still spin
@@ -97,9 +104,10 @@ def time_in_turns(rows: list[Row], tokens: int, repeats: int) -> list[Timing]:
     for row in rows:
         print(f"  warming up {row.name} ...", flush=True)
         first, seconds = timed_run(row.run, tokens)
-        results.append(Timing(row.name, first, seconds, [], row.compile_s))
+        results.append(Timing(row.name, first, seconds, [], row.compile_s, bfloat16=row.bfloat16))
         results[-1].peak_rss_mb = peak_rss_mb()
     first_token: dict[str, list[float]] = {row.name: [] for row in rows}
+    long_first: dict[str, list[float]] = {row.name: [] for row in rows}
     for round_ in range(repeats):
         print(f"  round {round_ + 1}/{repeats}: every row in turn ...", flush=True)
         for row, result in zip(rows, results, strict=True):
@@ -108,8 +116,12 @@ def time_in_turns(rows: list[Row], tokens: int, repeats: int) -> list[Timing]:
             if again != result.tokens:
                 raise AssertionError(f"{row.name}: greedy generation gave other tokens on a repeat")
             first_token[row.name].append(timed_run(row.run, 1)[1])
+            if row.long_first is not None:
+                long_first[row.name].append(timed_run(lambda _, go=row.long_first: go(), 1)[1])
     for result in results:
         result.first_token_s = statistics.median(first_token[result.name])
+        if long_first[result.name]:
+            result.long_first_token_s = statistics.median(long_first[result.name])
     return results
 
 
@@ -139,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=8, help="prompt length (8)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (5)")
     parser.add_argument(
+        "--long-prompt",
+        type=int,
+        help="also time the first token of a prompt this long, for every row (512, --tiny 64; "
+        "0: not)",
+    )
+    parser.add_argument(
+        "--no-bfloat16",
+        action="store_true",
+        help="leave out the bfloat16 rows (HuggingFace's and the Mojo model's)",
+    )
+    parser.add_argument("--plot", metavar="FILE", help="also draw the table to this PNG file")
+    parser.add_argument(
         "--serve",
         action="store_true",
         help="also time the serving chapter's model behind max serve, streamed (starts a server)",
@@ -151,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where the MAX models run (gpu: in bfloat16)",
     )
     args = parser.parse_args(argv)
+    if args.long_prompt is None:
+        args.long_prompt = 64 if args.tiny else 512  # the tiny model has 128 positions
     options.use(
         options.Options(device=args.device, dtype="bfloat16" if args.device == "gpu" else "float32")
     )
@@ -179,7 +205,12 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     prompt_ids = (
         np.random.default_rng(0).integers(0, config.vocab_size, args.prompt_tokens).tolist()
     )
-    prompt = " ".join(map(str, prompt_ids))
+    long_ids = np.random.default_rng(1).integers(0, config.vocab_size, args.long_prompt).tolist()
+    if len(long_ids) + 1 > config.n_positions:
+        raise SystemExit(
+            f"--long-prompt {args.long_prompt} does not fit the model's {config.n_positions} "
+            "positions with a new token: give a shorter one."
+        )
     tokenizer = IdTokenizer(config.n_positions)
     print(
         f"Greedy generation: GPT-2 {config.n_layer} layers x {config.n_embd} wide ({weights}), "
@@ -188,10 +219,10 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         flush=True,
     )
 
-    def hf_run(use_cache: bool) -> Callable[[int], list[int]]:
+    def hf_run(use_cache: bool, model=hf, ids=prompt_ids) -> Callable[[int], list[int]]:
         def run(tokens: int) -> list[int]:
-            out = hf.generate(
-                torch.tensor([prompt_ids]),
+            out = model.generate(
+                torch.tensor([ids]),
                 do_sample=False,
                 use_cache=use_cache,
                 max_new_tokens=tokens,
@@ -199,18 +230,42 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
                 pad_token_id=0,
                 eos_token_id=None,
             )
-            return out[0, len(prompt_ids) :].tolist()
+            return out[0, len(ids) :].tolist()
 
         return run
 
+    def long_first(run: Callable[..., list[int]]) -> Callable[[], object] | None:
+        return (lambda: run(1, long_ids)) if long_ids else None
+
     rows = [
-        Row("HuggingFace generate(), KV cache", hf_run(True)),
-        Row("HuggingFace generate(), no cache", hf_run(False)),
+        Row(
+            "HuggingFace generate(), KV cache",
+            hf_run(True),
+            None,
+            long_first(lambda n, ids: hf_run(True, hf, ids)(n)),
+        ),
+        Row(
+            "HuggingFace generate(), no cache",
+            hf_run(False),
+            None,
+            long_first(lambda n, ids: hf_run(False, hf, ids)(n)),
+        ),
     ]
+    if not args.no_bfloat16:
+        hf16 = copy.deepcopy(hf).bfloat16()  # PyTorch runs bfloat16 on the CPU
+        rows.append(
+            Row(
+                "HuggingFace generate(), bfloat16",
+                hf_run(True, hf16),
+                None,
+                long_first(lambda n, ids: hf_run(True, hf16, ids)(n)),
+                bfloat16=True,
+            )
+        )
 
     from max.dtype import DType
     from max.experimental import functional as F
-    from max.experimental.tensor import TensorType, defaults
+    from max.experimental.tensor import TensorType, default_dtype, defaults
     from max.graph import DeviceRef
 
     step_01, step_08, step_10, step_11, kv = steps
@@ -228,15 +283,41 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         compiled = model.compile(*input_types)
         return compiled, time.perf_counter() - start
 
-    def ids_of(text: str) -> list[int]:
-        return tokenizer.encode(text)[len(prompt_ids) :]
+    def text_of(ids: list[int]) -> str:
+        return " ".join(map(str, ids))
 
-    def cached_run(model) -> Callable[[int], list[int]]:
+    def ids_of(text: str, prompt: list[int] = prompt_ids) -> list[int]:
+        return tokenizer.encode(text)[len(prompt) :]
+
+    def cached(model, n: int, ids: list[int] = prompt_ids) -> list[int]:
         """Greedy generation of n tokens with the KV-cache chapter's loop on `model`."""
-        return lambda n: ids_of(
+        return ids_of(
             kv.generate_with_cache(
-                model, max_config, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
-            )
+                model,
+                max_config,
+                tokenizer,
+                device,
+                text_of(ids),
+                max_new_tokens=n,
+                do_sample=False,
+            ),
+            ids,
+        )
+
+    def cached_row(name: str, model, compile_s: float) -> Row:
+        return Row(
+            name,
+            lambda n: cached(model, n),
+            compile_s,
+            long_first(lambda n, ids: cached(model, n, ids)),
+        )
+
+    def uncached(n: int, ids: list[int] = prompt_ids) -> list[int]:
+        return ids_of(
+            step_10.generate_text(
+                simple, tokenizer, device, text_of(ids), max_new_tokens=n, do_sample=False
+            ),
+            ids,
         )
 
     mojo = finished_mojo_chapter()
@@ -249,32 +330,43 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
             TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)),
         )
         rows.append(
-            Row(
-                "MAX, step 10 loop, no cache",
-                lambda n: ids_of(
-                    step_10.generate_text(
-                        simple, tokenizer, device, prompt, max_new_tokens=n, do_sample=False
-                    )
-                ),
-                simple_compile,
+            Row("MAX, step 10 loop, no cache", uncached, simple_compile, long_first(uncached))
+        )
+        rows.append(
+            cached_row(
+                "MAX, KV cache (extension)",
+                *build(kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)),
             )
         )
-        cached, cached_compile = build(
-            kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
-        )
-        rows.append(Row("MAX, KV cache (extension)", cached_run(cached), cached_compile))
         if mojo is not None:
-            fast, fast_compile = build(
-                mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+            rows.append(
+                cached_row(
+                    "MAX, KV cache + Mojo kernel",
+                    *build(
+                        mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+                    ),
+                )
             )
-            rows.append(Row("MAX, KV cache + Mojo kernel", cached_run(fast), fast_compile))
+        if mojo is not None and not args.no_bfloat16 and options.current().device == "cpu":
+            with default_dtype(DType.bfloat16):  # the model's weights, caches and kernel
+                row = cached_row(
+                    "MAX, KV cache + Mojo kernel, bfloat16",
+                    *build(
+                        mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
+                    ),
+                )
+            rows.append(in_bfloat16(row))
     results = time_in_turns(rows, args.tokens, args.repeats)
+    judge_bfloat16_rows(results, hf, prompt_ids)
     memory = None
     if options.current().device == "cpu":
         print("  measuring how fast this machine reads memory ...", flush=True)
         time.sleep(SETTLE_S)
         memory = Memory(max(before, read_bandwidth_gbs()), decode_bytes_per_token(hf))
-    code = report(results, args.tokens, memory)
+    code = report(results, args.tokens, memory, args.long_prompt)
+    if args.plot:
+        draw(results, memory, args.long_prompt, Path(args.plot))
+        print(f"Drew the table to {args.plot}")
     if args.serve:
         code = max(code, time_served(hf, prompt_ids, args.tokens, args.repeats))
     return code
@@ -367,6 +459,35 @@ def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
     return 0
 
 
+def in_bfloat16(row: Row) -> Row:
+    """`row`, run with MAX's default dtype bfloat16 (its KV cache is made in it)."""
+    from max.dtype import DType
+    from max.experimental.tensor import default_dtype
+
+    def wrapped(run):
+        def call(*args):
+            with default_dtype(DType.bfloat16):
+                return run(*args)
+
+        return call
+
+    long_first = wrapped(row.long_first) if row.long_first else None
+    return Row(row.name, wrapped(row.run), row.compile_s, long_first, bfloat16=True)
+
+
+def judge_bfloat16_rows(results: list[Timing], hf, prompt_ids: list[int]) -> None:
+    """A bfloat16 row may part from float32's greedy tokens wherever two tokens score within
+    rounding: its tokens are judged as step 11's bfloat16 check judges them, against HuggingFace's
+    float32 logits."""
+    from checks.reference import near_greedy_problem
+
+    for result in results:
+        if result.bfloat16:
+            result.near_greedy = near_greedy_problem(
+                hf, prompt_ids + result.tokens, len(prompt_ids)
+            )
+
+
 @dataclass
 class Memory:
     """The machine's memory read speed and the bytes of weights one decoded token reads."""
@@ -374,9 +495,10 @@ class Memory:
     gbs: float
     bytes_per_token: int
 
-    def ceiling(self) -> float:
-        """Tokens/s if a token took only the time to read its weights once."""
-        return self.gbs * 1e9 / self.bytes_per_token
+    def ceiling(self, bfloat16: bool = False) -> float:
+        """Tokens/s if a token took only the time to read its weights once (float32's
+        bytes_per_token, half of them in bfloat16)."""
+        return self.gbs * 1e9 / (self.bytes_per_token / (2 if bfloat16 else 1))
 
 
 def finished_mojo_chapter():
@@ -393,9 +515,6 @@ def finished_mojo_chapter():
         return None
 
 
-NEEDED = (1, 8, 10, 11, harness.KV_CACHE)  # the config, the model, the loop, loading, the cache
-
-
 def ready_steps() -> list:
     """The modules the bench runs, after a quick try of each on a tiny model; a step that is not
     done yet raises a LearnerError of one sentence, before anything is timed."""
@@ -403,7 +522,7 @@ def ready_steps() -> list:
 
     folder = harness.steps_dir()
     modules = []
-    for step in NEEDED:
+    for step in course.BENCH_NEEDS:  # course.toml's `bench = true` steps
         if tools.untouched(folder, step):
             raise not_ready(step, "is still the untouched skeleton")
         try:
@@ -479,23 +598,31 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
         raise harness.LearnerError(problem.split("\n")[0])
 
 
-def report(results: list[Timing], tokens: int, memory: Memory | None = None) -> int:
+def report(
+    results: list[Timing], tokens: int, memory: Memory | None = None, long_prompt: int = 0
+) -> int:
     baseline = statistics.median(results[0].runs_s)
+    long_head = f" {long_prompt}-token prompt, first token ms |" if long_prompt else ""
     print(
-        f"\n| {'model':<34} | tok/s median | spread | vs HF generate() | of ceiling | first token ms "
-        "| warm-up s | compile s | peak RSS MB |"
+        f"\n| {'model':<38} | tok/s median | spread | vs HF generate() | of ceiling | first token ms "
+        f"|{long_head} warm-up s | compile s | peak RSS MB |"
     )
     print(
-        f"|{'-' * 36}|-------------:|-------:|-----------------:|-----------:|---------------:"
-        "|----------:|----------:|------------:|"
+        f"|{'-' * 40}|-------------:|-------:|-----------------:|-----------:|---------------:"
+        + ("|" + "-" * (len(long_head) - 2) + ":" if long_prompt else "")
+        + "|----------:|----------:|------------:|"
     )
     for r in results:
         median = statistics.median(r.runs_s)
         compile_s = f"{r.compile_s:.1f}" if r.compile_s is not None else "-"
-        share = f"{100 * r.rate(median) / memory.ceiling():.0f} %" if memory else "-"
+        share = f"{100 * r.rate(median) / memory.ceiling(r.bfloat16):.0f} %" if memory else "-"
+        long_ms = ""
+        if long_prompt:
+            value = f"{1000 * r.long_first_token_s:.0f}" if r.long_first_token_s else "-"
+            long_ms = f" {value:>{len(long_head) - 3}} |"
         print(
-            f"| {r.name:<34} | {r.rate(median):12.1f} | {100 * r.spread():4.0f} % | "
-            f"{baseline / median:15.2f}x | {share:>10} | {1000 * r.first_token_s:14.0f} | "
+            f"| {r.name:<38} | {r.rate(median):12.1f} | {100 * r.spread():4.0f} % | "
+            f"{baseline / median:15.2f}x | {share:>10} | {1000 * r.first_token_s:14.0f} |{long_ms} "
             f"{r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |"
         )
     print(
@@ -509,6 +636,11 @@ def report(results: list[Timing], tokens: int, memory: Memory | None = None) -> 
             f"512 MiB, before and after the rows); one token reads {memory.bytes_per_token / 1e6:.0f} MB of weights, so no "
             f"model here can decode faster than {memory.ceiling():.0f} tok/s: the ceiling."
         )
+        if any(r.bfloat16 for r in results):
+            print(
+                f"In bfloat16 a token reads {memory.bytes_per_token / 2e6:.0f} MB: the bfloat16 "
+                f"ceiling is {memory.ceiling(bfloat16=True):.0f} tok/s (their rows' share is of it)."
+            )
     busiest = max(results, key=Timing.spread)
     if len(busiest.runs_s) > 1 and busiest.spread() > BUSY_SPREAD:
         print(
@@ -516,14 +648,90 @@ def report(results: list[Timing], tokens: int, memory: Memory | None = None) -> 
             f"{100 * busiest.spread():.0f} % (over {100 * BUSY_SPREAD:.0f} %), so the figures are "
             "not to be trusted; close what else runs and time again."
         )
-    same = all(r.tokens == results[0].tokens and len(r.tokens) == tokens for r in results)
+    exact = [r for r in results if not r.bfloat16]
+    rounded = [r for r in results if r.bfloat16]
+    same = all(r.tokens == exact[0].tokens and len(r.tokens) == tokens for r in exact)
+    near = all(r.near_greedy is None and len(r.tokens) == tokens for r in rounded)
     if same:
-        print(f"All {len(results)} produced the same {tokens} tokens.")
-        return 0
-    for r in results:
-        print(f"  {r.name}: {r.tokens[:12]}...")
-    print("The models disagree on the tokens: the comparison above is not valid.")
-    return 1
+        print(f"All {len(exact)} produced the same {tokens} tokens.")
+    else:
+        for r in exact:
+            print(f"  {r.name}: {r.tokens[:12]}...")
+        print("The models disagree on the tokens: the comparison above is not valid.")
+    if rounded and near:
+        print(
+            f"The {len(rounded)} bfloat16 rows' tokens are each within bfloat16 rounding of the "
+            "best in HuggingFace's float32 logits (as step 11's bfloat16 check judges)."
+        )
+    for r in rounded:
+        if r.near_greedy is not None:
+            print(f"  {r.name}: {r.near_greedy}")
+    if not near:
+        print("A bfloat16 row's tokens part from float32's further than rounding explains.")
+    return 0 if same and near else 1
+
+
+BFLOAT16_BARS = "#e08a2c"  # beside show.BARS, the site's purple, for the float32 rows
+
+
+def draw(results: list[Timing], memory: Memory | None, long_prompt: int, path: Path, dpi=100):
+    """The table as a picture: tokens/s of each row as a bar (bfloat16 rows in orange) with the
+    float32 and bfloat16 ceilings as lines, and beside it the time to the first token, for the
+    short prompt and the long one. Returns where data points land in the PNG, per panel."""
+    from checks import show
+
+    plt = show._pyplot()
+    fig, (speed, first) = plt.subplots(
+        1,
+        2,
+        figsize=(12, 0.5 * len(results) + 1.8),
+        dpi=dpi,
+        sharey=True,
+        gridspec_kw={"width_ratios": (3, 2)},
+    )
+    names = [r.name for r in results]
+    where = np.arange(len(results))[::-1]  # the table's first row at the top
+    rates = [r.rate(statistics.median(r.runs_s)) for r in results]
+    colours = [BFLOAT16_BARS if r.bfloat16 else show.BARS for r in results]
+    speed.barh(where, rates, color=colours)
+    for y, rate in zip(where, rates, strict=True):
+        speed.text(rate, y, f" {rate:.1f}", va="center", fontsize=8)
+    if memory is not None:
+        for bfloat16, style in ((False, "-"), (True, "--")):
+            if bfloat16 and not any(r.bfloat16 for r in results):
+                continue
+            ceiling = memory.ceiling(bfloat16)
+            speed.axvline(ceiling, color="#3b3b4f", linestyle=style, linewidth=1)
+            speed.text(
+                ceiling,
+                where[0] + 0.6,
+                f"{'bfloat16' if bfloat16 else 'float32'} ceiling {ceiling:.0f}",
+                ha="right",
+                va="bottom",
+                fontsize=8,
+            )
+    speed.set_yticks(where, names)
+    speed.set_xlabel("tokens/s (median of the timed runs)")
+    speed.set_ylim(-0.6, len(results) + 0.4)
+    first.barh(
+        where + 0.2,
+        [1000 * r.first_token_s for r in results],
+        height=0.4,
+        color="#9fb7d9",
+        label="short prompt",
+    )
+    if long_prompt:
+        first.barh(
+            where - 0.2,
+            [1000 * (r.long_first_token_s or 0) for r in results],
+            height=0.4,
+            color="#3b6fb6",
+            label=f"{long_prompt}-token prompt",
+        )
+    first.set_xlabel("time to the first token, ms")
+    first.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    return show._save(fig, path, [speed, first])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The Mojo extension's checks: the learner's gemv kernel, right on every machine, and its speed.
+"""The Mojo extension's checks: the learner's gemv kernels, right on every machine, and speed.
 
-The learner's gemv kernel against numpy on odd shapes, with this machine's
+The learner's gemv kernel (float32, then bfloat16) against numpy on odd shapes, with this machine's
 worker count and SIMD width and with others (1, 3, 7 workers; NEON's width of 4), its speed beside
 MAX's built-in matmul, PyTorch's and the machine's memory on the LM head's shape (reported, never
 failed: a correct kernel passes on any machine), and the KV-cache model built on it against
@@ -18,8 +18,10 @@ import pytest
 from checks import harness, options
 from checks import test_ext_kv_cache as kv
 from checks.compare import Slip
+from checks.tensors import as_numpy
 from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
-from checks.reference import SMALL
+from checks.reference import SMALL, near_greedy_problem
+from checks.doubles import IdTokenizer
 from checks.modules import learner_module
 from checks.tensors import max_tensor
 from checks.report import earlier_failure
@@ -49,14 +51,15 @@ def skip_unless_cpu_float32() -> None:
 
 
 def mojo_error(error: BaseException) -> str | None:
-    """`kernels/gemv.mojo line 19: <the compiler's error>` when Mojo did not compile."""
+    """`kernels/gemv.mojo does not compile: gemv.mojo line 19: <the compiler's error>` when Mojo
+    did not compile (every file of the kernels folder is one package: either file can stop it)."""
     while error is not None and type(error).__name__ != "MojoCompilationError":
         error = error.__cause__
     if error is None:
         return None
     found = re.search(r"(\w+\.mojo):(\d+):\d+: error: (.*)", str(error))
     where = f"{found[1]} line {found[2]}: {found[3]}" if found else str(error).splitlines()[0]
-    return f"kernels/gemv.mojo does not compile: {where}"
+    return f"kernels/{found[1] if found else 'gemv.mojo'} does not compile: {where}"
 
 
 @functools.cache
@@ -67,7 +70,7 @@ def learner_gemv():
         raise LearnerError(mojo_error(error) or str(error)) from None
 
 
-def compiled_product(what: str, product, rows) -> object:
+def compiled_product(what: str, product, rows, dtype: str = "float32") -> object:
     """`product(x, weight)` compiled for x [rows, k] and weight [n, k], with symbolic sizes."""
     from max.dtype import DType
     from max.experimental.nn import Module
@@ -82,8 +85,8 @@ def compiled_product(what: str, product, rows) -> object:
     return compile_module(
         what,
         Product(),
-        TensorType(DType.float32, [rows, "k"], device=device),
-        TensorType(DType.float32, ["n", "k"], device=device),
+        TensorType(getattr(DType, dtype), [rows, "k"], device=device),
+        TensorType(getattr(DType, dtype), ["n", "k"], device=device),
     )
 
 
@@ -125,11 +128,18 @@ def machine_workers() -> tuple[int, ...]:
     return (logical, logical // 2) if logical > 1 else (1,)
 
 
-def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> list[Slip]:
+def slips(
+    x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = (), todos: tuple = (3, 4, 5)
+) -> list[Slip]:
+    """The float32 kernel's slips; `todos` renumbers them for the bfloat16 kernel's (7, 8, 9)."""
     k, n = x.shape[1], weight.shape[0]
     right = x @ weight.T
+    simd, leftover, split = todos
     found = [
-        Slip("the kernel writes only zeros: it is still the skeleton's (TODOs 3-5).", 0 * right)
+        Slip(
+            f"the kernel writes only zeros: it is still the skeleton's (TODOs {simd}-{split}).",
+            0 * right,
+        )
     ]
     for step in (4, 8, 16, 32, 64):  # k % step products left after a SIMD loop of that step
         cut = k - k % step
@@ -137,7 +147,7 @@ def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> li
             found.append(
                 Slip(
                     f"the last {k - cut} of {k} products are missing (K is not a multiple of the "
-                    "SIMD width): add them one float at a time after the SIMD loop (TODO 4).",
+                    f"SIMD width): add them one float at a time after the SIMD loop (TODO {leftover}).",
                     x[:, :cut] @ weight[:, :cut].T,
                 )
             )
@@ -148,7 +158,7 @@ def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> li
                 Slip(
                     f"the first {cut} of {k} products are counted twice (the result is near "
                     "twice the right one): the scalar loop for the leftover starts again at 0; "
-                    "it should go on from the i where the SIMD loop stopped (TODO 4).",
+                    f"it should go on from the i where the SIMD loop stopped (TODO {leftover}).",
                     right + x[:, :cut] @ weight[:, :cut].T,
                 )
             )
@@ -157,7 +167,7 @@ def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> li
     found.append(
         Slip(
             "the second half of the output rows is missing: each worker takes its own block, "
-            "worker * n // blocks up to (worker + 1) * n // blocks (TODO 5).",
+            f"worker * n // blocks up to (worker + 1) * n // blocks (TODO {split}).",
             half,
         )
     )
@@ -170,7 +180,7 @@ def slips(x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = ()) -> li
                     f"the last {n % workers} of {n} output rows are missing with {workers} "
                     f"workers: n // blocks leaves {n % workers} rows to nobody when {workers} does "
                     f"not divide {n}; give each worker the rows worker * n // blocks up to "
-                    "(worker + 1) * n // blocks (TODO 5).",
+                    f"(worker + 1) * n // blocks (TODO {split}).",
                     floor,
                 )
             )
@@ -272,3 +282,161 @@ def test_kv_cache_model_on_the_kernel_matches_at_every_step_compiled(record):
     model = learner_module(MOJO, "MojoCachedGPT2LMHeadModel", kv.reference()["state"], SMALL)
     compiled = compile_module("MojoCachedGPT2LMHeadModel", model, *kv.input_types())
     kv.check_chunks(record, compiled, "compiled")
+
+
+# The bfloat16 kernel (TODOs 6-9): the same shapes, and other machines' widths and worker counts.
+OTHER_MACHINES_BF16 = {
+    "3 workers, width 4": {"workers": 3, "width": 4},
+    "7 workers, width 8": {"workers": 7, "width": 8},
+}
+# A bfloat16 keeps 8 significant bits: rounding the float32 sum once moves it by at most 2^-9 of
+# itself (4e-3 leaves room for a kernel that truncates instead).
+BF16_ROUNDING = 4e-3
+
+
+@functools.cache
+def learner_gemv_bf16():
+    try:
+        return not_none("gemv_bf16()", call("gemv_bf16()", learner_attr(MOJO, "gemv_bf16")))
+    except LearnerError as error:
+        raise LearnerError(mojo_error(error) or str(error)) from None
+
+
+@functools.cache
+def kernel_graph_bf16(workers: int = 0, width: int = 0):
+    """The learner's bfloat16 op alone in a graph, as kernel_graph() is the float32 one's."""
+    op = learner_gemv_bf16()
+    what = "gemv_bf16 custom op"
+    if workers or width:
+        op = call(
+            "gemv_bf16() with other parameters",
+            lambda: op[{"workers": workers, "width": width}],
+        )
+        what += f" for {workers} workers and a width of {width}"
+    return compiled_product(what, op, "rows", "bfloat16")
+
+
+def operands_bf16(rows: int, k: int, n: int):
+    """operands() rounded to bfloat16, as torch tensors (numpy has no bfloat16)."""
+    import torch
+
+    return tuple(torch.from_numpy(a).bfloat16() for a in operands(rows, k, n))
+
+
+def bf16_accumulated(x, weight, width: int) -> np.ndarray:
+    """x @ weight.T as a kernel that accumulates in bfloat16 gets it (a slip): two accumulators of
+    `width` lanes, every product and sum rounded to bfloat16, the lanes added in halves (as
+    reduce_add does), the leftover added one product at a time."""
+    import torch
+
+    k = x.shape[1]
+    acc = torch.zeros(2, x.shape[0], weight.shape[0], width, dtype=torch.bfloat16)
+    i = 0
+    while i + 2 * width <= k:
+        for half in range(2):
+            lanes = slice(i + half * width, i + (half + 1) * width)
+            acc[half] = acc[half] + x[:, None, lanes] * weight[None, :, lanes]
+        i += 2 * width
+    total = acc[0] + acc[1]
+    while total.shape[-1] > 1:
+        total = total[..., : total.shape[-1] // 2] + total[..., total.shape[-1] // 2 :]
+    total = total[..., 0]
+    for rest in range(i, k):
+        total = total + x[:, None, rest] * weight[None, :, rest]
+    return total.float().numpy()
+
+
+def slips_bf16(x, weight, counts: tuple[int, ...] = ()) -> list[Slip]:
+    """The float32 kernel's slips on the same bfloat16 numbers, and a bfloat16 accumulator."""
+    found = slips(x.float().numpy(), weight.float().numpy(), counts, todos=(7, 8, 9))
+    for width in (4, 8, 16, 32):
+        if 2 * width <= x.shape[1]:
+            found.append(
+                Slip(
+                    "the sums are rounded to bfloat16 as they grow: the accumulators must be "
+                    "float32 (SIMD[DType.float32, width]), the loaded bfloat16 converted with "
+                    ".cast[DType.float32]() before they are multiplied; only the result is "
+                    "rounded to bfloat16 (TODO 7).",
+                    bf16_accumulated(x, weight, width),
+                )
+            )
+    return found
+
+
+def skip_unless_cpu() -> None:
+    if options.current().device != "cpu":
+        pytest.skip("the kernel is written for the CPU")
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_bfloat16_kernel_matches_numpy(record, shape, request):
+    """gemv_bf16(x, weight) equals numpy's product of the same bfloat16 numbers, rounded once"""
+    skip_unless_cpu()
+    if earlier_failure(request):  # the second part builds on the first: no compile until it passes
+        pytest.skip("not run, because a check above failed: fix that first")
+    rows, k, n = shape
+    x, weight = operands_bf16(rows, k, n)
+    got = call("the gemv_bf16 op", kernel_graph_bf16(), max_tensor(x), max_tensor(weight))
+    record.expect_close(
+        f"gemv_bf16 of {rows} x {k} by {n} x {k}",
+        got,
+        x.float().numpy() @ weight.float().numpy().T,
+        atol=2e-6 * k,
+        rtol=BF16_ROUNDING,
+        slips=lambda: slips_bf16(x, weight),
+    )
+
+
+@pytest.mark.parametrize("machine", OTHER_MACHINES_BF16.values(), ids=OTHER_MACHINES_BF16.keys())
+@pytest.mark.compiled
+def test_bfloat16_kernel_matches_numpy_on_other_machines(record, machine):
+    """gemv_bf16(x, weight) equals numpy's on 13 output rows as other machines run it"""
+    skip_unless_cpu()
+    rows, k, n = SPLIT_SHAPE
+    x, weight = operands_bf16(rows, k, n)
+    got = call("the gemv_bf16 op", kernel_graph_bf16(**machine), max_tensor(x), max_tensor(weight))
+    record.expect_close(
+        f"gemv_bf16 of {rows} x {k} by {n} x {k} on {machine['workers']} workers with a SIMD "
+        f"width of {machine['width']}",
+        got,
+        x.float().numpy() @ weight.float().numpy().T,
+        atol=2e-6 * k,
+        rtol=BF16_ROUNDING,
+        slips=lambda: slips_bf16(x, weight, (machine["workers"],)),
+    )
+
+
+@pytest.mark.compiled
+def test_kv_cache_model_on_the_bfloat16_kernel_compiled(record):
+    """In bfloat16 (--dtype bfloat16), the model's logits after every call and its greedy text
+    within bfloat16 rounding of HuggingFace's (compiled)"""
+    if not kv.bfloat16_on_the_cpu():
+        pytest.skip("the bfloat16 model is checked with --dtype bfloat16, on the CPU")
+    learner_gemv_bf16()
+    model = learner_module(MOJO, "MojoCachedGPT2LMHeadModel", kv.reference()["state"], SMALL)
+    compiled = compile_module("MojoCachedGPT2LMHeadModel", model, *kv.input_types())
+    if kv.check_chunks(record, compiled, "compiled") is not None:
+        return
+    prompt = kv.PROMPTS["5-token prompt"]
+    seen: list[int] = []
+
+    def spy(input_ids, *cache):
+        seen.extend(as_numpy(input_ids, "The ids given to the model")[0].tolist())
+        return compiled(input_ids, *cache)
+
+    text = " ".join(map(str, prompt))
+    got = call(
+        "generate_with_cache on MojoCachedGPT2LMHeadModel",
+        learner_attr(harness.KV_CACHE, "generate_with_cache"),
+        spy,
+        SMALL,
+        IdTokenizer(SMALL.n_positions, eos_token_id=kv.EOS),
+        harness.device(),
+        text,
+        max_new_tokens=kv.NEW_TOKENS,
+        do_sample=False,
+    )
+    problem = near_greedy_problem(kv.hf_model_of_reference(), seen, len(prompt))
+    record.expect(
+        problem is None, f"Greedy text from your bfloat16 Mojo model is {got!r}: {problem}"
+    )

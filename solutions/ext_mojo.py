@@ -9,15 +9,20 @@ from pathlib import Path
 
 from max.dtype import DType
 from max.experimental import custom
+from max.experimental import functional as F
 from max.experimental.nn import Linear
-from max.experimental.tensor import Tensor
+from max.experimental.tensor import Tensor, TensorType
+from max.graph import DeviceRef, StaticDim
 
 from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
 from step_01 import GPT2Config
 
 from gpt2_demo import cache_input_types
 
-KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv.mojo
+KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv*.mojo
+# Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), MAX's
+# matmul, which reuses every weight it loads for many rows (the page times both).
+KERNEL_ROWS = 4
 
 
 @cache
@@ -33,13 +38,38 @@ def gemv():
     )
 
 
+@cache
+def gemv_bf16():
+    """The custom op "gemv_bf16" of kernels/gemv_bf16.mojo: the same product in bfloat16."""
+    rows, n, k = custom.Symbol("rows"), custom.Symbol("n"), custom.Symbol("k")
+    return custom.declare(
+        "gemv_bf16",
+        inputs={"x": custom.TemplateType(DType.bfloat16, [rows, k]),
+                "weight": custom.TemplateType(DType.bfloat16, [n, k])},
+        outputs=[custom.TemplateType(DType.bfloat16, [rows, n])],
+        custom_extensions=[KERNELS],
+    )
+
+
+def product(rows: Tensor, weight: Tensor) -> Tensor:
+    """rows @ weight.T, [R, K] by [N, K]: your kernel for up to KERNEL_ROWS rows, else MAX's
+    matmul. Compiled, R is a symbol: the graph holds both and F.cond picks one at each call."""
+    kernel, count = gemv_bf16() if weight.dtype == DType.bfloat16 else gemv(), rows.shape[0]
+    if isinstance(count, StaticDim):  # eagerly, R is a number
+        return kernel(rows, weight) if int(count) <= KERNEL_ROWS else rows @ weight.T
+    few = F.shape_to_tensor([count])[0] <= KERNEL_ROWS
+    weight.__tensorvalue__()  # into the graph here: a value made inside one branch is not seen by the other
+    out = TensorType(weight.dtype, [count, weight.shape[0]], DeviceRef.from_device(weight.device))
+    return F.cond(few, [out], lambda: kernel(rows, weight), lambda: rows @ weight.T)[0]
+
+
 class MojoLinear(Linear):
     """A Linear (same weight [out, in], same bias, same names) whose product is your kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
         batch, seq_len, width = x.shape
         rows = x.reshape([batch * seq_len, width])  # [B * S, in]
-        out = gemv()(rows, self.weight)  # [B * S, out]
+        out = product(rows, self.weight)  # [B * S, out]
         out = out + self.bias if isinstance(self.bias, Tensor) else out
         return out.reshape([batch, seq_len, self.weight.shape[0]])  # [B, S, out]
 

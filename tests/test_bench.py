@@ -8,21 +8,39 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-def test_bench_runs_and_all_six_agree():
+def test_bench_runs_and_all_six_agree(tmp_path):
     run = run_command(
-        command("bench", "--solutions", "--tiny", "--tokens", "6", "--repeats", "1", "--serve")
+        command(
+            "bench",
+            "--solutions",
+            "--tiny",
+            "--tokens",
+            "6",
+            "--repeats",
+            "1",
+            "--serve",
+            "--long-prompt",
+            "32",
+            "--plot",
+            str(tmp_path / "bench.png"),
+        )
     )
     assert run.code == 0, run.output
     for row in (
         "HuggingFace generate(), KV cache",
         "HuggingFace generate(), no cache",
+        "HuggingFace generate(), bfloat16",
         "MAX, step 10 loop, no cache",
         "MAX, KV cache (extension)",
         "MAX, KV cache + Mojo kernel",
+        "MAX, KV cache + Mojo kernel, bfloat16",
         "max serve, KV cache, streamed",
     ):
         assert f"| {row}" in run.output, run.output
     assert "All 6 produced the same 6 tokens." in run.output
+    assert "The 2 bfloat16 rows' tokens are each within bfloat16 rounding" in run.output
+    assert "32-token prompt, first token ms" in run.output
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
 @pytest.mark.fast
@@ -83,3 +101,54 @@ def test_a_decoded_token_reads_every_weight_once_but_the_position_table():
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10, n_positions=4))
     assert decode_bytes_per_token(model) == 4 * (80 + 872 + 16)
+
+
+@pytest.mark.fast
+def test_bfloat16_rows_are_judged_apart_and_against_their_own_ceiling(capsys):
+    exact = bench.Timing("f32", [1, 2], 0.1, [1.0])
+    rounded = bench.Timing("b16", [1, 3], 0.1, [0.5], bfloat16=True)  # 4 tok/s, other tokens
+    memory = bench.Memory(gbs=40.0, bytes_per_token=500_000_000)  # ceilings 80 and 160 tok/s
+    assert memory.ceiling(bfloat16=True) == pytest.approx(160)
+    assert bench.report([exact, rounded], tokens=2, memory=memory) == 0
+    out = capsys.readouterr().out
+    assert "| b16" in out and " 2 % |" in out.split("| b16")[1]  # 4 of 160 tok/s, not of 80
+    assert "bfloat16 ceiling is 160 tok/s" in out
+    rounded.near_greedy = "generated token 2 (id 3) scores 0.1 where the best scores 9."
+    assert bench.report([exact, rounded], tokens=2, memory=memory) == 1
+    assert "b16: generated token 2" in capsys.readouterr().out
+
+
+@pytest.mark.fast
+def test_the_long_prompt_column_shows_each_rows_first_token(capsys):
+    timed = bench.Timing("a", [1, 2], 0.1, [1.0], long_first_token_s=0.6416)
+    untimed = bench.Timing("served", [1, 2], 0.1, [1.0])
+    bench.report([timed, untimed], tokens=2, long_prompt=512)
+    out = capsys.readouterr().out
+    assert "512-token prompt, first token ms" in out
+    columns = {
+        line.split("|")[1].strip(): line.split("|")[7].strip()
+        for line in out.splitlines()
+        if line.startswith("| ")
+    }
+    assert columns["a"] == "642" and columns["served"] == "-"  # the served row has no long run
+
+
+@pytest.mark.fast
+def test_the_plot_draws_each_row_in_its_dtypes_colour_up_to_its_rate(tmp_path):
+    from tests.test_show import pixels, rgb
+
+    from checks import show
+
+    rows = [
+        bench.Timing("f32", [1, 2], 0.1, [0.1], first_token_s=0.05, long_first_token_s=0.6),
+        bench.Timing("b16", [1, 2], 0.1, [0.05], first_token_s=0.04, bfloat16=True),
+    ]  # 20 and 40 tok/s
+    memory = bench.Memory(gbs=25.0, bytes_per_token=500_000_000)  # ceilings 50 and 100
+    path = tmp_path / "bench.png"
+    speed, _ = bench.draw(rows, memory, 512, path, dpi=50)
+    image = pixels(path)
+    for y, rate, colour in ((1, 20, show.BARS), (0, 40, bench.BFLOAT16_BARS)):
+        x, row = speed(rate - 3, y)
+        assert image[row][x] == rgb(colour), (rate, colour)
+        x, row = speed(rate + 3, y)
+        assert image[row][x] != rgb(colour), (rate, colour)

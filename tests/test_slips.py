@@ -806,3 +806,47 @@ def test_the_untouched_kernel_under_a_finished_ext_mojo_py_is_named(learner_copy
     )
     run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure("the kernel writes only zeros: it is still the skeleton's")
+
+
+# The bfloat16 kernel's slips (TODOs 7-9): accumulating in bfloat16, and a file of the kernels
+# folder that does not compile (every file is one package). Its other slips are the float32
+# kernel's, found by the same code (slips(), tested above).
+SLIPS_MOJO_BF16 = {
+    "bfloat16 accumulators": (
+        [
+            (
+                "    var acc0 = SIMD[DType.float32, width](0)\n"
+                "    var acc1 = SIMD[DType.float32, width](0)\n",
+                "    var acc0 = SIMD[DType.bfloat16, width](0)\n"
+                "    var acc1 = SIMD[DType.bfloat16, width](0)\n",
+            ),
+            (".cast[DType.float32]()\n        var b0", "\n        var b0"),
+            (".cast[DType.float32]()\n        var a1", "\n        var a1"),
+            (".cast[DType.float32]()\n        var b1", "\n        var b1"),
+            (".cast[DType.float32]()\n        acc0", "\n        acc0"),
+            (
+                "    var total = (acc0 + acc1).reduce_add()\n",
+                "    var sum = (acc0 + acc1).reduce_add()\n",
+            ),
+            (
+                "    while i < k:\n        total += a[i].cast[DType.float32]() * b[i].cast[DType.float32]()\n"
+                "        i += 1\n    return total\n",
+                "    while i < k:\n        sum += a[i] * b[i]\n        i += 1\n"
+                "    return sum.cast[DType.float32]()\n",
+            ),
+        ],
+        "the sums are rounded to bfloat16 as they grow",
+    ),
+    "the bfloat16 kernel does not compile": (
+        [("    var total = (acc0 + acc1).reduce_add()", "    total = (acc0 + acc1).reduce_add(")],
+        "kernels/gemv_bf16.mojo does not compile: gemv_bf16.mojo line",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_MOJO_BF16.values(), ids=SLIPS_MOJO_BF16.keys())
+def test_slip_in_the_bfloat16_kernel_fails_with_its_message(learner_copy, slip):
+    replacements, message = slip
+    mutate(learner_copy, "kernels/gemv_bf16.mojo", replacements)
+    run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
+    run.assert_plain_failure("The Mojo extension is not done yet", message)

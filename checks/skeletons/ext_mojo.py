@@ -4,10 +4,11 @@ Decoding one token multiplies one vector by every weight matrix of the model: 50
 read for a few hundred million multiply-adds. The speed is the speed of reading the weights, and
 that is the kernel's job. MAX's answer to a kernel it lacks, or one you can write better for your
 case, is a custom op in Mojo: kernels/gemv.mojo is yours, and this file declares it to MAX and
-puts it in every Linear of the KV-cache model, eagerly and inside the compiled graph.
+puts it in every Linear of the KV-cache model, eagerly and inside the compiled graph. The second
+part, kernels/gemv_bf16.mojo, reads bfloat16 weights: half the bytes, so twice the tokens.
 
 Check your work: pixi run check-mojo. Compare the speeds: pixi run bench. Talk to it:
-python steps/ext_mojo.py (step 11's options).
+python steps/ext_mojo.py (step 11's options; --dtype bfloat16 runs the second kernel).
 """
 
 import sys
@@ -16,15 +17,20 @@ from pathlib import Path
 
 from max.dtype import DType
 from max.experimental import custom
+from max.experimental import functional as F
 from max.experimental.nn import Linear
-from max.experimental.tensor import Tensor
+from max.experimental.tensor import Tensor, TensorType
+from max.graph import DeviceRef, StaticDim
 
 from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
 from step_01 import GPT2Config
 
 from gpt2_demo import cache_input_types
 
-KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv.mojo
+KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv*.mojo
+# Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), MAX's
+# matmul, which reuses every weight it loads for many rows (the page times both).
+KERNEL_ROWS = 4
 
 
 @cache
@@ -39,13 +45,35 @@ def gemv():
     return None
 
 
+@cache
+def gemv_bf16():
+    """The custom op "gemv_bf16" of kernels/gemv_bf16.mojo: the same product in bfloat16."""
+    # TODO 6: declare it as gemv() is, with bfloat16 inputs and output, under its own name (the
+    #   string in kernels/gemv_bf16.mojo's @extensibility.register).
+    # Hint: custom.declare("gemv_bf16", inputs={"x": custom.TemplateType(DType.bfloat16, ...)...},
+    #   ...)
+    return None
+
+
+def product(rows: Tensor, weight: Tensor) -> Tensor:
+    """rows @ weight.T, [R, K] by [N, K]: your kernel for up to KERNEL_ROWS rows, else MAX's
+    matmul. Compiled, R is a symbol: the graph holds both and F.cond picks one at each call."""
+    kernel, count = gemv_bf16() if weight.dtype == DType.bfloat16 else gemv(), rows.shape[0]
+    if isinstance(count, StaticDim):  # eagerly, R is a number
+        return kernel(rows, weight) if int(count) <= KERNEL_ROWS else rows @ weight.T
+    few = F.shape_to_tensor([count])[0] <= KERNEL_ROWS
+    weight.__tensorvalue__()  # into the graph here: a value made inside one branch is not seen by the other
+    out = TensorType(weight.dtype, [count, weight.shape[0]], DeviceRef.from_device(weight.device))
+    return F.cond(few, [out], lambda: kernel(rows, weight), lambda: rows @ weight.T)[0]
+
+
 class MojoLinear(Linear):
     """A Linear (same weight [out, in], same bias, same names) whose product is your kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        # TODO 2: the kernel takes 2-D inputs: [B, S, in] -> [B * S, in], gemv()(rows, weight),
-        #   the bias added when there is one (self.bias is then a Tensor, else 0), back to
-        #   [B, S, out].
+        # TODO 2: the kernel takes 2-D inputs: [B, S, in] -> [B * S, in], product(rows, weight)
+        #   (your gemv op for the few rows of decoding), the bias added when there is one
+        #   (self.bias is then a Tensor, else 0), back to [B, S, out].
         # Hint: batch, seq_len, width = x.shape; x.reshape([batch * seq_len, width]);
         #   out.reshape([batch, seq_len, self.weight.shape[0]])
         return None
