@@ -5,6 +5,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,13 +80,18 @@ def test_a_marked_check_that_passed_is_not_compiled_again_for_the_same_code(fold
 
 def test_the_record_of_passed_checks_keeps_a_few_codes_per_check(folder, monkeypatch):
     monkeypatch.setattr(report, "KEEP_PER_CHECK", 2)
-    for edit in range(4):  # each edit of a step file is new code: the check compiles and passes
+    check, other = (SimpleNamespace(nodeid=f"test_stand_in.py::{name}") for name in "ab")
+    for edit in range(4):  # each edit of a step file is new code, recorded when its check passes
         (folder / "step_01.py").write_text(f"EDIT = {edit}\n")
-        assert all(result.passed for result in run_checks_file(folder, fail_eager=False))
-    assert (folder / "ran.txt").read_text() == "graph\n" * 4
-    assert len(list(report.passed_checks_dir().iterdir())) == 2, "the record grows with each edit"
-    run_checks_file(folder, fail_eager=False)  # the newest code is still remembered
-    assert (folder / "ran.txt").read_text() == "graph\n" * 4
+        passed = report.PassedBefore()
+        passed.add(check)
+        passed.add(other)
+    assert len(list(report.passed_checks_dir().iterdir())) == 4, "the record grows with each edit"
+    assert check in passed and other in passed  # the newest code is still remembered
+    (folder / "step_01.py").write_text("EDIT = 2\n")
+    assert check in report.PassedBefore(), "the edit before the newest is still remembered"
+    (folder / "step_01.py").write_text("EDIT = 1\n")
+    assert check not in report.PassedBefore()
 
 
 WORDING = '''
