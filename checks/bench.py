@@ -628,7 +628,7 @@ def report(
     print(
         "\nSpread: (third quartile - first quartile) / median of a row's timed runs. Peak RSS is the process's "
         "peak so far, after each row's warm-up (the models stay loaded; the server's memory is "
-        "its own). The served row's compile s is the server's start."
+        "its own)."
     )
     if memory:
         print(

@@ -1,5 +1,5 @@
-"""`pixi run bench` on a tiny model: it runs every generator, the served one included, and checks
-that their tokens agree."""
+"""`pixi run bench` on a tiny model: it runs every generator, the served streams included, and
+checks that their tokens agree."""
 
 import pytest
 
@@ -8,7 +8,7 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-def test_bench_runs_and_all_six_agree(tmp_path):
+def test_bench_runs_and_every_row_and_stream_agrees(tmp_path):
     run = run_command(
         command(
             "bench",
@@ -34,10 +34,12 @@ def test_bench_runs_and_all_six_agree(tmp_path):
         "MAX, KV cache (extension)",
         "MAX, KV cache + Mojo kernel",
         "MAX, KV cache + Mojo kernel, bfloat16",
-        "max serve, KV cache, streamed",
+        "max serve, 1 stream",
+        "max serve, 4 concurrent streams",
     ):
         assert f"| {row}" in run.output, run.output
-    assert "All 6 produced the same 6 tokens." in run.output
+    assert "All 5 produced the same 6 tokens." in run.output
+    assert "Every stream's 6 tokens equal HuggingFace generate()'s greedy ones" in run.output
     assert "The 2 bfloat16 rows' tokens are each within bfloat16 rounding" in run.output
     assert "32-token prompt, first token ms" in run.output
     assert (tmp_path / "bench.png").stat().st_size > 10_000
