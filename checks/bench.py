@@ -402,9 +402,8 @@ def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
             eos_token_id=None,
         )
         expected.append(out[0, len(ids) :].tolist())
-    words = [" ".join(f"t{i}" for i in ids) for ids in prompts]
     with (
-        serving.served(hf, harness.steps_dir(), prompt_ids) as server,
+        serving.served(hf, harness.steps_dir()) as server,
         ThreadPoolExecutor(STREAMS) as pool,
     ):
 
@@ -412,7 +411,7 @@ def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
             """`count` requests at once; their ids one after the other (for the total rate)."""
 
             def run(n: int) -> list[int]:
-                texts = list(pool.map(lambda prompt: server.stream(prompt, n), words[:count]))
+                texts = list(pool.map(lambda ids: server.stream(ids, n), prompts[:count]))
                 return [token for ids in texts for token in ids]
 
             return run

@@ -1,6 +1,6 @@
 """Starting and stopping `max serve` on the serving chapter's code (steps/ or solutions/).
 
-For the bench's served row and the repository's end-to-end test. The server is always stopped."""
+For the bench's served streams and the repository's end-to-end test. The server is always stopped."""
 
 from __future__ import annotations
 
@@ -130,25 +130,20 @@ def ids_in(text: str) -> list[int]:
 
 @dataclass
 class Served:
-    """A bench row: greedy tokens streamed from the server, `run(n)` -> the n new ids."""
+    """The bench's model behind a running server: `stream(ids, n)` -> the n new greedy ids."""
 
-    name: str
     url: str
     model: str
-    prompt: str
     start_s: float
 
-    def run(self, tokens: int) -> list[int]:
-        return self.stream(self.prompt, tokens)
-
-    def stream(self, prompt: str, tokens: int) -> list[int]:
-        """The greedy ids of `prompt` ("t3 t14 ..."), streamed."""
+    def stream(self, prompt_ids: list[int], tokens: int) -> list[int]:
+        """The greedy ids after `prompt_ids`, sent as the words "t3 t14 ..." and streamed back."""
         from openai import OpenAI
 
         client = OpenAI(base_url=f"{self.url}/v1", api_key="not needed", timeout=600)
         stream = client.completions.create(
             model=self.model,
-            prompt=prompt,
+            prompt=" ".join(f"t{i}" for i in prompt_ids),
             max_tokens=tokens,
             temperature=0,
             stream=True,
@@ -158,16 +153,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(hf_model: Any, steps_folder: Path, prompt_ids: list[int]) -> Iterator[Served]:
+def served(hf_model: Any, steps_folder: Path) -> Iterator[Served]:
     """The bench's model behind max serve, served by the serving chapter in `steps_folder`."""
     with tempfile.TemporaryDirectory() as folder:
         model = save_ids_as_words_model(hf_model, Path(folder) / "model")
         start = time.perf_counter()
         with server(model, steps_folder) as url:
-            yield Served(
-                "max serve, KV cache, streamed",
-                url,
-                str(model),
-                " ".join(f"t{i}" for i in prompt_ids),
-                time.perf_counter() - start,
-            )
+            yield Served(url, str(model), time.perf_counter() - start)
