@@ -31,8 +31,11 @@ class CheckConfig:
     layer_norm_epsilon: float = 1e-5
 
 
-# Small enough to run in milliseconds, odd enough that a confused axis shows in the shape.
-SMALL = CheckConfig(vocab_size=101, n_positions=24, n_embd=32, n_layer=2, n_head=4)
+# Small enough to run in milliseconds, odd enough that a confused axis shows in the shape. Its
+# vocabulary is the checks' tokenizer's (tokenizer.py), so the small model saved for step 11, the
+# demos and the server has its sizes too: one compiled graph per model class serves them all
+# (MAX caches compiles by shapes, not weights), which keeps a cold test run short.
+SMALL = CheckConfig(vocab_size=400, n_positions=24, n_embd=32, n_layer=2, n_head=4)
 # GPT-2 small's widths, for the pieces that stay fast at that size.
 GPT2_SIZES = CheckConfig()
 # An MLP width set in the config (GPT-2 small leaves it None, meaning 4 * n_embd).
@@ -179,7 +182,7 @@ def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Pa
     quiet_transformers()
     # Saved without a context length (as bare vocab + merges files come): build_model must set it.
     tokenizer = local_tokenizer(model_max_length=int(1e30))
-    cfg = CheckConfig(**{**asdict(SMALL), "vocab_size": len(tokenizer)})
+    cfg = SMALL  # of the tokenizer's vocabulary (tests/test_course.py checks)
     model = hf_lm_model(cfg, seed=seed, eos_token_id=tokenizer.eos_token_id)
     if readable:  # the other tokens' embeddings (tied to the head) are 0: their logits are 0
         torch = torch_no_grad()

@@ -1,5 +1,7 @@
-"""`pixi run bench` on a tiny model: it runs every generator, the served streams included, and
-checks that their tokens agree."""
+"""`pixi run bench` on a tiny model: it runs every generator and checks that their tokens agree;
+its served table on a stand-in server (tests/test_serve.py serves the real one)."""
+
+import contextlib
 
 import pytest
 
@@ -8,7 +10,7 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-def test_bench_runs_and_every_row_and_stream_agrees(tmp_path):
+def test_bench_runs_and_every_row_agrees(tmp_path):
     run = run_command(
         command(
             "bench",
@@ -18,9 +20,6 @@ def test_bench_runs_and_every_row_and_stream_agrees(tmp_path):
             "6",
             "--repeats",
             "1",
-            "--serve",
-            "--long-prompt",
-            "32",
             "--plot",
             str(tmp_path / "bench.png"),
         )
@@ -34,14 +33,11 @@ def test_bench_runs_and_every_row_and_stream_agrees(tmp_path):
         "MAX, KV cache (extension)",
         "MAX, KV cache + Mojo kernel",
         "MAX, KV cache + Mojo kernel, bfloat16",
-        "max serve, 1 stream",
-        "max serve, 4 concurrent streams",
     ):
         assert f"| {row}" in run.output, run.output
     assert "All 5 produced the same 6 tokens." in run.output
-    assert "Every stream's 6 tokens equal HuggingFace generate()'s greedy ones" in run.output
     assert "The 2 bfloat16 rows' tokens are each within bfloat16 rounding" in run.output
-    assert "32-token prompt, first token ms" in run.output
+    assert "16-token prompt, first token ms"  # --tiny's long prompt in run.output
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
@@ -154,3 +150,89 @@ def test_the_plot_draws_each_row_in_its_dtypes_colour_up_to_its_rate(tmp_path):
         assert image[row][x] == rgb(colour), (rate, colour)
         x, row = speed(rate + 3, y)
         assert image[row][x] != rgb(colour), (rate, colour)
+
+
+class GreedyStandIn:
+    """HuggingFace's model as time_served uses it: generate() appends the ids after the prompt's
+    last id, one up each (its greedy text); a stand-in server streams the same, or not."""
+
+    class config:
+        vocab_size = 50
+
+    @staticmethod
+    def continuation(prompt_ids: list[int], tokens: int) -> list[int]:
+        return [(prompt_ids[-1] + 1 + i) % 50 for i in range(tokens)]
+
+    def generate(self, ids, max_new_tokens: int, **_):
+        import torch
+
+        prompt = ids[0].tolist()
+        return torch.tensor([prompt + self.continuation(prompt, max_new_tokens)])
+
+
+def stand_in_server(monkeypatch, wrong_after: int | None = None):
+    """serving.served replaced by a server that streams GreedyStandIn's ids, with a different
+    last id for prompts longer than `wrong_after` tokens."""
+    from checks import serving
+
+    class Server:
+        url, model, start_s = "http://stand-in", "stand-in", 1.5
+
+        @staticmethod
+        def stream(prompt_ids: list[int], tokens: int) -> list[int]:
+            ids = GreedyStandIn.continuation(prompt_ids, tokens)
+            if wrong_after is not None and len(prompt_ids) > wrong_after:
+                ids[-1] += 1
+            return ids
+
+    monkeypatch.setattr(serving, "served", lambda hf, folder: contextlib.nullcontext(Server()))
+    monkeypatch.setattr(bench, "SETTLE_S", 0)
+
+
+@pytest.mark.fast
+def test_the_served_table_gives_one_and_four_streams_and_checks_each_against_greedy(
+    monkeypatch, capsys
+):
+    stand_in_server(monkeypatch)
+    prompt = [3, 1, 4, 1, 5, 9, 2, 6]
+    assert bench.time_served(GreedyStandIn(), prompt, tokens=5, repeats=2) == 0
+    out = capsys.readouterr().out
+    assert "the server started in 2 s" in out
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:]
+        for line in out.splitlines()
+        if "| max" in line
+    }
+    assert set(rows) == {"max serve, 1 stream", "max serve, 4 concurrent streams"}, out
+    four = rows["max serve, 4 concurrent streams"]
+    assert float(four[0]) == pytest.approx(4 * float(four[1]), rel=0.01)  # total = 4 x per stream
+    assert (
+        "Every stream's 5 tokens equal HuggingFace generate()'s greedy ones (prompts of 8, 3, 13, 6 tokens)"
+        in out
+    )
+
+
+@pytest.mark.fast
+def test_a_served_stream_that_differs_from_greedy_is_named(monkeypatch, capsys):
+    stand_in_server(monkeypatch, wrong_after=10)  # only the 13-token prompt's stream is wrong
+    assert bench.time_served(GreedyStandIn(), [7] * 8, tokens=4, repeats=1) == 1
+    out = capsys.readouterr().out
+    wrong = out.split("Served streams differ from HuggingFace's greedy tokens:")[1].strip()
+    # stream 1 is the one-stream row; streams 2-5 ran at once, the 13-token prompt third
+    assert wrong.splitlines()[0].startswith("stream 4 (a 13-token prompt)"), out
+    assert len(wrong.splitlines()) == 1, out
+
+
+def test_the_served_model_reads_ids_as_words_and_back(tmp_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from checks import serving
+
+    model = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=30, n_positions=16)
+    )
+    folder = serving.save_ids_as_words_model(model, tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.encode("t3 t14 t0") == [3, 14, 0]
+    assert tokenizer.eos_token_id == 29
+    assert serving.ids_in(tokenizer.decode([5, 17, 2])) == [5, 17, 2]

@@ -124,3 +124,12 @@ def test_a_folder_finished_first_by_another_process_is_taken(cache_in: Path):
     made = reference_cache.cached_folder("model", finished_meanwhile)
     assert (made / "config.json").exists()
     assert [p.name for p in cache_in.iterdir()] == [made.name]
+
+
+def test_the_small_config_has_the_tokenizers_vocabulary():
+    """The saved small model (step 11, the demos, the server) and the checks' models then share
+    their compiled graphs: a cold test run compiles each model class once."""
+    from checks.reference import SMALL
+    from checks.tokenizer import local_tokenizer
+
+    assert len(local_tokenizer()) == SMALL.vocab_size
