@@ -22,12 +22,16 @@ are tried on a tiny model first, so an unfinished one is named in seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import logging
 import os
 import resource
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except (harness.LearnerError, harness.NoDevice) as error:
         print(error)
         return 1
+    except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP: a server it started is stopped
+        print("\nStopped.")
+        return 130
 
 
 def time_all(args: argparse.Namespace, steps: list) -> int:
@@ -266,23 +273,24 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         )
 
     from max.dtype import DType
-    from max.experimental import functional as F
-    from max.experimental.tensor import TensorType, default_dtype, defaults
-    from max.graph import DeviceRef
+    from max.experimental.tensor import default_dtype, defaults
+
+    from checks.tokenizer import local_tokenizer
 
     step_01, step_08, step_10, step_11, kv = steps
     max_config = step_01.GPT2Config(
         **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__}
     )
     device = defaults()[1].devices[0]
+    saved = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    hf.save_pretrained(saved)  # with a tokenizer, as build_model loads a model (the bench's ids
+    local_tokenizer().save_pretrained(saved)  # go through IdTokenizer, not this one)
 
-    def build(model_class, *input_types):
-        with F.lazy():
-            model = model_class(max_config)
-        step_11.transfer_weights(hf, model)
-        model.to(device)
+    def build(model_class=None, input_types=None):
+        """Your step 11's build_model on the bench's model: (compiled model, seconds it took)."""
         start = time.perf_counter()
-        compiled = model.compile(*input_types)
+        with contextlib.redirect_stdout(io.StringIO()):  # its "Compiling ..." line
+            compiled = step_11.build_model(str(saved), model_class, input_types)[0]
         return compiled, time.perf_counter() - start
 
     def text_of(ids: list[int]) -> str:
@@ -327,37 +335,31 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         "  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True
     )
     with harness.waiting.announce("compiling the MAX models"):
-        simple, simple_compile = build(
-            step_08.MaxGPT2LMHeadModel,
-            TensorType(DType.int64, ("batch", "seqlen"), device=DeviceRef.from_device(device)),
-        )
+        simple, simple_compile = build()  # step 8's model
         rows.append(
             Row("MAX, step 10 loop, no cache", uncached, simple_compile, long_first(uncached))
         )
         rows.append(
             cached_row(
                 "MAX, KV cache (extension)",
-                *build(kv.CachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)),
+                *build(kv.CachedGPT2LMHeadModel, kv.cache_input_types),
             )
         )
         if mojo is not None:
             rows.append(
                 cached_row(
                     "MAX, KV cache + Mojo kernel",
-                    *build(
-                        mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
-                    ),
+                    *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
                 )
             )
         if mojo is not None and not args.no_bfloat16 and options.current().device == "cpu":
             with default_dtype(DType.bfloat16):  # the model's weights, caches and kernel
                 row = cached_row(
                     "MAX, KV cache + Mojo kernel, bfloat16",
-                    *build(
-                        mojo.MojoCachedGPT2LMHeadModel, *kv.cache_input_types(max_config, device)
-                    ),
+                    *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
                 )
             rows.append(in_bfloat16(row))
+    shutil.rmtree(saved, ignore_errors=True)  # the compiled models hold their weights
     results = time_in_turns(rows, args.tokens, args.repeats)
     judge_bfloat16_rows(results, hf, prompt_ids)
     memory = None
@@ -625,19 +627,19 @@ def report(
             f"{r.warmup_s:9.2f} | {compile_s:>9} | {r.peak_rss_mb:11.0f} |"
         )
     print(
-        "\nSpread: (third quartile - first quartile) / median of a row's timed runs. Peak RSS is the process's "
-        "peak so far, after each row's warm-up (the models stay loaded; the server's memory is "
-        "its own)."
+        "\nSpread: (third quartile - first quartile) / median of a row's timed runs. Compile s: "
+        "your step 11's build_model, loading and compiling. Peak RSS is the process's peak so far, "
+        "after each row's warm-up (the models stay loaded; the server's memory is its own)."
     )
     if memory:
         print(
             f"This machine reads memory at {memory.gbs:.1f} GB/s (the fastest of ten sums over "
-            f"512 MiB, before and after the rows); one token reads {memory.bytes_per_token / 1e6:.0f} MB of weights, so no "
+            f"512 MiB, before and after the rows); one token reads {memory.bytes_per_token / 1e6:.3g} MB of weights, so no "
             f"model here can decode faster than {memory.ceiling():.0f} tok/s: the ceiling."
         )
         if any(r.bfloat16 for r in results):
             print(
-                f"In bfloat16 a token reads {memory.bytes_per_token / 2e6:.0f} MB: the bfloat16 "
+                f"In bfloat16 a token reads {memory.bytes_per_token / 2e6:.3g} MB: the bfloat16 "
                 f"ceiling is {memory.ceiling(bfloat16=True):.0f} tok/s (their rows' share is of it)."
             )
     busiest = max(results, key=Timing.spread)

@@ -65,18 +65,22 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def install_sigint_handler() -> None:
-    """Python 3.11 + MAX eager ops run ~100x slower under the default SIGINT handler (see docs)."""
+def install_stop_handlers() -> None:
+    """Ctrl+C, SIGTERM (kill, a process manager) and SIGHUP (the terminal closed) each raise
+    KeyboardInterrupt, so `finally` blocks run: a server the bench started stops with it (it runs
+    in a session of its own, which no signal to the bench reaches). Python 3.11 + MAX eager ops
+    also run ~100x slower under the default SIGINT handler (see docs)."""
 
     def _interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
 
 
 def prepare_max() -> None:
     """What every command that runs MAX code does first."""
-    install_sigint_handler()
+    install_stop_handlers()
     interpret_eager_ops()
     forgotten = repair_kernel_cache()
     if forgotten:

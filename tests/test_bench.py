@@ -22,7 +22,8 @@ def test_bench_runs_and_every_row_agrees(tmp_path):
             "1",
             "--plot",
             str(tmp_path / "bench.png"),
-        )
+        ),
+        timeout=1800,  # the first MAX run of a cold test run: it compiles the four models
     )
     assert run.code == 0, run.output
     for row in (
@@ -236,3 +237,23 @@ def test_the_served_model_reads_ids_as_words_and_back(tmp_path):
     assert tokenizer.encode("t3 t14 t0") == [3, 14, 0]
     assert tokenizer.eos_token_id == 29
     assert serving.ids_in(tokenizer.decode([5, 17, 2])) == [5, 17, 2]
+
+
+@pytest.mark.fast
+def test_the_kernel_rows_table_has_a_row_per_op_and_dtype_and_a_column_per_row_count():
+    from checks import kernel_rows
+
+    count = len(kernel_rows.ROWS)
+    results = {
+        "float32": ([0.5] * count, [0.25] * count),
+        "bfloat16": ([1.0] * count, [2.0] * count),
+    }
+    lines = kernel_rows.table(results, repeats=9).splitlines()
+    assert "3072 x 768 weight, median of 9 calls" in lines[0]
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:-1] for line in lines if line.startswith("| ")
+    }
+    assert rows["rows of x"] == [f" {r} " for r in kernel_rows.ROWS]
+    assert [cell.strip() for cell in rows["MAX's matmul, float32"]] == ["0.25"] * count
+    assert [cell.strip() for cell in rows["your kernel, bfloat16"]] == ["1.00"] * count
+    assert len(rows) == 6  # the header, its rule and 2 ops x 2 dtypes

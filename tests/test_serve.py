@@ -4,6 +4,7 @@ HuggingFace's greedy ones. The server is always stopped."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -212,3 +213,42 @@ def test_sighup_or_ctrl_c_stops_the_server_and_what_it_left(signum):
         assert serving.session_processes(process.pid) == [], f"worker {worker} left"
     finally:
         serving.stop(process)
+
+
+STAND_IN_SERVER = """
+import http.server, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+
+
+class Models(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", port), Models).serve_forever()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_bench_stopped_by_a_signal_stops_the_server_it_started(tmp_path, signum):
+    """The server runs in a session of its own, so no signal to the bench reaches it: the bench's
+    stop handlers turn SIGTERM and SIGHUP into KeyboardInterrupt, and `started` stops it."""
+    from checks import runtime
+
+    (tmp_path / "gpt2_serve.py").write_text(STAND_IN_SERVER)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    runtime.install_stop_handlers()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with serving.started(tmp_path / "model", tmp_path) as (url, process):
+                assert serving.ready(url)
+                os.kill(os.getpid(), signum)
+                time.sleep(5)  # the handler raises before this ends
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert process.poll() is not None and serving.session_processes(process.pid) == []

@@ -10,8 +10,6 @@ import pytest
 from checks import show
 from tests.test_docs import png_top_rows
 
-pytestmark = pytest.mark.fast
-
 
 def pixels(path: Path) -> list[list[tuple[int, int, int]]]:
     """Every RGB pixel of the PNG at `path`, rows from the top."""
@@ -34,6 +32,7 @@ def additive_mask(length: int, cached: int) -> np.ndarray:
     return np.where(j <= i + cached, 0.0, -np.inf)
 
 
+@pytest.mark.fast
 def test_mask_picture_colours_each_cell_by_the_mask(tmp_path):
     masks = [(f"{s}, {n}", additive_mask(s, n)) for s, n in show.MASK_SHAPES]
     path = tmp_path / "mask.png"
@@ -47,6 +46,7 @@ def test_mask_picture_colours_each_cell_by_the_mask(tmp_path):
     assert any(np.isinf(m).any() for _, m in masks) and any((m == 0).any() for _, m in masks)
 
 
+@pytest.mark.fast
 def test_sampling_picture_draws_each_probability_as_a_bar(tmp_path):
     logits = np.random.default_rng(3).normal(0, 1.5, size=30)
     order = np.argsort(-logits)[:12]
@@ -106,12 +106,14 @@ def test_attention_weights_are_huggingfaces_and_drawn_cell_by_cell(tmp_path):
     assert expected[:, :, 0, 1].max() == 0  # the masked cells really are drawn at weight 0
 
 
+@pytest.mark.fast
 def test_attention_without_a_model_says_how_to_get_one(capsys):
     with pytest.raises(SystemExit):
         show.parse_args(["attention"])
     assert "save-model DIR" in capsys.readouterr().err
 
 
+@pytest.mark.fast
 def test_sampling_command_writes_its_picture(tmp_path, capsys):
     """The whole command (it needs no MAX): the PNG is written and has bars in it."""
     path = tmp_path / "sampling.png"

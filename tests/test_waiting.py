@@ -19,7 +19,7 @@ def spoken_lines(wait: harness.Waiting, seconds: float) -> list[tuple[float, str
 
 
 def test_a_slow_wait_says_what_it_is_then_beats_until_it_ends():
-    lines = spoken_lines(harness.Waiting(after_s=0.2, every_s=0.3), 1.6)
+    lines = spoken_lines(harness.Waiting(after_s=0.1, every_s=0.3), 1.2)
     texts = [text for _, text in lines]
     assert texts[1] == "  … compiling a stand-in" and texts[-2].startswith("  … done")
     assert sum("still working" in text for text in texts) >= 3
@@ -65,10 +65,10 @@ def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache = tmp_path / "modular"
     cache.mkdir()
-    with harness.time_limit(0.5, "the stand-in"):
-        for number in range(12):  # 2.4 s, five times the limit
+    with harness.time_limit(0.3, "the stand-in"):
+        for number in range(8):  # 1.2 s, four times the limit
             (cache / f"kernel-{number}").write_text("compiled")
-            time.sleep(0.2)
+            time.sleep(0.15)
 
 
 def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
