@@ -275,7 +275,7 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     from max.dtype import DType
     from max.experimental.tensor import default_dtype, defaults
 
-    from checks.tokenizer import local_tokenizer
+    from checks.tokenizer import local_tokenizer, quiet_transformers
 
     step_01, step_08, step_10, step_11, kv = steps
     max_config = step_01.GPT2Config(
@@ -283,6 +283,7 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     )
     device = defaults()[1].devices[0]
     saved = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    quiet_transformers()  # no "Writing model shards" bar
     hf.save_pretrained(saved)  # with a tokenizer, as build_model loads a model (the bench's ids
     local_tokenizer().save_pretrained(saved)  # go through IdTokenizer, not this one)
 
