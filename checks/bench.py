@@ -28,7 +28,6 @@ import io
 import logging
 import os
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -282,16 +281,16 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
         **{name: getattr(config, name) for name in step_01.GPT2Config.__dataclass_fields__}
     )
     device = defaults()[1].devices[0]
-    saved = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    saved = tempfile.TemporaryDirectory(prefix="bench-model-")  # gone after the builds
     quiet_transformers()  # no "Writing model shards" bar
-    hf.save_pretrained(saved)  # with a tokenizer, as build_model loads a model (the bench's ids
-    local_tokenizer().save_pretrained(saved)  # go through IdTokenizer, not this one)
+    hf.save_pretrained(saved.name)  # with a tokenizer, as build_model loads a model (the bench's
+    local_tokenizer().save_pretrained(saved.name)  # ids go through IdTokenizer, not this one)
 
     def build(model_class=None, input_types=None):
         """Your step 11's build_model on the bench's model: (compiled model, seconds it took)."""
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # its "Compiling ..." line
-            compiled = step_11.build_model(str(saved), model_class, input_types)[0]
+            compiled = step_11.build_model(saved.name, model_class, input_types)[0]
         return compiled, time.perf_counter() - start
 
     def text_of(ids: list[int]) -> str:
@@ -335,7 +334,7 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
     print(
         "  compiling the MAX models (minutes the first time, seconds once cached) ...", flush=True
     )
-    with harness.waiting.announce("compiling the MAX models"):
+    with saved, harness.waiting.announce("compiling the MAX models"):
         simple, simple_compile = build()  # step 8's model
         rows.append(
             Row("MAX, step 10 loop, no cache", uncached, simple_compile, long_first(uncached))
@@ -360,7 +359,6 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
                     *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
                 )
             rows.append(in_bfloat16(row))
-    shutil.rmtree(saved, ignore_errors=True)  # the compiled models hold their weights
     results = time_in_turns(rows, args.tokens, args.repeats)
     judge_bfloat16_rows(results, hf, prompt_ids)
     memory = None

@@ -182,12 +182,12 @@ def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Pa
     quiet_transformers()
     # Saved without a context length (as bare vocab + merges files come): build_model must set it.
     tokenizer = local_tokenizer(model_max_length=int(1e30))
-    cfg = SMALL  # of the tokenizer's vocabulary (tests/test_course.py checks)
-    model = hf_lm_model(cfg, seed=seed, eos_token_id=tokenizer.eos_token_id)
+    # SMALL has the tokenizer's vocabulary (tests/test_reference_cache.py checks)
+    model = hf_lm_model(SMALL, seed=seed, eos_token_id=tokenizer.eos_token_id)
     if readable:  # the other tokens' embeddings (tied to the head) are 0: their logits are 0
         torch = torch_no_grad()
-        keep = torch.zeros(cfg.vocab_size, dtype=torch.bool)
-        for token in range(cfg.vocab_size):
+        keep = torch.zeros(SMALL.vocab_size, dtype=torch.bool)
+        for token in range(SMALL.vocab_size):
             text = tokenizer.decode([token])
             keep[token] = bool(text.strip()) and text.isascii() and text.isprintable()
         keep[tokenizer.eos_token_id] = False
