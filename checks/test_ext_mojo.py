@@ -107,12 +107,12 @@ def kernel_graph(workers: int = 0, width: int = 0):
 
 
 @functools.cache
-def matmul_graph():
+def matmul_graph(rows=1, dtype: str = "float32"):
     """MAX's own product, x @ weight^T (what Linear runs), for the speed comparison."""
     from checks.harness import waiting
 
     with waiting.announce("compiling MAX's own matmul, to time your kernel beside it"):
-        return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, 1)
+        return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, rows, dtype)
 
 
 def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
