@@ -31,6 +31,18 @@ def max_cache_changed_since(moment: float) -> bool:
     return False
 
 
+def compiled_file_counts() -> tuple[int, int]:
+    """How many compiled graphs and how many kernel files MAX's cache holds (the test suite's
+    ledger of which tests compile what)."""
+    graphs = kernels = 0
+    for folder, _, files in os.walk(max_cache_dir()):
+        if ".max_cache" in folder:
+            graphs += len(files)
+        elif ".mogg_cache" in folder or ".mojo_cache" in folder:
+            kernels += len(files)
+    return graphs, kernels
+
+
 def kernel_cache_entries() -> list[Path]:
     """MAX's index of compiled kernels (`.mogg_cache`), for the pinned MAX version only."""
     from importlib.metadata import version

@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from checks.harness import child_env
+from checks.max_cache import compiled_file_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +23,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.get_closest_marker("fast") and not item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.max)
+
+
+# The compile ledger: which tests added graphs or kernels to MAX's cache, and how long they took.
+# A cold run (an empty XDG_CACHE_HOME, as in a fresh CI machine) spends most of its time in these
+# tests; the summary says where, so that a new test that compiles a new graph is seen.
+COMPILES: list[tuple[str, int, int, float]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    graphs, kernels = compiled_file_counts()
+    start = time.monotonic()
+    yield
+    now_graphs, now_kernels = compiled_file_counts()
+    if (now_graphs, now_kernels) != (graphs, kernels):
+        elapsed = time.monotonic() - start
+        COMPILES.append((item.nodeid, now_graphs - graphs, now_kernels - kernels, elapsed))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not COMPILES:
+        return
+    graphs = sum(entry[1] for entry in COMPILES)
+    kernels = sum(entry[2] for entry in COMPILES)
+    seconds = sum(entry[3] for entry in COMPILES)
+    terminalreporter.section("MAX compiles")
+    terminalreporter.write_line(
+        f"{len(COMPILES)} tests added {graphs} graphs and {kernels} kernel files to MAX's cache, "
+        f"in {seconds:.0f} s of tests:"
+    )
+    for nodeid, new_graphs, new_kernels, elapsed in COMPILES:
+        terminalreporter.write_line(
+            f"{elapsed:7.1f} s  {new_graphs:3d} graphs {new_kernels:4d} kernel files  {nodeid}"
+        )
 
 
 @dataclass
