@@ -1,9 +1,14 @@
 """Mistakes a learner made while trying the course, each named by its real cause (issue 13).
 
-Each test makes one mistake in a copy of the solutions, runs the check as a learner does, and
-asserts the message that names it and, where a misleading one was printed before, its absence.
+Most tests make one mistake in a copy of the solutions, run the check as a learner does, and
+assert the message that names it and, where a misleading one was printed before, its absence.
+Where only the hint's choice is in question, the learner's output is written out here in numpy
+and judged in-process by the check's own comparison.
 """
 
+import math
+
+import numpy as np
 import pytest
 
 from checks import harness
@@ -17,7 +22,6 @@ MERGE_HEADS = (
     "x = x.transpose(1, 2)  # [B, S, H, D]\n"
     "        return x.reshape([x.shape[0], x.shape[1], self.embed_dim])"
 )
-LAYER_NORM = "return F.layer_norm(x, gamma=self.weight, beta=self.bias, epsilon=self.eps)"
 ATTN_RESIDUAL = "hidden_states = hidden_states + self.attn(self.ln_1(hidden_states))  # [B, S, E]"
 MLP_RESIDUAL = "return hidden_states + self.mlp(self.ln_2(hidden_states))  # [B, S, E]"
 STREAMING = """            text = decode_tokens(Tensor.from_dlpack(np.array(generated, dtype=np.int64)), tokenizer)
@@ -36,16 +40,69 @@ def test_prompt_left_out_is_the_only_thing_reported(learner_copy):
     assert run.output.count("FAIL") == 2, run.output  # the two greedy prompts
 
 
-def test_unbiased_variance_is_named_at_every_width(learner_copy):
-    unbiased = (
-        "n = int(x.shape[-1])\n        mean = x.mean(axis=-1)\n        centered = x - mean\n"
-        "        var = (centered * centered).mean(axis=-1) * (n / (n - 1))\n"
-        "        return centered / F.sqrt(var + self.eps) * self.weight + self.bias"
-    )
-    run = run_slip(learner_copy, 5, [(LAYER_NORM, unbiased)], "--eager-only")
-    assert "the variance is the unbiased one" in run.output, run.output
-    assert "a different epsilon" not in run.output, run.output
-    assert "width 768" in run.output, run.output  # the case that said "epsilon" before
+def test_unbiased_variance_is_named_at_every_width():
+    """Dividing by n - 1 is named in every case of step 5's check, width 768 too (it once read as
+    "a different epsilon" there). In-process on the check's own inputs, with the learner's output
+    written out here: the slip compiled a graph per width through the command line."""
+    from checks import test_step_05 as step_05
+    from checks.compare import mismatch
+
+    for case in step_05.CASES.values():
+        dim, eps = case[:2]
+        ref = step_05.reference(*case)
+        x = ref["x"].astype(np.float64)
+        centered = x - x.mean(axis=-1, keepdims=True)
+        unbiased = (centered * centered).sum(axis=-1, keepdims=True) / (dim - 1)
+        got = centered / np.sqrt(unbiased + eps) * ref["state"]["weight"] + ref["state"]["bias"]
+        message = mismatch(
+            "LayerNorm output",
+            got.astype(np.float32),
+            ref["expected"],
+            atol=1e-4,
+            rtol=1e-4,
+            slips=step_05.slips(ref, eps),
+        )
+        assert message is not None and "the variance is the unbiased one" in message, (
+            case,
+            message,
+        )
+        assert "a different epsilon" not in message, (case, message)
+
+
+def gelu_exact(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+# Step 2's activations other than GPT-2's, each the MLP a learner writes with it, in numpy.
+ACTIVATIONS = {
+    "exact GELU": (gelu_exact, "the exact (erf) GELU"),
+    "ReLU": (lambda x: np.maximum(x, 0.0), "match ReLU"),
+}
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_step_2_other_activations_are_named_in_every_case(activation):
+    """In-process on step 2's own inputs and weights (each slip compiled MAX's kernels for its
+    activation through the command line, 30 s of a cold run, for a hint chosen in numpy)."""
+    from checks import test_step_02 as step_02
+    from checks.compare import mismatch
+
+    function, hint = activation
+    for cfg, batch, seq_len in step_02.CASES.values():
+        ref = step_02.reference(cfg, batch, seq_len)
+        state = {name: np.asarray(value, np.float64) for name, value in ref["state"].items()}
+        inner = ref["x"] @ state["c_fc.weight"].T + state["c_fc.bias"]  # MAX's [out, in] layout
+        got = function(inner) @ state["c_proj.weight"].T + state["c_proj.bias"]
+        tolerance = 1e-5 * math.sqrt(cfg.n_embd / step_02.SMALL.n_embd)
+        message = mismatch(
+            "GPT2MLP output",
+            got.astype(np.float32),
+            ref["expected"],
+            atol=tolerance,
+            rtol=tolerance,
+            slips=step_02.slips(cfg, ref["x"]),
+        )
+        assert message is not None and hint in message, (cfg.n_embd, message)
 
 
 def test_residual_added_to_the_normalized_input_is_named(learner_copy):

@@ -37,9 +37,7 @@ SLIPS = {
     ),
     "not a dataclass": (1, [("@dataclass\n", "")], "not a dataclass"),
     # step 2
-    "exact GELU": (2, [(GELU, "F.gelu(hidden_states)")], "exact (erf) GELU"),
     "no activation": (2, [(GELU, "hidden_states")], "no activation"),
-    "ReLU": (2, [(GELU, "F.relu(hidden_states)")], "match ReLU"),
     "GELU after c_proj": (
         2,
         [
@@ -631,7 +629,9 @@ SLIPS_SERVE = {
 
 @pytest.mark.parametrize("slip", SLIPS_SERVE.values(), ids=SLIPS_SERVE.keys())
 def test_slip_in_serving_fails_with_its_message(learner_copy, slip):
-    assert_caught(learner_copy, harness.SERVING, *slip, "--eager-only")
+    # Not --eager-only: these slips leave the batched model's graph as it is, so it comes from
+    # MAX's cache, and the compiled model runs the check in a third of the eager one's time.
+    assert_caught(learner_copy, harness.SERVING, *slip)
 
 
 # Slips in align(), the serving chapter's numpy part: its check runs in-process on the mutated
