@@ -252,11 +252,7 @@ def test_greedy_text_matches_huggingface_generate(record, prompt, request):
     expected, restarted = (text + tokenizer.decode(ids) for ids in (expected_ids, restarted_ids))
     # The compiled model generates in milliseconds a token, the eager one in a third of a second;
     # after a failure above, or with --eager-only, nothing is compiled for this check.
-    model = (
-        compiled_model()
-        if may_compile(request, compiled_model.cache_info().currsize > 0)
-        else learner_model()
-    )
+    model = compiled_model() if may_compile(request, compiled_model) else learner_model()
     fed: list[int] = []
     seen: list[int] = []
 
