@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import importlib.metadata as metadata
 import json
@@ -14,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from checks.compare import Slip
 from checks.options import ROOT
 
 # torch + transformers take ~4 s to import, so a warm check reads these instead of rebuilding them.
@@ -58,6 +61,49 @@ def cached(name: str, key: tuple, build: Callable[[], Any], also: tuple[Callable
     value = build()
     _store(path, value)
     return value
+
+
+def cached_slips(build: Callable[..., list]) -> Callable[..., list]:
+    """`build`, a check's slips for its arguments, with what it returns kept on disk like a
+    reference: the second failing check needs no torch and no HuggingFace module (~4 s).
+
+    `build(*args)` must depend on its arguments only (configs, arrays, numbers): never pass it the
+    learner's output or module.
+    """
+
+    @functools.wraps(build)
+    def with_cache(*args: Any) -> list:
+        def outputs() -> list:
+            return [(slip.hint, _numbers(slip.output)) for slip in build(*args)]
+
+        name = f"slips-{source_of(build).stem}-{build.__name__}"
+        stored = cached(name, (_identity(args),), outputs, also=(build,))
+        return [Slip(hint, output) for hint, output in stored]
+
+    return with_cache
+
+
+def _numbers(output: Any) -> np.ndarray:
+    """A slip's output (numpy or torch) as a numpy array."""
+    return output.detach().cpu().numpy() if hasattr(output, "detach") else np.asarray(output)
+
+
+def _identity(value: Any) -> str:
+    """A short text that changes whenever any number in `value` does (repr elides big arrays)."""
+    if hasattr(value, "detach"):  # torch
+        return f"torch.{value.dtype}:" + _identity(value.detach().cpu().float().numpy())
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
+        return f"array{value.dtype.str}{list(value.shape)}:{digest}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_identity(k)}:{_identity(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ",".join(_identity(item) for item in value) + ")"
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return repr(value)
+    raise TypeError(f"slips cannot be cached by an argument of type {type(value).__name__}")
 
 
 def cached_folder(name: str, make: Callable[[Path], Any]) -> Path:

@@ -8,7 +8,7 @@ from checks.compare import Slip
 from checks.harness import call, learner_attr
 from checks.reference import GPT2_SIZES, SMALL, hf_mlp, hidden_states, max_state_dict
 from checks.modules import build_learner_module, load_weights
-from checks.reference_cache import cached
+from checks.reference_cache import cached, cached_slips
 from checks.tensors import max_tensor
 
 CASES = {
@@ -28,6 +28,7 @@ def reference(cfg, batch, seq_len):
     return cached("mlp", (cfg, batch, seq_len), build)
 
 
+@cached_slips
 def slips(cfg, x):
     import torch
 

@@ -7,6 +7,7 @@ import pytest
 from checks.compare import Slip
 from checks.harness import call
 from checks.reference import GPT2_SIZES, SMALL, hf_attention, hidden_state_outputs, run_hf_attention
+from checks.reference_cache import cached_slips
 from checks.modules import learner_module
 from checks.tensors import max_tensor
 
@@ -139,6 +140,7 @@ def learner_attention(cfg, state):
     return learner_module(4, "GPT2MultiHeadAttention", state, cfg)
 
 
+@cached_slips
 def slips(cfg, x):
     import torch
 

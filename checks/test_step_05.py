@@ -5,7 +5,7 @@ import pytest
 from checks.compare import Slip
 from checks.harness import call, learner_attr, low_precision
 from checks.modules import build_learner_module, load_weights
-from checks.reference_cache import cached
+from checks.reference_cache import cached, cached_slips
 from checks.reference import hf_layer_norm, hidden_states
 from checks.tensors import max_tensor, torch_no_grad
 
@@ -35,6 +35,7 @@ def reference(dim, eps, batch, seq_len, scale):
     return cached("layer_norm", (dim, eps, batch, seq_len, scale, rounded), build)
 
 
+@cached_slips
 def slips(ref, eps):
     torch = torch_no_grad()
     x = torch.from_numpy(ref["x"])

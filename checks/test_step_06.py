@@ -14,6 +14,7 @@ from checks.reference import (
     hidden_state_outputs,
     run_hf_block,
 )
+from checks.reference_cache import cached_slips
 from checks.modules import learner_module
 from checks.tensors import max_tensor, torch_no_grad
 
@@ -29,6 +30,7 @@ def reference(cfg, shapes):
     return hidden_state_outputs("block", cfg, shapes, hf_block, run_hf_block, seed=8)
 
 
+@cached_slips
 def slips(cfg, x):
     from checks.reference import causal_mask_4d
 

@@ -6,7 +6,7 @@ from checks.compare import Slip, mismatch
 from checks.harness import LearnerError, call, learner_attr
 from checks.reference import SMALL, causal_mask_4d, hf_lm_model, max_state_dict, token_ids
 from checks.modules import build_learner_module, learner_module
-from checks.reference_cache import cached
+from checks.reference_cache import cached, cached_slips
 from checks.tensors import max_tensor, torch_no_grad
 
 SHAPES = ((2, 7), (3, 13), (2, SMALL.n_positions))
@@ -32,6 +32,7 @@ def reference(cfg):
     return cached("model", (cfg, SHAPES), build)
 
 
+@cached_slips
 def slips(cfg, ids, stages):
     torch = torch_no_grad()
     body = hf_lm_model(cfg, seed=10).transformer

@@ -5,7 +5,7 @@ import pytest
 from checks.compare import Slip, mismatch
 from checks.harness import call
 from checks.reference import SMALL, causal_mask_4d, hf_lm_model, max_state_dict, token_ids
-from checks.reference_cache import cached
+from checks.reference_cache import cached, cached_slips
 from checks.modules import learner_module
 from checks.tensors import max_tensor, torch_no_grad
 
@@ -26,6 +26,7 @@ def reference(cfg):
     return cached("lm_head", (cfg, SHAPES), build)
 
 
+@cached_slips
 def slips(cfg, ids):
     torch = torch_no_grad()
     model = hf_lm_model(cfg, seed=12)

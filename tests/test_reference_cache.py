@@ -133,3 +133,39 @@ def test_the_small_config_has_the_tokenizers_vocabulary():
     from checks.tokenizer import local_tokenizer
 
     assert len(local_tokenizer()) == SMALL.vocab_size
+
+
+def test_slips_are_built_once_per_argument_values():
+    """A failing check's second run reads its slips; an input that differs in one number (repr
+    would elide it in a big array) builds them again."""
+    from checks.compare import Slip, mismatch
+
+    calls = []
+
+    @reference_cache.cached_slips
+    def slips(cfg, x):
+        calls.append(1)
+        return [Slip("the bias is missing", x + cfg["bias"]), Slip("doubled", 2 * x)]
+
+    x = np.arange(2000, dtype=np.float32)
+    first = slips({"bias": 1.0}, x)
+    again = slips({"bias": 1.0}, x.copy())
+    assert len(calls) == 1, "the same arguments should read the stored slips"
+    assert [s.hint for s in again] == [s.hint for s in first]
+    np.testing.assert_array_equal(again[1].output, 2 * x)
+    message = mismatch("out", x + 1.0, x, slips=lambda: again)
+    assert message.endswith("Hint: the bias is missing"), message
+    changed = x.copy()
+    changed[1000] = -1
+    slips({"bias": 1.0}, changed)
+    slips({"bias": 2.0}, x)
+    assert len(calls) == 3
+
+
+def test_slips_refuse_an_argument_they_cannot_tell_apart():
+    @reference_cache.cached_slips
+    def slips(module):
+        return []
+
+    with pytest.raises(TypeError, match="an argument of type object"):
+        slips(object())
