@@ -181,10 +181,23 @@ def test_a_block_that_ignores_n_inner_fails(learner_copy):
     )
 
 
-def test_arange_where_mask_is_caught_at_step_3(learner_copy):
-    """Right eagerly, wrong once a softmax follows it in a compiled graph: caught where it is written."""
-    from tests.test_slips import ARANGE_MASK
+ARANGE_MASK = """
+    total_length = Dim(sequence_length) + num_tokens
+    keys = Tensor.arange(total_length, dtype=DType.int64, device=device)
+    queries = Tensor.arange(sequence_length, dtype=DType.int64, device=device)
+    visible = F.unsqueeze(keys, 0) <= F.unsqueeze(queries, 1) + num_tokens  # [S, S+N]
+    hidden = Tensor(float("-inf"), dtype=dtype, device=device)
+    hidden = F.broadcast_to(hidden, shape=(sequence_length, total_length))
+    zeros = Tensor(0.0, dtype=dtype, device=device)
+    zeros = F.broadcast_to(zeros, shape=(sequence_length, total_length))
+    return F.where(visible, zeros, hidden)
+"""
 
+
+def test_arange_where_mask_is_caught_at_step_3(learner_copy):
+    """The trap measured on max 26.7: a mask from arange comparisons and F.where is right eagerly
+    and wrong once a softmax follows it in a compiled graph. Caught where it is written; a later
+    step's compiled check says the same (tests/test_recorder.py, on stand-ins)."""
     solution = (learner_copy / "step_03.py").read_text()
     body = solution[solution.index('    hidden = Tensor(float("-inf")') :]
     run = run_slip(
