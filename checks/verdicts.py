@@ -118,13 +118,20 @@ def record(step: int, passed: bool, detail: str, eager_only: bool | None = None)
         keep_newest(FOLDER, f"{step}-*.json", KEEP_PER_STEP, written=path)
 
 
-def recorded(step: int) -> Verdict | None:
-    """The verdict of the full check of this exact code, else of its eager checks, else None."""
-    for eager_only in (False, True):
-        path = _path(step, eager_only)
+def recorded(step: int, kinds: tuple[bool, ...] = (False, True)) -> Verdict | None:
+    """The verdict of the full check of this exact code, else of its eager checks, else None
+    (`kinds`: which of them, as eager_only values, in that order)."""
+    for eager_only in kinds:
         with contextlib.suppress(OSError, ValueError, TypeError):
-            return Verdict(**json.loads(path.read_text()))
+            return Verdict(**json.loads(_path(step, eager_only).read_text()))
     return None
+
+
+def still_holds(step: int) -> bool | None:
+    """Whether `step` passes, from a verdict kept for this exact code (its files and those of the
+    steps it imports unchanged) at least as thorough as this run; None when there is none."""
+    verdict = recorded(step, (False, True) if options.current().eager_only else (False,))
+    return None if verdict is None or verdict.changed_uses() else verdict.passed
 
 
 def first_failure(results: list) -> str:

@@ -125,3 +125,28 @@ def test_keep_newest_keeps_the_file_just_written_even_on_a_coarse_clock(tmp_path
     (tmp_path / "y-a").write_text("another pattern")
     verdicts.keep_newest(tmp_path, "x-*", 1, written=tmp_path / "x-c")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["x-c", "y-a"]
+
+
+def test_a_failing_checks_earlier_steps_are_answered_from_their_verdicts(learner, monkeypatch):
+    """Which earlier step to fix first: a kept verdict of the same code answers (a failing KV check
+    no longer runs the step 10 check again); an eager-only verdict answers only an eager-only run,
+    and an edit of the step, or of a step it imports, runs the check."""
+    from checks import __main__ as cli
+    from checks import options
+
+    ran = []
+    monkeypatch.setattr(cli, "run_step", lambda step, **kw: ran.append(step) or [Result("c", True)])
+    verdicts.record(2, False, "MLP output differs", eager_only=False)
+    verdicts.record(4, True, "", eager_only=True)
+    assert cli.step_passes(2) is False and ran == []
+    assert cli.step_passes(4) is True and ran == [4], "a full run needs a full verdict"
+    before = options.current()
+    options.use(before.but(eager_only=True))
+    try:
+        ran.clear()
+        assert cli.step_passes(4) is True and ran == []
+        path = learner / "step_01.py"  # step 4 imports it
+        path.write_text(path.read_text() + "\n# edited\n")
+        assert cli.step_passes(4) is True and ran == [4]
+    finally:
+        options.use(before)
