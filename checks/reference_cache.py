@@ -1,4 +1,4 @@
-"""Keeps built references on disk as .npz arrays plus JSON (never pickle), safe for two processes."""
+"""Keeps references and slips on disk as .npz plus JSON (never pickle), safe for two processes."""
 
 from __future__ import annotations
 
