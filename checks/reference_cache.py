@@ -74,18 +74,14 @@ def cached_slips(build: Callable[..., list]) -> Callable[..., list]:
     @functools.wraps(build)
     def with_cache(*args: Any) -> list:
         def outputs() -> list:
-            return [(slip.hint, _numbers(slip.output)) for slip in build(*args)]
+            # as compare._slip_hint reads a slip's output (numpy, or a torch tensor without grad)
+            return [(slip.hint, np.asarray(slip.output)) for slip in build(*args)]
 
         name = f"slips-{source_of(build).stem}-{build.__name__}"
         stored = cached(name, (_identity(args),), outputs, also=(build,))
         return [Slip(hint, output) for hint, output in stored]
 
     return with_cache
-
-
-def _numbers(output: Any) -> np.ndarray:
-    """A slip's output (numpy or torch) as a numpy array."""
-    return output.detach().cpu().numpy() if hasattr(output, "detach") else np.asarray(output)
 
 
 def _identity(value: Any) -> str:

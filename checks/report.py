@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import traceback
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
