@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from typing import Any, Iterator
 
 from checks import options
@@ -86,7 +87,8 @@ def prepare_max() -> None:
     if forgotten:
         print(
             f"MAX's kernel cache listed {forgotten} compiled kernels whose code is gone, so every "
-            "graph compiled them again; those entries are removed (MAX records them anew)."
+            "graph compiled them again; those entries are removed (MAX records them anew).",
+            file=sys.stderr,  # a note on the machine, beside the command's own answer on stdout
         )
 
 

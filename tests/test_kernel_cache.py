@@ -84,6 +84,7 @@ def test_the_checker_repairs_the_cache_and_says_so_once(tmp_path):
     fake_cache(tmp_path, [], {f"h/{version('max')}/{i}": gone for i in range(3)})
     first = run_checks("1", "--solutions", XDG_CACHE_HOME=str(tmp_path))
     assert "listed 3 compiled kernels whose code is gone" in first.output, first.output
+    assert "whose code is gone" not in first.stdout, first.output  # a note, beside the report
     again = run_checks("1", "--solutions", XDG_CACHE_HOME=str(tmp_path))
     assert "compiled kernels whose code is gone" not in again.output, again.output
 
