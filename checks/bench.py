@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -55,6 +55,7 @@ class Timing:
     long_first_token_s: float | None = None  # the same for the long prompt (--long-prompt)
     bfloat16: bool = False  # its weights are bfloat16: its tokens are judged within rounding
     near_greedy: str | None = None  # for a bfloat16 row, what is wrong with its tokens, if any
+    kernel_gbs: float | None = None  # a Mojo row: its kernel's read speed alone, on the LM head
 
     def rate(self, seconds: float) -> float:
         return len(self.tokens) / seconds
@@ -86,6 +87,7 @@ class Row:
     compile_s: float | None = None
     long_first: Callable[[], object] | None = None  # the first new token of the long prompt
     bfloat16: bool = False
+    kernel_gbs: Callable[[], float] | None = None  # a Mojo row: times its kernel alone
 
 
 # A pause before each timed run: threads of the row before (MAX's or PyTorch's) that still spin
@@ -345,21 +347,37 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
                 *build(kv.CachedGPT2LMHeadModel, kv.cache_input_types),
             )
         )
-        if mojo is not None:
-            rows.append(
-                cached_row(
-                    "MAX, KV cache + Mojo kernel",
-                    *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
-                )
+        on_the_cpu = options.current().device == "cpu"
+
+        def kernel_speed(dtype: str) -> Callable[[], float] | None:
+            """Times the row's kernel alone on the LM head (on the CPU: its share of a token)."""
+            return (
+                (lambda: kernel_read_gbs(dtype, config.n_embd, config.vocab_size))
+                if (on_the_cpu)
+                else None
             )
-        if mojo is not None and not args.no_bfloat16 and options.current().device == "cpu":
+
+        if mojo is not None:
+            row = cached_row(
+                "MAX, KV cache + Mojo kernel",
+                *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
+            )
+            rows.append(replace(row, kernel_gbs=kernel_speed("float32")))
+        if mojo is not None and not args.no_bfloat16 and on_the_cpu:
             with default_dtype(DType.bfloat16):  # the model's weights, caches and kernel
                 row = cached_row(
                     "MAX, KV cache + Mojo kernel, bfloat16",
                     *build(mojo.MojoCachedGPT2LMHeadModel, kv.cache_input_types),
                 )
-            rows.append(in_bfloat16(row))
+            rows.append(in_bfloat16(replace(row, kernel_gbs=kernel_speed("bfloat16"))))
     results = time_in_turns(rows, args.tokens, args.repeats)
+    timed_alone = [
+        (row, result) for row, result in zip(rows, results, strict=True) if row.kernel_gbs
+    ]
+    if timed_alone:
+        print("  timing the Mojo kernel alone on the LM head ...", flush=True)
+        for row, result in timed_alone:
+            result.kernel_gbs = row.kernel_gbs()
     judge_bfloat16_rows(results, hf, prompt_ids)
     memory = None
     if options.current().device == "cpu":
@@ -472,7 +490,22 @@ def in_bfloat16(row: Row) -> Row:
         return call
 
     long_first = wrapped(row.long_first) if row.long_first else None
-    return Row(row.name, wrapped(row.run), row.compile_s, long_first, bfloat16=True)
+    return Row(row.name, wrapped(row.run), row.compile_s, long_first, True, row.kernel_gbs)
+
+
+def kernel_read_gbs(dtype: str, k: int, n: int, repeats: int = 21) -> float:
+    """GB/s at which the learner's Mojo kernel alone reads an [n, k] weight for one row of x, in
+    its own graph (the Mojo check's): the LM head's shape, too large for any cache."""
+    import torch
+
+    from checks import test_ext_mojo as mojo
+    from checks.tensors import max_tensor
+
+    graph = mojo.kernel_graph() if dtype == "float32" else mojo.kernel_graph_bf16()
+    x, weight = (torch.from_numpy(a).to(getattr(torch, dtype)) for a in mojo.operands(1, k, n))
+    mx, mw = max_tensor(x), max_tensor(weight)
+    seconds = mojo.seconds_per_call(lambda: graph(mx, mw), repeats)
+    return weight.numel() * weight.element_size() / 1e9 / seconds
 
 
 def judge_bfloat16_rows(results: list[Timing], hf, prompt_ids: list[int]) -> None:
@@ -641,6 +674,9 @@ def report(
                 f"In bfloat16 a token reads {memory.bytes_per_token / 2e6:.3g} MB: the bfloat16 "
                 f"ceiling is {memory.ceiling(bfloat16=True):.0f} tok/s (their rows' share is of it)."
             )
+        for r in results:
+            if r.kernel_gbs:
+                print(time_split(r, memory))
     busiest = max(results, key=Timing.spread)
     if len(busiest.runs_s) > 1 and busiest.spread() > BUSY_SPREAD:
         print(
@@ -669,6 +705,26 @@ def report(
     if not near:
         print("A bfloat16 row's tokens part from float32's further than rounding explains.")
     return 0 if same and near else 1
+
+
+def time_split(row: Timing, memory: Memory) -> str:
+    """Where a Mojo row's time per token goes: reading the weights at its kernel's own speed (on
+    the LM head, alone in a graph), and the rest of the model's graph."""
+    token_ms = 1000 / row.rate(statistics.median(row.runs_s))
+    token_bytes = memory.bytes_per_token / (2 if row.bfloat16 else 1)
+    read_ms = 1000 * token_bytes / 1e9 / row.kernel_gbs
+    said = (
+        f"{row.name}: {token_ms:.1f} ms a token. Its kernel alone reads the LM head at "
+        f"{row.kernel_gbs:.1f} GB/s; at that speed the token's {token_bytes / 1e6:.3g} MB take "
+        f"{read_ms:.1f} ms"
+    )
+    if read_ms >= token_ms:  # the two timings were taken apart; the machine's speed moved
+        return said + ", the whole token."
+    return said + (
+        f", and the other {token_ms - read_ms:.1f} ms ({100 * (1 - read_ms / token_ms):.0f} %) "
+        "go to the rest of the graph: attention over the cache, layer norms, GELU, residual "
+        "additions, and starting each of those ops and each kernel call, one after another."
+    )
 
 
 BFLOAT16_BARS = "#e08a2c"  # beside show.BARS, the site's purple, for the float32 rows

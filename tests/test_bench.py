@@ -38,7 +38,9 @@ def test_bench_runs_and_every_row_agrees(tmp_path):
         assert f"| {row}" in run.output, run.output
     assert "All 5 produced the same 6 tokens." in run.output
     assert "The 2 bfloat16 rows' tokens are each within bfloat16 rounding" in run.output
-    assert "16-token prompt, first token ms"  # --tiny's long prompt in run.output
+    assert "16-token prompt, first token ms" in run.output  # --tiny's long prompt
+    for row in ("MAX, KV cache + Mojo kernel", "MAX, KV cache + Mojo kernel, bfloat16"):
+        assert f"\n{row}: " in run.output and "Its kernel alone reads the LM head" in run.output
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
@@ -81,6 +83,23 @@ def test_the_report_gives_the_ceiling_each_rows_share_and_the_spread(capsys):
     assert "| steady" in out and "10 %" in out and "2 %" in out  # spread, and 2 of 80 tok/s
     assert "40.0 GB/s" in out and "500 MB" in out and "80 tok/s" in out
     assert "busy" not in out
+
+
+@pytest.mark.fast
+def test_a_mojo_rows_token_is_split_into_reading_at_its_kernels_speed_and_the_rest(capsys):
+    memory = bench.Memory(gbs=40.0, bytes_per_token=500_000_000)
+    # 50 tok/s: 20 ms a token; 250 MB in bfloat16 at 25 GB/s: 10 ms reading, 10 ms the rest
+    mojo16 = bench.Timing("mojo16", [1] * 50, 0.1, [1.0], bfloat16=True, kernel_gbs=25.0)
+    plain = bench.Timing("plain", [1] * 50, 0.1, [1.0])
+    assert bench.report([plain, mojo16], tokens=50, memory=memory) == 0
+    out = capsys.readouterr().out
+    split = [line for line in out.splitlines() if line.startswith("mojo16: ")]
+    assert len(split) == 1 and not any(line.startswith("plain: ") for line in out.splitlines())
+    assert "20.0 ms a token" in split[0] and "reads the LM head at 25.0 GB/s;" in split[0]
+    assert "250 MB take 10.0 ms, and the other 10.0 ms (50 %) go to the rest" in split[0]
+    # timed apart, the kernel alone can come out slower than in the model: no negative rest
+    slow = bench.Timing("slow", [1] * 50, 0.1, [1.0], kernel_gbs=20.0)  # 500 MB: 25 ms
+    assert bench.time_split(slow, memory).endswith("take 25.0 ms, the whole token.")
 
 
 @pytest.mark.fast
