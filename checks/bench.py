@@ -351,11 +351,9 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
 
         def kernel_speed(dtype: str) -> Callable[[], float] | None:
             """Times the row's kernel alone on the LM head (on the CPU: its share of a token)."""
-            return (
-                (lambda: kernel_read_gbs(dtype, config.n_embd, config.vocab_size))
-                if (on_the_cpu)
-                else None
-            )
+            if not on_the_cpu:
+                return None
+            return lambda: kernel_read_gbs(dtype, config.n_embd, config.vocab_size)
 
         if mojo is not None:
             row = cached_row(
