@@ -1,7 +1,6 @@
 """The report, on stand-in check files run through pytest in-process (no MAX): what it says for
 each way a check ends, and its rules for compiled checks (marked so, never named so)."""
 
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from checks import __main__ as checker
 from checks import options, report
 
 pytestmark = pytest.mark.fast
@@ -39,15 +39,12 @@ def run_checks_file(folder: Path, fail_eager: bool) -> list[report.Result]:
 
 
 def run_source(folder: Path, source: str) -> list[report.Result]:
-    """The report's results for a check file of `source`, run as the checker runs pytest."""
+    """The report's results for a check file of `source`, run with the checker's own pytest
+    arguments."""
     checks = folder / "test_stand_in.py"
     checks.write_text(source)
     plugin = report.ReportPlugin()
-    args = [str(checks), "-q", "--import-mode=importlib", "-p", "pytest_check.plugin"]
-    args += ["-p", "no:cacheprovider"]
-    pytest.main(
-        [*args, "--assert=plain", f"--rootdir={folder}", "-c", os.devnull], plugins=[plugin]
-    )
+    pytest.main(checker.pytest_arguments(str(checks), verbose=False), plugins=[plugin])
     sys.modules.pop(checks.stem, None)  # the next run imports its own file
     return plugin.results
 
@@ -55,7 +52,6 @@ def run_source(folder: Path, source: str) -> list[report.Result]:
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the passed-checks record
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # as the checker runs pytest
     previous = options.current()
     options.use(previous.but(steps_dir=tmp_path))
     yield tmp_path

@@ -19,12 +19,12 @@ def spoken_lines(wait: harness.Waiting, seconds: float) -> list[tuple[float, str
 
 
 def test_a_slow_wait_says_what_it_is_then_beats_until_it_ends():
-    lines = spoken_lines(harness.Waiting(after_s=0.1, every_s=0.3), 1.2)
+    lines = spoken_lines(harness.Waiting(after_s=0.05, every_s=0.15), 0.7)
     texts = [text for _, text in lines]
     assert texts[1] == "  … compiling a stand-in" and texts[-2].startswith("  … done")
     assert sum("still working" in text for text in texts) >= 3
     gaps = [later - earlier for (earlier, _), (later, _) in zip(lines, lines[1:], strict=False)]
-    assert max(gaps) < 0.3 + 0.2, gaps  # never silent longer than every_s, with some slack
+    assert max(gaps) < 0.15 + 0.2, gaps  # never silent longer than every_s, with some slack
 
 
 def test_a_short_wait_prints_nothing():
@@ -32,19 +32,19 @@ def test_a_short_wait_prints_nothing():
 
 
 def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
-    wait = harness.Waiting(after_s=0.2, every_s=5)
+    wait = harness.Waiting(after_s=0.1, every_s=5)
     with wait.noting("First MAX run on this machine"):
-        assert [text for _, text in spoken_lines(wait, 0.05)] == ["start", "end"]  # no compile
-        texts = [text for _, text in spoken_lines(wait, 0.4)]
+        assert [text for _, text in spoken_lines(wait, 0.02)] == ["start", "end"]  # no compile
+        texts = [text for _, text in spoken_lines(wait, 0.25)]
         assert texts[1:3] == ["  First MAX run on this machine", "  … compiling a stand-in"]
-        assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.4)]
+        assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.25)]
 
 
 def test_the_first_run_notice_ends_with_its_block():
-    wait = harness.Waiting(after_s=0.1, every_s=5)
+    wait = harness.Waiting(after_s=0.05, every_s=5)
     with wait.noting("First MAX run on this machine"):
         pass
-    assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.3)]
+    assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.15)]
 
 
 def test_the_defaults_keep_every_silence_under_15_seconds():
@@ -65,10 +65,10 @@ def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache = tmp_path / "modular"
     cache.mkdir()
-    with harness.time_limit(0.3, "the stand-in"):
-        for number in range(8):  # 1.2 s, four times the limit
+    with harness.time_limit(0.2, "the stand-in"):
+        for number in range(6):  # 0.6 s, three times the limit
             (cache / f"kernel-{number}").write_text("compiled")
-            time.sleep(0.15)
+            time.sleep(0.1)
 
 
 def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
