@@ -3,10 +3,12 @@
 The same runs prove that the sample reports on the docs pages are what the checker prints.
 """
 
+import sys
+
 import pytest
 
 from checks import harness, samples
-from tests.conftest import Run, run_checks
+from tests.conftest import Run, run_checks, run_command
 
 STEPS = list(harness.ALL_STEPS)  # the eleven steps and the KV-cache extension
 
@@ -39,3 +41,17 @@ def assert_docs_sample_matches(run: Run, step: int, solution: bool) -> None:
     assert samples.comparable(page_sample.read_text()) == samples.comparable(
         samples.as_sample(run.stdout)
     ), f"{page_sample} is not what the checker prints now: run python -m checks.samples"
+
+
+def test_a_check_file_runs_under_plain_pytest_as_a_maintainer_debugs_it():
+    """checks/conftest.py gives a plain pytest run what `python -m checks` sets up: the step
+    folder (steps/ by default, --solutions) and the `record` fixture, whose failures pytest-check
+    lists together."""
+    check_file = "checks/test_step_01.py"
+    plain = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", check_file]
+    skeleton = run_command(plain)
+    assert skeleton.code == 1 and "3 failed" in skeleton.output, skeleton.output
+    assert "fixture 'record' not found" not in skeleton.output
+    assert "GPT2Config is not a dataclass" in skeleton.output  # the check's own words
+    solution = run_command([*plain, "--solutions"])
+    assert solution.code == 0 and "3 passed" in solution.output, solution.output
