@@ -353,6 +353,8 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
             """Times the row's kernel alone on the LM head (on the CPU: its share of a token)."""
             if not on_the_cpu:
                 return None
+            from checks.test_ext_mojo import kernel_read_gbs
+
             return lambda: kernel_read_gbs(dtype, config.n_embd, config.vocab_size)
 
         if mojo is not None:
@@ -489,21 +491,6 @@ def in_bfloat16(row: Row) -> Row:
 
     long_first = wrapped(row.long_first) if row.long_first else None
     return Row(row.name, wrapped(row.run), row.compile_s, long_first, True, row.kernel_gbs)
-
-
-def kernel_read_gbs(dtype: str, k: int, n: int, repeats: int = 21) -> float:
-    """GB/s at which the learner's Mojo kernel alone reads an [n, k] weight for one row of x, in
-    its own graph (the Mojo check's): the LM head's shape, too large for any cache."""
-    import torch
-
-    from checks import test_ext_mojo as mojo
-    from checks.tensors import max_tensor
-
-    graph = mojo.kernel_graph() if dtype == "float32" else mojo.kernel_graph_bf16()
-    x, weight = (torch.from_numpy(a).to(getattr(torch, dtype)) for a in mojo.operands(1, k, n))
-    mx, mw = max_tensor(x), max_tensor(weight)
-    seconds = mojo.seconds_per_call(lambda: graph(mx, mw), repeats)
-    return weight.numel() * weight.element_size() / 1e9 / seconds
 
 
 def judge_bfloat16_rows(results: list[Timing], hf, prompt_ids: list[int]) -> None:
