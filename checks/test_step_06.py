@@ -93,10 +93,14 @@ def learner_block(cfg, state):
     return learner_module(6, "GPT2Block", state, cfg)
 
 
+def tolerance(cfg) -> float:
+    """Float32 rounding grows with the width the block's sums run over."""
+    return 5e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
+
+
 def expect_matches(record, what, got, cfg, x, expected):
-    tolerance = 5e-5 * math.sqrt(cfg.n_embd / SMALL.n_embd)
     return record.expect_close(
-        what, got, expected, atol=tolerance, rtol=tolerance, slips=lambda: slips(cfg, x)
+        what, got, expected, atol=tolerance(cfg), rtol=tolerance(cfg), slips=lambda: slips(cfg, x)
     )
 
 

@@ -1,5 +1,5 @@
 """The comparison and its words, on numpy arrays in-process (no MAX, no subprocess): what a
-mismatch says, where the tolerances lie, and which hint each known mistake gets.
+mismatch says and where the tolerances lie (tests/test_slip_hints.py: which hint each mistake gets).
 
 Every expected phrase and tolerance here is written out by hand, not read from checks/: change a
 hint's wording or a tolerance there and a test here fails (then change it here too, on purpose).
@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from checks import options
-from checks import test_step_03 as step_03
-from checks import test_step_05 as step_05
 from checks.compare import Slip, difference, mismatch
 from checks.learner import LearnerError
 from checks.modules import load_weights
@@ -138,101 +136,6 @@ def test_a_slip_is_named_within_ten_times_the_check_s_tolerance():
     near, far = got + 9 * 2e-5, got + 11 * 2e-5  # tolerance 1e-5 + 1e-5 * |1|
     assert mismatch("x", got, expected, dtype=None, slips=[Slip("near", near)]).endswith("near")
     assert "Hint" not in mismatch("x", got, expected, dtype=None, slips=[Slip("far", far)])
-
-
-# Which hint each mistake gets: the learner's output is computed here by the mistake's own formula.
-
-
-def mask(seq_len: int, num_tokens: int, hidden: float = -np.inf, visible: float = 0.0, shift=0):
-    """A [S, num_tokens + S] mask: query i sees keys up to i + num_tokens + shift."""
-    keys = np.arange(seq_len + num_tokens)[None, :]
-    queries = np.arange(seq_len)[:, None]
-    return np.where(keys <= queries + num_tokens + shift, visible, hidden).astype(np.float32)
-
-
-MASK_SLIPS = {
-    "ones and zeros": (
-        lambda s, n: mask(s, n, hidden=1.0),
-        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
-    ),
-    "shifted one key too far": (
-        lambda s, n: mask(s, n, shift=1),
-        "the diagonal is shifted by one: query i sees one key too many.",
-    ),
-    "num_tokens ignored": (
-        lambda s, n: np.pad(mask(s, 0), ((0, 0), (0, n)), constant_values=-np.inf),
-        "the mask ignores num_tokens: the num_tokens cached keys come first",
-    ),
-    "a large finite number for -inf": (
-        lambda s, n: mask(s, n, hidden=-1e9),
-        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
-        "exactly 0",
-    ),
-}
-
-
-@pytest.mark.parametrize("slip", MASK_SLIPS.values(), ids=MASK_SLIPS.keys())
-def test_step_3_mask_slips_get_their_hints(slip):
-    formula, phrase = slip
-    seq_len, num_tokens = 5, 3  # a case of the check's, with a cache
-    assert step_03.CASES["5 queries after 3 cached keys"] == (seq_len, num_tokens)
-    got = formula(seq_len, num_tokens)
-    message = mismatch(
-        "causal_mask",
-        got,
-        mask(seq_len, num_tokens),
-        atol=0,
-        rtol=0,
-        slips=step_03.slips(seq_len, num_tokens, got),
-    )
-    assert f"Hint: {phrase}" in message, message
-
-
-def layer_norm(x, w, b, eps, axis=-1, ddof=0, eps_outside=False):
-    mean = x.mean(axis, keepdims=True)
-    std = np.sqrt(x.var(axis, ddof=ddof, keepdims=True) + (0 if eps_outside else eps))
-    return (x - mean) / (std + (eps if eps_outside else 0)) * w + b
-
-
-LAYER_NORM_SLIPS = {
-    "epsilon outside the root": (
-        dict(eps_outside=True),
-        "epsilon is added outside the square root: divide by sqrt(var + eps).",
-    ),
-    "unbiased variance": (
-        dict(ddof=1),
-        "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
-    ),
-    "a hard-coded epsilon": (
-        dict(eps=1e-12),
-        "the values match a different epsilon: use the eps passed to __init__.",
-    ),
-    "no bias": (dict(b=0.0), "the bias (shift) is missing: add self.bias after scaling."),
-    "no gain": (dict(w=1.0), "the weight (gain) is missing: multiply by self.weight."),
-    "over the positions": (dict(axis=-2), "it normalizes over the wrong axis"),
-}
-
-
-@pytest.mark.parametrize("slip", LAYER_NORM_SLIPS.values(), ids=LAYER_NORM_SLIPS.keys())
-def test_step_5_layer_norm_slips_get_their_hints(slip):
-    changes, phrase = slip
-    width, eps, batch, seq_len, scale = step_05.CASES["width 32, eps 1e-5, rows of small variance"]
-    generator = np.random.default_rng(5)
-    x = (scale * generator.standard_normal((batch, seq_len, width)) + 0.5).astype(np.float32)
-    w = (1 + 0.2 * generator.standard_normal(width)).astype(np.float32)
-    b = (0.2 * generator.standard_normal(width)).astype(np.float32)
-    right = dict(x=x.astype(np.float64), w=w, b=b, eps=eps)
-    got = layer_norm(**{**right, **changes}).astype(np.float32)
-    ref = {"x": x, "state": {"weight": w, "bias": b}}
-    message = mismatch(
-        "LayerNorm output",
-        got,
-        layer_norm(**right).astype(np.float32),
-        atol=1e-4,  # the check's tolerance
-        rtol=1e-4,
-        slips=lambda: step_05.slips(ref, eps),
-    )
-    assert message is not None and f"Hint: {phrase}" in message, message
 
 
 # Loading the reference's weights into the learner's module: a stand-in module, no MAX.

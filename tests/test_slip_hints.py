@@ -1,0 +1,357 @@
+"""Which hint each known mistake gets, steps 2 to 6, on numpy arrays (no MAX, no subprocess).
+
+The learner's output is computed here by the mistake's own formula, in numpy, from the check's own
+weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
+name it. Every hint is written out by hand, not read from checks/: change a hint's wording there
+and a test here fails (then change it here too, on purpose). The same formulas hold each check's
+tolerance near float32's rounding, so that loosening one is a decision, not an accident.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from checks import test_step_02 as step_02
+from checks import test_step_03 as step_03
+from checks import test_step_04 as step_04
+from checks import test_step_05 as step_05
+from checks import test_step_06 as step_06
+from checks.compare import mismatch
+
+pytestmark = pytest.mark.fast
+
+
+def hint_for(check, what, got, cfg, x, expected):
+    """What the step's check says of `got`, with its tolerance for `cfg` and its slips."""
+    tolerance = check.tolerance(cfg)
+    slips = lambda: check.slips(cfg, x)  # noqa: E731
+    return mismatch(what, got, expected, atol=tolerance, rtol=tolerance, slips=slips)
+
+
+def linear(x, state, name):
+    """x @ W^T + b with the check's weights (MAX's layout: [out, in])."""
+    return x @ state[f"{name}.weight"].T + state[f"{name}.bias"]
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+# Step 2: the MLP.
+
+
+def mlp(x, state, mistake="", prefix=""):
+    """GPT-2's MLP in numpy (float64), with one named mistake."""
+    hidden = linear(x.astype(np.float64), state, f"{prefix}c_fc")
+    activation = {
+        "exact GELU": np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2)))),
+        "no activation": lambda v: v,
+        "ReLU": lambda v: np.maximum(v, 0),
+        "GELU after c_proj": lambda v: v,
+    }.get(mistake, gelu_tanh)
+    out = linear(activation(hidden), state, f"{prefix}c_proj")
+    return gelu_tanh(out) if mistake == "GELU after c_proj" else out
+
+
+MLP_SLIPS = {
+    "exact GELU": "the values match the exact (erf) GELU: GPT-2 uses the tanh approximation, "
+    'F.gelu(x, approximate="tanh").',
+    "no activation": "the values match the MLP with no activation: apply GELU after c_fc.",
+    "ReLU": "the values match ReLU: GPT-2 uses GELU (tanh approximation).",
+    "GELU after c_proj": "the values match GELU applied after c_proj: it goes between c_fc and "
+    "c_proj.",
+}
+
+
+@pytest.mark.parametrize("mistake", MLP_SLIPS)
+def test_step_2_mlp_slips_get_their_hints(mistake):
+    cfg, batch, seq_len = step_02.CASES["small config, batch 2, 7 tokens"]
+    ref = step_02.reference(cfg, batch, seq_len)
+    x, expected = ref["x"], ref["expected"]
+    assert mismatch("the numpy MLP", mlp(x, ref["state"]).astype(np.float32), expected) is None
+    got = mlp(x, ref["state"], mistake).astype(np.float32)
+    message = hint_for(step_02, "GPT2MLP output", got, cfg, x, expected)
+    assert message is not None and f"Hint: {MLP_SLIPS[mistake]}" in message, message
+
+
+# Step 3: the causal mask.
+
+
+def mask(seq_len: int, num_tokens: int, hidden: float = -np.inf, visible: float = 0.0, shift=0):
+    """A [S, num_tokens + S] mask: query i sees keys up to i + num_tokens + shift."""
+    keys = np.arange(seq_len + num_tokens)[None, :]
+    queries = np.arange(seq_len)[:, None]
+    return np.where(keys <= queries + num_tokens + shift, visible, hidden).astype(np.float32)
+
+
+MASK_SLIPS = {
+    "ones and zeros": (
+        lambda s, n: mask(s, n, hidden=1.0),
+        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
+    ),
+    "shifted one key too far": (
+        lambda s, n: mask(s, n, shift=1),
+        "the diagonal is shifted by one: query i sees one key too many.",
+    ),
+    "num_tokens ignored": (
+        lambda s, n: np.pad(mask(s, 0), ((0, 0), (0, n)), constant_values=-np.inf),
+        "the mask ignores num_tokens: the num_tokens cached keys come first",
+    ),
+    "a large finite number for -inf": (
+        lambda s, n: mask(s, n, hidden=-1e9),
+        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
+        "exactly 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", MASK_SLIPS.values(), ids=MASK_SLIPS.keys())
+def test_step_3_mask_slips_get_their_hints(slip):
+    formula, phrase = slip
+    seq_len, num_tokens = 5, 3  # a case of the check's, with a cache
+    assert step_03.CASES["5 queries after 3 cached keys"] == (seq_len, num_tokens)
+    got = formula(seq_len, num_tokens)
+    message = mismatch(
+        "causal_mask",
+        got,
+        mask(seq_len, num_tokens),
+        atol=0,
+        rtol=0,
+        slips=step_03.slips(seq_len, num_tokens, got),
+    )
+    assert f"Hint: {phrase}" in message, message
+
+
+# Step 4: attention.
+
+
+def attention(x, state, heads, mistake=""):
+    """GPT-2 attention in numpy (float64) from the check's weights, with one named mistake."""
+    batch, seq_len, width = x.shape
+    head_dim = width // heads
+    x = x.astype(np.float64)
+    qkv = x @ state["c_attn.weight"].T + state["c_attn.bias"]  # [B, S, 3E]
+    q, k, v = np.split(qkv, 3, axis=-1)
+    q, k, v = {"qkv as kqv": (k, q, v), "qkv as qvk": (q, v, k), "qkv as vkq": (v, k, q)}.get(
+        mistake, (q, k, v)
+    )
+
+    def split(t):  # [B, S, E] -> [B, H, S, D]
+        if mistake == "heads from the wrong axis":
+            return t.reshape(batch, seq_len, head_dim, heads).transpose(0, 3, 1, 2)
+        if mistake.startswith("heads reshaped straight"):
+            return t.reshape(batch, heads, seq_len, head_dim)
+        return t.reshape(batch, seq_len, heads, head_dim).transpose(0, 2, 1, 3)
+
+    scores = split(q) @ split(k).transpose(0, 1, 3, 2)  # [B, H, S, S]
+    scores /= {"no scale": 1, "divided by head_dim": head_dim, "scaled by n_embd": width**0.5}.get(
+        mistake, head_dim**0.5
+    )
+    query, key = np.indices((seq_len, seq_len))
+    hidden = {"no mask": key < 0, "mask shifted": key > query + 1}.get(mistake, key > query)
+    if mistake != "mask after the softmax":
+        scores = np.where(hidden, -np.inf, scores)
+    axis = -2 if mistake == "softmax over the queries" else -1
+    weights = np.exp(scores - scores.max(axis, keepdims=True))
+    weights /= weights.sum(axis, keepdims=True)
+    if mistake == "mask after the softmax":
+        weights = np.where(hidden, 0.0, weights)
+    out = weights @ split(v)  # [B, H, S, D]
+    if mistake in ("heads merged without transposing", "heads reshaped straight both ways"):
+        out = out.reshape(batch, seq_len, width)
+    else:
+        out = out.transpose(0, 2, 1, 3).reshape(batch, seq_len, width)
+    return out @ state["c_proj.weight"].T + state["c_proj.bias"]
+
+
+QKV_ORDER = "q, k and v are taken in the wrong order: c_attn's output is [query | key | value]."
+ATTENTION_SLIPS = {
+    "no scale": "the output matches attention without the 1/sqrt(head_dim) scale: divide the "
+    "scores by sqrt(head_dim).",
+    "divided by head_dim": "the scores are divided by head_dim: divide by sqrt(head_dim).",
+    "scaled by n_embd": "the scores are scaled by 1/sqrt(n_embd), the width of the whole model: "
+    "scale by 1/sqrt(head_dim), the width of one head (n_embd // n_head).",
+    "no mask": "the output matches attention with no causal mask: add causal_mask(...) to the "
+    "scores before the softmax.",
+    "mask shifted": "the mask is shifted by one: each query may see itself and earlier keys, not "
+    "the next one.",
+    "mask after the softmax": "the mask is applied after the softmax: add it to the scores before "
+    "the softmax, so each row of weights still sums to 1.",
+    "softmax over the queries": "the softmax runs over the wrong axis: normalize over the keys "
+    "(the last axis).",
+    "qkv as kqv": QKV_ORDER,
+    "qkv as qvk": QKV_ORDER,
+    "qkv as vkq": QKV_ORDER,
+    "heads from the wrong axis": "the heads are split along the wrong axis: reshape [B, S, E] to "
+    "[B, S, n_head, head_dim], then transpose to [B, n_head, S, head_dim].",
+    "heads reshaped straight": "the heads are reshaped straight to [B, n_head, S, head_dim]: "
+    "reshape to [B, S, n_head, head_dim] first, then transpose axes 1 and 2.",
+    "heads merged without transposing": "the heads are merged without transposing back: "
+    "transpose [B, n_head, S, head_dim] to [B, S, n_head, head_dim] before reshaping to [B, S, E].",
+    "heads reshaped straight both ways": "the heads are reshaped straight to [B, n_head, S, "
+    "head_dim] and straight back, without the transposes: split with reshape to [B, S, n_head, "
+    "head_dim] then transpose(1, 2), and merge with transpose(1, 2) then reshape to [B, S, E].",
+}
+
+
+@pytest.mark.parametrize("mistake", ATTENTION_SLIPS)
+def test_step_4_attention_slips_get_their_hints(mistake):
+    cfg, batch, seq_len = step_04.EAGER_CASES["eager, small config, batch 2, 7 tokens"]
+    ref = step_04.reference(cfg, ((batch, seq_len),))
+    x, expected = ref[batch, seq_len]
+    right = attention(x, ref["state"], cfg.n_head).astype(np.float32)
+    assert mismatch("the numpy attention", right, expected) is None  # the formula is GPT-2's
+    got = attention(x, ref["state"], cfg.n_head, mistake).astype(np.float32)
+    tolerance = step_04.tolerance(cfg)
+    slips = lambda: step_04.slips(cfg, x)  # noqa: E731
+    message = mismatch(
+        "Attention output", got, expected, atol=tolerance, rtol=tolerance, slips=slips
+    )
+    assert message is not None and f"Hint: {ATTENTION_SLIPS[mistake]}" in message, message
+
+
+# Step 5: layer norm.
+
+
+def layer_norm(x, w, b, eps, axis=-1, ddof=0, eps_outside=False):
+    mean = x.mean(axis, keepdims=True)
+    std = np.sqrt(x.var(axis, ddof=ddof, keepdims=True) + (0 if eps_outside else eps))
+    return (x - mean) / (std + (eps if eps_outside else 0)) * w + b
+
+
+LAYER_NORM_SLIPS = {
+    "epsilon outside the root": (
+        dict(eps_outside=True),
+        "epsilon is added outside the square root: divide by sqrt(var + eps).",
+    ),
+    "unbiased variance": (
+        dict(ddof=1),
+        "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
+    ),
+    "a hard-coded epsilon": (
+        dict(eps=1e-12),
+        "the values match a different epsilon: use the eps passed to __init__.",
+    ),
+    "no bias": (dict(b=0.0), "the bias (shift) is missing: add self.bias after scaling."),
+    "no gain": (dict(w=1.0), "the weight (gain) is missing: multiply by self.weight."),
+    "over the positions": (dict(axis=-2), "it normalizes over the wrong axis"),
+}
+
+
+@pytest.mark.parametrize("slip", LAYER_NORM_SLIPS.values(), ids=LAYER_NORM_SLIPS.keys())
+def test_step_5_layer_norm_slips_get_their_hints(slip):
+    changes, phrase = slip
+    width, eps, batch, seq_len, scale = step_05.CASES["width 32, eps 1e-5, rows of small variance"]
+    generator = np.random.default_rng(5)
+    x = (scale * generator.standard_normal((batch, seq_len, width)) + 0.5).astype(np.float32)
+    w = (1 + 0.2 * generator.standard_normal(width)).astype(np.float32)
+    b = (0.2 * generator.standard_normal(width)).astype(np.float32)
+    right = dict(x=x.astype(np.float64), w=w, b=b, eps=eps)
+    got = layer_norm(**{**right, **changes}).astype(np.float32)
+    ref = {"x": x, "state": {"weight": w, "bias": b}}
+    message = mismatch(
+        "LayerNorm output",
+        got,
+        layer_norm(**right).astype(np.float32),
+        atol=1e-4,  # the check's tolerance
+        rtol=1e-4,
+        slips=lambda: step_05.slips(ref, eps),
+    )
+    assert message is not None and f"Hint: {phrase}" in message, message
+
+
+# Step 6: the transformer block, from the pieces above.
+
+
+def block(x, state, cfg, mistake=""):
+    """GPT-2's pre-norm block in numpy (float64), with one named mistake."""
+    x = x.astype(np.float64)
+
+    def ln(h, name):
+        w, b = state[f"{name}.weight"], state[f"{name}.bias"]
+        return layer_norm(h, w, b, cfg.layer_norm_epsilon)
+
+    def attn(h):
+        return attention(
+            h, {k[5:]: v for k, v in state.items() if k.startswith("attn.")}, cfg.n_head
+        )
+
+    def ff(h):
+        return mlp(h, state, prefix="mlp.")
+
+    if mistake == "post-norm":
+        h = ln(x + attn(x), "ln_1")
+        return ln(h + ff(h), "ln_2")
+    if mistake in ("normalized residual, both", "normalized residual, attention"):
+        h = ln(x, "ln_1") + attn(ln(x, "ln_1"))
+    elif mistake == "no attention residual":
+        h = attn(ln(x, "ln_1"))
+    elif mistake == "no attention norm":
+        h = x + attn(x)
+    else:
+        h = x + attn(ln(x, "ln_1"))
+    if mistake in ("normalized residual, both", "normalized residual, MLP"):
+        return ln(h, "ln_2") + ff(ln(h, "ln_2"))
+    if mistake == "no MLP residual":
+        return ff(ln(h, "ln_2"))
+    norm = {"ln_1 before the MLP": "ln_1"}.get(mistake, "ln_2")
+    return h + (ff(h) if mistake == "no MLP norm" else ff(ln(h, norm)))
+
+
+NORMALIZED_RESIDUAL = (
+    "the residual adds the normalized input: keep the block's input x for the residual and "
+    "normalize only what goes into the layer, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)) "
+    "(not h = ln_1(x); h = h + attn(h))."
+)
+BLOCK_SLIPS = {
+    "normalized residual, both": NORMALIZED_RESIDUAL,
+    "normalized residual, attention": NORMALIZED_RESIDUAL,
+    "normalized residual, MLP": NORMALIZED_RESIDUAL,
+    "post-norm": "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
+    "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
+    "no attention residual": "the residual around attention is missing: add the block's input "
+    "back, x = x + attn(ln_1(x)).",
+    "no MLP residual": "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
+    "ln_1 before the MLP": "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
+    "no MLP norm": "the MLP's layer norm is missing: x + mlp(ln_2(x)).",
+    "no attention norm": "the attention's layer norm is missing: x + attn(ln_1(x)).",
+}
+
+
+@pytest.mark.parametrize("mistake", BLOCK_SLIPS)
+def test_step_6_block_slips_get_their_hints(mistake):
+    cfg, batch, seq_len = step_06.EAGER_CASES["eager, small config, batch 2, 7 tokens"]
+    ref = step_06.reference(cfg, ((batch, seq_len),))
+    x, expected = ref[batch, seq_len]
+    right = block(x, ref["state"], cfg).astype(np.float32)
+    assert hint_for(step_06, "the numpy block", right, cfg, x, expected) is None
+    got = block(x, ref["state"], cfg, mistake).astype(np.float32)
+    message = hint_for(step_06, "Block output", got, cfg, x, expected)
+    assert message is not None and f"Hint: {BLOCK_SLIPS[mistake]}" in message, message
+
+
+# The checks' own tolerances: near float32's rounding of the right formula, so a small mistake fails.
+
+
+def right_outputs(step):
+    """(the check, its config, the numpy formula's output, the reference's) for steps 2, 4, 6."""
+    if step == 2:
+        cfg, batch, seq_len = step_02.CASES["small config, batch 2, 7 tokens"]
+        ref = step_02.reference(cfg, batch, seq_len)
+        return step_02, cfg, mlp(ref["x"], ref["state"]), ref["expected"]
+    check = {4: step_04, 6: step_06}[step]
+    cfg, batch, seq_len = check.EAGER_CASES["eager, small config, batch 2, 7 tokens"]
+    ref = check.reference(cfg, ((batch, seq_len),))
+    x, expected = ref[batch, seq_len]
+    formula = attention(x, ref["state"], cfg.n_head) if step == 4 else block(x, ref["state"], cfg)
+    return check, cfg, formula, expected
+
+
+@pytest.mark.parametrize("step", [2, 4, 6])
+def test_a_checks_tolerance_stays_within_100_times_float32_rounding(step):
+    """HuggingFace's float32 output differs from the float64 formula by its rounding; MAX's
+    kernels round differently, so the checks allow 20-75 times that, and no more than 100."""
+    check, cfg, formula, expected = right_outputs(step)
+    rounding = (np.abs(formula - expected) / (1 + np.abs(expected))).max()
+    assert check.tolerance(cfg) <= 100 * rounding, (check.tolerance(cfg), rounding)
