@@ -1,4 +1,4 @@
-"""Which hint each known mistake gets, steps 2 to 6, on numpy arrays (no MAX, no subprocess).
+"""Which hint each known mistake gets, steps 2 to 9, on numpy arrays (no MAX, no subprocess).
 
 The learner's output is computed here by the mistake's own formula, in numpy, from the check's own
 weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
@@ -17,7 +17,7 @@ from checks import test_step_03 as step_03
 from checks import test_step_04 as step_04
 from checks import test_step_05 as step_05
 from checks import test_step_06 as step_06
-from checks.compare import mismatch
+from checks.compare import Slip, mismatch
 
 pytestmark = pytest.mark.fast
 
@@ -36,6 +36,14 @@ def linear(x, state, name):
 
 def gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def test_a_closer_slip_still_wins_over_a_looser_one():
+    expected = np.zeros(4, np.float32)
+    got = np.full(4, 1.0, np.float32)
+    slips = [Slip("loose", np.full(4, 1.00001, np.float32)), Slip("exact", got.copy())]
+    message = mismatch("x", got, expected, atol=1e-5, rtol=1e-5, slips=slips)
+    assert message.endswith("Hint: exact"), message
 
 
 # Step 2: the MLP.
@@ -111,7 +119,26 @@ def test_step_3_mask_slips_get_their_hints(slip):
     formula, phrase = slip
     seq_len, num_tokens = 5, 3  # a case of the check's, with a cache
     assert step_03.CASES["5 queries after 3 cached keys"] == (seq_len, num_tokens)
-    got = formula(seq_len, num_tokens)
+    message = step_3_message(formula(seq_len, num_tokens), seq_len, num_tokens)
+    assert f"Hint: {phrase}" in message, message
+
+
+SWAPPED = "visible and hidden are swapped"
+DIAGONAL_HIDDEN = "query i must see key i + num_tokens itself"
+
+
+def diagonal_hidden(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The learner's mask when query i sees only the keys before i + num_tokens."""
+    return np.triu(np.full((seq_len, seq_len + num_tokens), -np.inf, np.float32), num_tokens)
+
+
+def swapped(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The learner's mask with 0 and -inf exchanged."""
+    visible = np.tril(np.ones((seq_len, seq_len + num_tokens), bool), num_tokens)
+    return np.where(visible, -np.inf, 0.0).astype(np.float32)
+
+
+def step_3_message(got: np.ndarray, seq_len: int, num_tokens: int) -> str:
     message = mismatch(
         "causal_mask",
         got,
@@ -120,7 +147,34 @@ def test_step_3_mask_slips_get_their_hints(slip):
         rtol=0,
         slips=step_03.slips(seq_len, num_tokens, got),
     )
-    assert f"Hint: {phrase}" in message, message
+    assert message is not None
+    return message
+
+
+@pytest.mark.parametrize("case", step_03.CASES.values(), ids=step_03.CASES.keys())
+def test_step_3_diagonal_hidden_is_named_in_every_case(case):
+    message = step_3_message(diagonal_hidden(*case), *case)
+    assert DIAGONAL_HIDDEN in message, message
+    if case[0] > 1:  # more than one query tells the two slips apart
+        assert SWAPPED not in message, message
+
+
+@pytest.mark.parametrize("case", step_03.CASES.values(), ids=step_03.CASES.keys())
+def test_step_3_swapped_mask_is_named_in_every_case(case):
+    message = step_3_message(swapped(*case), *case)
+    assert SWAPPED in message, message
+    if case[0] > 1:
+        assert DIAGONAL_HIDDEN not in message, message
+
+
+def test_step_3_first_failure_names_both_slips_that_give_its_numbers():
+    """One query: [[-inf]] for both slips, so the first failure must not pick one of them."""
+    first = next(iter(step_03.CASES.values()))
+    assert first == (1, 0)
+    assert np.array_equal(diagonal_hidden(*first), swapped(*first))
+    message = step_3_message(diagonal_hidden(*first), *first)
+    assert "two known mistakes give exactly these numbers" in message, message
+    assert SWAPPED in message and DIAGONAL_HIDDEN in message, message
 
 
 # Step 4: attention.
@@ -329,6 +383,85 @@ def test_step_6_block_slips_get_their_hints(mistake):
     got = block(x, ref["state"], cfg, mistake).astype(np.float32)
     message = hint_for(step_06, "Block output", got, cfg, x, expected)
     assert message is not None and f"Hint: {BLOCK_SLIPS[mistake]}" in message, message
+
+
+# Step 7: blocks that are one object, and step 9: an extra id.
+
+
+class _Tokenizer:
+    """What extra_id_slips asks of a tokenizer (the real one imports torch: seconds)."""
+
+    eos_token_id = 0
+
+    def __len__(self):
+        return 400
+
+    def convert_ids_to_tokens(self, index):
+        return f"tok{index}"
+
+
+def test_step_9_extra_leading_end_of_text_is_named():
+    from checks.test_step_09 import extra_id_slips
+
+    tokenizer = _Tokenizer()
+    ids = [31, 7, 99, 250, 12]
+    for extra in (50256, tokenizer.eos_token_id):
+        got = np.array([[extra, *ids]], dtype=np.int64)
+        message = mismatch(
+            "tokenize_text",
+            got,
+            np.array([ids], dtype=np.int64),
+            atol=0,
+            rtol=0,
+            dtype=np.int64,
+            slips=extra_id_slips(got, ids, tokenizer),
+        )
+        assert f"expected shape [1, {len(ids)}], got [1, {len(ids) + 1}]" in message, message
+        assert f"the ids start with an extra id, {extra} (<|endoftext|>)" in message, message
+
+
+def test_step_9_extra_id_at_the_end_and_the_empty_text():
+    from checks.test_step_09 import extra_id_slips
+
+    tokenizer = _Tokenizer()
+    ids = [31, 7]
+    (slip,) = extra_id_slips(np.array([[*ids, 8]]), ids, tokenizer)
+    assert "the ids end with an extra id, 8 ('tok8')" in slip.hint
+    (slip,) = extra_id_slips(np.array([[50256]]), [], tokenizer)
+    assert "start with an extra id, 50256" in slip.hint
+    assert extra_id_slips(np.array([ids]), ids, tokenizer) == []
+
+
+class _Block:
+    def __init__(self, layer=None):
+        self.layer = layer or _Layer()
+
+    @property
+    def descendants(self):
+        return [("mlp", self.layer)]
+
+
+class _Layer:
+    parameters = [("weight", object())]
+
+
+def test_step_7_one_block_repeated_is_named():
+    from checks.test_step_07 import shared_blocks
+
+    block = _Block()
+    message = shared_blocks([block] * 3)
+    assert message.startswith("h[0] and h[1] are the same GPT2Block object"), message
+    assert "[GPT2Block(config)] * n_layer" in message
+    assert "last layer's weights" in message
+
+
+def test_step_7_a_shared_layer_is_named_and_distinct_blocks_pass():
+    from checks.test_step_07 import shared_blocks
+
+    layer = _Layer()
+    message = shared_blocks([_Block(layer), _Block(layer)])
+    assert "h[0] and h[1] share one mlp layer" in message, message
+    assert shared_blocks([_Block(), _Block(), _Block()]) is None
 
 
 # The checks' own tolerances: near float32's rounding of the right formula, so a small mistake fails.
