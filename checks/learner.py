@@ -83,7 +83,7 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
         yield
     except LearnerTimeout:
         raise LearnerError(
-            f"{what} did not finish within {seconds:.0f} s. Look for a loop that never ends "
+            f"{what} did not finish within {seconds:g} s. Look for a loop that never ends "
             "(a `while` whose condition never changes, a generation loop without a stop)."
         ) from None
     finally:
