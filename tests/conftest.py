@@ -104,7 +104,7 @@ def run_checks_here(*args: str) -> Run:
 
     for name in [name for name in sys.modules if name.startswith("checks.test_")]:
         del sys.modules[name]
-    previous = options.current()
+    previous, path = options.current(), list(sys.path)
     handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -112,6 +112,7 @@ def run_checks_here(*args: str) -> Run:
             code = checker.main(list(args))
     finally:
         options.use(previous)
+        sys.path[:] = path  # the step folder the run put first
         for signum, handler in handlers.items():  # the checker installs its own
             signal.signal(signum, handler)
     return Run(code, out.getvalue() + err.getvalue(), out.getvalue())
