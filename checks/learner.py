@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import re
 import signal
 import sys
@@ -37,11 +38,12 @@ def steps_dir() -> Path:
 
 def use_steps_dir(path: Path) -> None:
     """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder."""
-    folder = Path(path).resolve()
+    folder, earlier = Path(path).resolve(), steps_dir()
     options.use(options.current().but(steps_dir=folder))
-    for name in list(sys.modules):
-        if re.fullmatch(r"(step_\d\d|ext_\w+)", name):
-            del sys.modules[name]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if re.fullmatch(r"(step_\d\d|ext_\w+)", name) or os.path.dirname(file) == str(earlier):
+            del sys.modules[name]  # also the given modules beside the steps (gpt2_demo, ...)
     if str(folder) in sys.path:
         sys.path.remove(str(folder))
     sys.path.insert(0, str(folder))
@@ -81,7 +83,7 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
         yield
     except LearnerTimeout:
         raise LearnerError(
-            f"{what} did not finish within {seconds:.0f} s. Look for a loop that never ends "
+            f"{what} did not finish within {seconds:g} s. Look for a loop that never ends "
             "(a `while` whose condition never changes, a generation loop without a stop)."
         ) from None
     finally:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +94,33 @@ def run_checks(*args: str, timeout: float = 900, stdin: str | None = None, **env
     return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin, **env)
 
 
+def run_checks_here(*args: str) -> Run:
+    """`python -m checks ARGS` run in this process: its exit status and what it printed. No new
+    interpreter imports torch, transformers and MAX again (5-8 s a run); each run imports the
+    check files afresh, so nothing an earlier run cached (a compiled graph of other learner code)
+    carries over. tests/test_solutions_and_skeletons.py runs the real command."""
+    from checks import __main__ as checker
+    from checks import options
+
+    for name in [name for name in sys.modules if name.startswith("checks.test_")]:
+        del sys.modules[name]
+    previous, path = options.current(), list(sys.path)
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = checker.main(list(args))
+    finally:
+        options.use(previous)
+        sys.path[:] = path  # the step folder the run put first
+        for signum, handler in handlers.items():  # the checker installs its own
+            signal.signal(signum, handler)
+    return Run(code, out.getvalue() + err.getvalue(), out.getvalue())
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def copy_solutions(tmp_path: Path) -> Path:
     folder = tmp_path / "learner"
     shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -118,7 +148,7 @@ def run_slip(folder: Path, step: int, replacements: list[tuple[str, str]], *flag
     from checks import harness
 
     mutate(folder, harness.module_name(step), replacements)
-    run = run_checks(harness.step_argument(step), "--dir", str(folder), *flags)
+    run = run_checks_here(harness.step_argument(step), "--dir", str(folder), *flags)
     run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
     return run
 

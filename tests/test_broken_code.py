@@ -5,7 +5,7 @@ is tested in-process in tests/test_cli.py; these are the mistakes that need MAX 
 
 import pytest
 
-from tests.conftest import mutate, run_checks
+from tests.conftest import mutate, run_checks_here
 
 BROKEN = {
     "exception in forward": (
@@ -76,7 +76,7 @@ def test_broken_code_gets_a_plain_message(learner_copy, broken):
     mutate(learner_copy, step, replacements)
     # Only the endless loop gets a short limit: on a cold MAX cache a right call can take minutes.
     limit = ["--time-limit", "5"] if "did not finish" in message else []
-    run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only", *limit)
+    run = run_checks_here(str(step), "--dir", str(learner_copy), "--eager-only", *limit)
     run.assert_plain_failure(message)
     assert len(run.output.splitlines()) < 40, run.output
 

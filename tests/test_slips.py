@@ -7,7 +7,7 @@ except where compilation is the point.
 import pytest
 
 from checks import harness
-from tests.conftest import ROOT, mutate, run_checks, run_slip
+from tests.conftest import ROOT, mutate, run_checks, run_checks_here, run_slip
 
 GELU = 'F.gelu(hidden_states, approximate="tanh")'
 SOFTMAX = "weights = F.softmax(scores, axis=-1)"
@@ -188,7 +188,7 @@ def test_slip_fails_with_its_hint(learner_copy, slip):
 
 def test_mask_shifted_in_step_3_is_named_from_step_4(learner_copy):
     mutate(learner_copy, 3, [("num_upper=0,", "num_upper=1,")])
-    run = run_checks("4", "--dir", str(learner_copy), "--eager-only")
+    run = run_checks_here("4", "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure("the mask is shifted by one", "fix step 3 first")
 
 
@@ -212,7 +212,7 @@ def test_band_part_with_symbolic_num_tokens_gets_its_hint(learner_copy):
             ("from max.graph import DimLike", "from max.graph import Dim, DimLike"),
         ],
     )
-    run = run_checks("3", "--dir", str(learner_copy))
+    run = run_checks_here("3", "--dir", str(learner_copy))
     run.assert_plain_failure("num_tokens is a symbolic size", "Step 3 is not done yet")
     assert run.output.count("FAIL") == 1, run.output  # the eager values are right
 
@@ -331,10 +331,10 @@ def test_slip_in_steps_5_to_8_fails_with_its_hint(learner_copy, slip):
     step, replacements, message = slip
     mutate(learner_copy, step, replacements)
     if message is None:  # a broken block, checked from step 7: the report names block h[0]
-        run = run_checks("7", "--dir", str(learner_copy), "--eager-only")
+        run = run_checks_here("7", "--dir", str(learner_copy), "--eager-only")
         run.assert_plain_failure("first difference is in block h[0]", "fix step 6 first")
         return
-    run = run_checks(str(step), "--dir", str(learner_copy), "--eager-only")
+    run = run_checks_here(str(step), "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure(message, f"Step {step} is not done yet")
 
 
