@@ -36,13 +36,19 @@ def steps_dir() -> Path:
     return options.current().steps_dir
 
 
+# Every folder use_steps_dir has put on sys.path: modules imported from any of them are the
+# learner's (or given beside theirs), and a new folder must not reuse them.
+_step_folders: set[str] = set()
+
+
 def use_steps_dir(path: Path) -> None:
     """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder."""
-    folder, earlier = Path(path).resolve(), steps_dir()
+    folder = Path(path).resolve()
     options.use(options.current().but(steps_dir=folder))
+    _step_folders.add(str(folder))
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None) or ""
-        if re.fullmatch(r"(step_\d\d|ext_\w+)", name) or os.path.dirname(file) == str(earlier):
+        if re.fullmatch(r"(step_\d\d|ext_\w+)", name) or os.path.dirname(file) in _step_folders:
             del sys.modules[name]  # also the given modules beside the steps (gpt2_demo, ...)
     if str(folder) in sys.path:
         sys.path.remove(str(folder))
@@ -82,8 +88,9 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
     try:
         yield
     except LearnerTimeout:
+        limit = seconds if seconds < 1 else round(seconds)  # 0.3 s, 5 s, 300 s
         raise LearnerError(
-            f"{what} did not finish within {seconds:g} s. Look for a loop that never ends "
+            f"{what} did not finish within {limit} s. Look for a loop that never ends "
             "(a `while` whose condition never changes, a generation loop without a stop)."
         ) from None
     finally:

@@ -31,6 +31,12 @@ SYMBOLIC_NUM_TOKENS = (
 )
 
 
+ONES_AND_ZEROS = (
+    "your mask uses 1 and 0 (or True/False): attention adds it to the scores, so use 0 where a "
+    "key is visible and -inf where it is hidden."
+)
+
+
 FINITE_HIDDEN = (
     "hidden keys get a large finite number ({value:g}) instead of -inf. Use -inf: exp(-inf) is "
     "exactly 0, so a hidden key gets exactly zero weight whatever the scores (as in "
@@ -48,11 +54,8 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
         if value <= -1e3:
             finite = [Slip(FINITE_HIDDEN.format(value=value), np.where(visible, 0.0, value))]
     return finite + [
-        Slip(
-            "your mask uses 1 and 0 (or True/False): attention adds it to the scores, so use 0 "
-            "where a key is visible and -inf where it is hidden.",
-            np.where(visible, 0.0, 1.0),
-        ),
+        Slip(ONES_AND_ZEROS, np.where(visible, 0.0, 1.0)),
+        Slip(ONES_AND_ZEROS, np.where(visible, 1.0, 0.0)),  # np.tril(ones) or True where visible
         Slip(
             "visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
             np.where(visible, -np.inf, 0.0),

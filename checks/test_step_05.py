@@ -9,6 +9,9 @@ from checks.reference_cache import cached, cached_slips
 from checks.reference import hf_layer_norm, hidden_states
 from checks.tensors import max_tensor, torch_no_grad
 
+# The check's tolerance, absolute and relative.
+TOLERANCE = 1e-4
+
 # Rows of small variance make epsilon matter; a non-default eps catches a hard-coded one.
 CASES = {
     "width 32, eps 1e-5, batch 2, 7 tokens": (32, 1e-5, 2, 7, 1.0),
@@ -93,8 +96,8 @@ def test_eager_output_matches_torch(record, case):
         "LayerNorm output",
         got,
         ref["expected"],
-        atol=1e-4,
-        rtol=1e-4,
+        atol=TOLERANCE,
+        rtol=TOLERANCE,
         slips=lambda: slips(ref, eps),
     )
 
@@ -135,8 +138,8 @@ def test_compiled_output_matches_torch(record):
             f"LayerNorm output ({label})",
             got,
             expected,
-            atol=1e-4,
-            rtol=1e-4,
+            atol=TOLERANCE,
+            rtol=TOLERANCE,
             slips=lambda: slips(ref, eps),
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -94,27 +96,51 @@ def run_checks(*args: str, timeout: float = 900, stdin: str | None = None, **env
     return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin, **env)
 
 
-def run_checks_here(*args: str) -> Run:
-    """`python -m checks ARGS` run in this process: its exit status and what it printed. No new
-    interpreter imports torch, transformers and MAX again (5-8 s a run); each run imports the
-    check files afresh, so nothing an earlier run cached (a compiled graph of other learner code)
-    carries over. tests/test_solutions_and_skeletons.py runs the real command."""
+def run_checks_here(*args: str, timeout: float = 900) -> Run:
+    """`python -m checks ARGS` run in this process: its exit status and what it printed, the
+    waiting beats included. No new interpreter imports torch, transformers and MAX again (5-8 s a
+    run); each run imports the check files afresh, so nothing an earlier run cached (a compiled
+    graph of other learner code) carries over. tests/test_solutions_and_skeletons.py runs the
+    real command. A run past `timeout` ends the test session with every thread's traceback; a
+    stop signal (Ctrl+C, CI's SIGTERM) that the checker turned into its own "Stopped." stops the
+    tests too."""
     from checks import __main__ as checker
-    from checks import options
+    from checks import options, runtime
+    from checks.waiting import waiting
+
+    stopped: list[int] = []
+
+    def install_stop_handlers() -> None:  # the checker's, remembering that a signal came
+        def interrupt(signum: int, frame: object) -> None:
+            stopped.append(signum)
+            raise KeyboardInterrupt
+
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, interrupt)
 
     for name in [name for name in sys.modules if name.startswith("checks.test_")]:
         del sys.modules[name]
     previous, path = options.current(), list(sys.path)
     handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     out, err = io.StringIO(), io.StringIO()
+    faulthandler.dump_traceback_later(timeout, exit=True)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(out))
+            stack.enter_context(contextlib.redirect_stderr(err))
+            stack.enter_context(mock.patch.object(waiting, "speak", print))
+            stack.enter_context(
+                mock.patch.object(runtime, "install_stop_handlers", install_stop_handlers)
+            )
             code = checker.main(list(args))
     finally:
+        faulthandler.cancel_dump_traceback_later()
         options.use(previous)
         sys.path[:] = path  # the step folder the run put first
-        for signum, handler in handlers.items():  # the checker installs its own
+        for signum, handler in handlers.items():
             signal.signal(signum, handler)
+    if stopped:
+        raise KeyboardInterrupt
     return Run(code, out.getvalue() + err.getvalue(), out.getvalue())
 
 

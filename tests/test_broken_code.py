@@ -3,6 +3,8 @@
 Code that does not even load (a syntax error, a bad import, a missing name, an error at import)
 is tested in-process in tests/test_cli.py; these are the mistakes that need MAX to show."""
 
+import signal
+
 import pytest
 
 from tests.conftest import mutate, run_checks_here
@@ -71,11 +73,13 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("broken", BROKEN.values(), ids=BROKEN.keys())
-def test_broken_code_gets_a_plain_message(learner_copy, broken):
+def test_broken_code_gets_a_plain_message(learner_copy, broken, monkeypatch):
     step, replacements, message = broken
     mutate(learner_copy, step, replacements)
     # Only the endless loop gets a short limit: on a cold MAX cache a right call can take minutes.
     limit = ["--time-limit", "5"] if "did not finish" in message else []
+    if limit:  # another process compiling into MAX's cache meanwhile must not extend the limit
+        monkeypatch.setattr("checks.learner.max_cache_changed_since", lambda start: False)
     run = run_checks_here(str(step), "--dir", str(learner_copy), "--eager-only", *limit)
     run.assert_plain_failure(message)
     assert len(run.output.splitlines()) < 40, run.output
@@ -96,3 +100,15 @@ def test_a_copied_link_without_its_target_does_not_stop_the_checker(tmp_path):
         assert report.PassedBefore().code != first, "an edit must change the code's key"
     finally:
         options.use(previous)
+
+
+@pytest.mark.fast
+def test_a_stop_signal_during_an_in_process_run_stops_the_tests_too(tmp_path):
+    """run_checks_here (the slip tests' runner) must not swallow CI's SIGTERM or a Ctrl+C."""
+    (tmp_path / "step_01.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        run_checks_here("1", "--dir", str(tmp_path))
+    assert signal.getsignal(signal.SIGTERM) is before, "the test session's handler is restored"

@@ -152,6 +152,7 @@ def test_a_new_folder_forgets_the_step_modules_of_the_last(folder, tmp_path):
     other.mkdir()
     (other / "given_code.py").write_text("WHERE = 'second'\n")
     write(other, 1, "from given_code import WHERE\n")
+    options.use(options.current().but(steps_dir=other))  # as the command line does, first
     harness.use_steps_dir(other)
     assert harness.load_step(1).WHERE == "second"
     assert sys.path[0] == str(other.resolve())

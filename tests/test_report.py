@@ -43,9 +43,10 @@ def run_source(folder: Path, source: str) -> list[report.Result]:
     arguments."""
     checks = folder / "test_stand_in.py"
     checks.write_text(source)
-    plugin = report.ReportPlugin()
+    plugin, path = report.ReportPlugin(), list(sys.path)
     pytest.main(checker.pytest_arguments(str(checks), verbose=False), plugins=[plugin])
     sys.modules.pop(checks.stem, None)  # the next run imports its own file
+    sys.path[:] = path  # pytest put the stand-in's folder first
     return plugin.results
 
 

@@ -4,7 +4,8 @@ The learner's output is computed here by the mistake's own formula, in numpy, fr
 weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
 name it. Every hint is written out by hand, not read from checks/: change a hint's wording there
 and a test here fails (then change it here too, on purpose). The same formulas hold each check's
-tolerance near float32's rounding, so that loosening one is a decision, not an accident.
+tolerance (steps 2, 4 and 6) near float32's rounding, so that loosening one is a decision, not an
+accident.
 """
 
 import math
@@ -86,28 +87,32 @@ def test_step_2_mlp_slips_get_their_hints(mistake):
 # Step 3: the causal mask.
 
 
-def mask(seq_len: int, num_tokens: int, hidden: float = -np.inf, visible: float = 0.0, shift=0):
-    """A [S, num_tokens + S] mask: query i sees keys up to i + num_tokens + shift."""
-    keys = np.arange(seq_len + num_tokens)[None, :]
-    queries = np.arange(seq_len)[:, None]
-    return np.where(keys <= queries + num_tokens + shift, visible, hidden).astype(np.float32)
+def mask(seq_len: int, num_tokens: int, fill: float = -np.inf, first_hidden: int = 1) -> np.ndarray:
+    """A [S, num_tokens + S] mask as learner code builds one, with np.triu: `fill` from key
+    i + num_tokens + `first_hidden` on, 0 before (GPT-2's: -inf from the key after i's own)."""
+    square = np.full((seq_len, seq_len + num_tokens), fill, np.float32)
+    return np.triu(square, num_tokens + first_hidden)
 
 
 MASK_SLIPS = {
     "ones and zeros": (
-        lambda s, n: mask(s, n, hidden=1.0),
+        lambda s, n: mask(s, n, fill=1.0),
+        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
+    ),
+    "ones where visible (np.tril of ones)": (
+        lambda s, n: np.tril(np.ones((s, s + n), np.float32), n),
         "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
     ),
     "shifted one key too far": (
-        lambda s, n: mask(s, n, shift=1),
+        lambda s, n: mask(s, n, first_hidden=2),
         "the diagonal is shifted by one: query i sees one key too many.",
     ),
     "num_tokens ignored": (
-        lambda s, n: np.pad(mask(s, 0), ((0, 0), (0, n)), constant_values=-np.inf),
+        lambda s, n: np.triu(np.full((s, s + n), -np.inf, np.float32), 1),
         "the mask ignores num_tokens: the num_tokens cached keys come first",
     ),
     "a large finite number for -inf": (
-        lambda s, n: mask(s, n, hidden=-1e9),
+        lambda s, n: mask(s, n, fill=-1e9),
         "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
         "exactly 0",
     ),
@@ -308,8 +313,8 @@ def test_step_5_layer_norm_slips_get_their_hints(slip):
         "LayerNorm output",
         got,
         layer_norm(**right).astype(np.float32),
-        atol=1e-4,  # the check's tolerance
-        rtol=1e-4,
+        atol=step_05.TOLERANCE,
+        rtol=step_05.TOLERANCE,
         slips=lambda: step_05.slips(ref, eps),
     )
     assert message is not None and f"Hint: {phrase}" in message, message
@@ -482,9 +487,10 @@ def right_outputs(step):
 
 
 @pytest.mark.parametrize("step", [2, 4, 6])
-def test_a_checks_tolerance_stays_within_100_times_float32_rounding(step):
+def test_a_checks_tolerance_stays_within_200_times_float32_rounding(step):
     """HuggingFace's float32 output differs from the float64 formula by its rounding; MAX's
-    kernels round differently, so the checks allow 20-75 times that, and no more than 100."""
+    kernels round differently, so the checks allow about 20-90 times that here (a machine's
+    math library moves it), and no more than 200: ten times looser fails."""
     check, cfg, formula, expected = right_outputs(step)
     rounding = (np.abs(formula - expected) / (1 + np.abs(expected))).max()
-    assert check.tolerance(cfg) <= 100 * rounding, (check.tolerance(cfg), rounding)
+    assert check.tolerance(cfg) <= 200 * rounding, (check.tolerance(cfg), rounding)

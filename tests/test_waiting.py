@@ -32,12 +32,12 @@ def test_a_short_wait_prints_nothing():
 
 
 def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
-    wait = harness.Waiting(after_s=0.1, every_s=5)
+    wait = harness.Waiting(after_s=0.15, every_s=5)
     with wait.noting("First MAX run on this machine"):
         assert [text for _, text in spoken_lines(wait, 0.02)] == ["start", "end"]  # no compile
-        texts = [text for _, text in spoken_lines(wait, 0.25)]
+        texts = [text for _, text in spoken_lines(wait, 0.3)]
         assert texts[1:3] == ["  First MAX run on this machine", "  … compiling a stand-in"]
-        assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.25)]
+        assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.3)]
 
 
 def test_the_first_run_notice_ends_with_its_block():
