@@ -31,10 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = config.getoption("--steps-dir") or options.ROOT / (
         "solutions" if config.getoption("--solutions") else "steps"
     )
-    options.use(
-        options.current().but(steps_dir=folder, eager_only=config.getoption("--eager-only"))
-    )
-    harness.use_steps_dir(options.current().steps_dir)
+    options.use(options.current().but(eager_only=config.getoption("--eager-only")))
+    harness.use_steps_dir(folder)  # sets the options' step folder too
     checker.prepare_max()  # as `python -m checks` does, MAX's log noise silenced
     defaults = contextlib.ExitStack()
     defaults.enter_context(harness.pinned_defaults())
