@@ -70,13 +70,18 @@ def install_stop_handlers() -> None:
     """Ctrl+C, SIGTERM (kill, a process manager) and SIGHUP (the terminal closed) each raise
     KeyboardInterrupt, so `finally` blocks run: a server the bench started stops with it (it runs
     in a session of its own, which no signal to the bench reaches). Python 3.11 + MAX eager ops
-    also run ~100x slower under the default SIGINT handler (see docs)."""
+    also run ~100x slower under the default SIGINT handler (see docs).
+
+    A signal this process was started with ignored stays ignored: a shell starts a background
+    job (`cmd &`) with Ctrl+C ignored, and `nohup` ignores SIGHUP; that is the Unix convention,
+    and SIGTERM still stops the process."""
 
     def _interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
 
 
 def prepare_max() -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from checks import harness, options, tools
+from checks import harness, options, runtime, tools
 
 # File systems that deliver no inotify events for changes made from elsewhere: WSL's Windows
 # drives (9p, drvfs), network folders, FUSE mounts.
@@ -346,10 +346,7 @@ class Watcher:
 
 
 def watch(folder: Path, poll: bool | None, extra: list[str]) -> int:
-    """Watch until Ctrl+C (or SIGTERM, as when the terminal closes): both stop the running check."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    """Watch until Ctrl+C, SIGTERM or SIGHUP (the terminal closed): each stops the running check.
+    Started in the background with Ctrl+C ignored (`... &`), it keeps ignoring it."""
+    runtime.install_stop_handlers()
     return Watcher(folder, poll=poll, extra=extra).run()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import io
 import shutil
 import signal
@@ -12,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from unittest import mock
 
 import pytest
@@ -22,12 +22,22 @@ from checks.max_cache import compiled_file_counts
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Each tier's time limit per test (pytest-timeout): a test past it fails with every thread's
+# stack, and the run stops there, instead of a hung test holding CI until it is killed. The MAX
+# tier's limit covers a cold compile of a whole model on 2 cores; longer tests mark their own.
+TIME_LIMIT_SECONDS = {"fast": 60, "browser": 300, "max": 1200}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Three tiers: `fast` (pure Python, marked by hand), `browser` (chromium, marked by hand),
-    and `max` (everything else: it runs MAX code). `pytest -m max` runs only the middle tier."""
+    and `max` (everything else: it runs MAX code). `pytest -m max` runs only the middle tier.
+    Each test gets its tier's time limit unless it marks its own."""
     for item in items:
         if not item.get_closest_marker("fast") and not item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.max)
+        if not item.get_closest_marker("timeout"):
+            tier = next(t for t in TIME_LIMIT_SECONDS if item.get_closest_marker(t))
+            item.add_marker(pytest.mark.timeout(TIME_LIMIT_SECONDS[tier]))
 
 
 # The compile ledger: which tests added graphs or kernels to MAX's cache, and how long they took.
@@ -96,13 +106,13 @@ def run_checks(*args: str, timeout: float = 900, stdin: str | None = None, **env
     return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin, **env)
 
 
-def run_checks_here(*args: str, timeout: float = 900) -> Run:
+def run_checks_here(*args: str) -> Run:
     """`python -m checks ARGS` run in this process: its exit status and what it printed, the
     waiting beats included. No new interpreter imports torch, transformers and MAX again (5-8 s a
     run); each run imports the check files afresh, so nothing an earlier run cached (a compiled
     graph of other learner code) carries over. tests/test_solutions_and_skeletons.py runs the
-    real command. A run past `timeout` ends the test session with every thread's traceback; a
-    stop signal (Ctrl+C, CI's SIGTERM) that the checker turned into its own "Stopped." stops the
+    real command. A run past its test's time limit ends the test session with every thread's
+    traceback (pytest-timeout); a stop signal (Ctrl+C, CI's SIGTERM) that the checker turned into its own "Stopped." stops the
     tests too."""
     from checks import __main__ as checker
     from checks import options, runtime
@@ -123,7 +133,6 @@ def run_checks_here(*args: str, timeout: float = 900) -> Run:
     previous, path = options.current(), list(sys.path)
     handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     out, err = io.StringIO(), io.StringIO()
-    faulthandler.dump_traceback_later(timeout, exit=True)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(contextlib.redirect_stdout(out))
@@ -134,7 +143,6 @@ def run_checks_here(*args: str, timeout: float = 900) -> Run:
             )
             code = checker.main(list(args))
     finally:
-        faulthandler.cancel_dump_traceback_later()
         options.use(previous)
         sys.path[:] = path  # the step folder the run put first
         for signum, handler in handlers.items():
@@ -145,6 +153,28 @@ def run_checks_here(*args: str, timeout: float = 900) -> Run:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def signals_as_from_a_terminal() -> None:
+    """Each stop signal's default action, as in a program started from a terminal. A test that
+    sends one must not depend on how the test run was started: a background job (`nohup ... &`,
+    a scheduler) inherits Ctrl+C and SIGHUP ignored, and would ignore what the test sends. Also a
+    `preexec_fn`, for a child the test stops with a signal."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own: KeyboardInterrupt
+
+
+@pytest.fixture
+def terminal_signals() -> Iterator[None]:
+    """The stop signals as from a terminal while the test runs; the run's own restored after."""
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    signals_as_from_a_terminal()
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def copy_solutions(tmp_path: Path) -> Path:

@@ -10,6 +10,7 @@ from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
+@pytest.mark.timeout(2400)  # four models compiled cold, and the served bench
 def test_bench_runs_and_every_row_agrees(tmp_path):
     run = run_command(
         command(

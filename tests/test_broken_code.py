@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.conftest import mutate, run_checks_here
+from tests.conftest import mutate, run_checks_here, signals_as_from_a_terminal
 
 BROKEN = {
     "exception in forward": (
@@ -112,3 +112,23 @@ def test_a_stop_signal_during_an_in_process_run_stops_the_tests_too(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_checks_here("1", "--dir", str(tmp_path))
     assert signal.getsignal(signal.SIGTERM) is before, "the test session's handler is restored"
+
+
+@pytest.mark.fast
+def test_a_stop_signal_ignored_at_start_stays_ignored_and_the_others_stop(terminal_signals):
+    """A background job (`python -m checks 4 &`) starts with Ctrl+C ignored, a `nohup` one with
+    SIGHUP ignored too: the checker keeps them ignored, and SIGTERM still stops it."""
+    from checks import runtime
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    runtime.install_stop_handlers()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)
+    signals_as_from_a_terminal()
+    runtime.install_stop_handlers()
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signum)

@@ -89,6 +89,7 @@ def test_the_checker_repairs_the_cache_and_says_so_once(tmp_path):
     assert "compiled kernels whose code is gone" not in again.output, again.output
 
 
+@pytest.mark.timeout(2400)  # warm and a check, both compiling cold at once
 def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
     """`pixi run warm` in a second terminal while a check runs, as the README suggests: both
     compile into one empty cache and pass; afterwards every index entry points at its kernel,

@@ -33,6 +33,7 @@ def test_pins_match_pyproject():
         "transformers",
         "openai",
         "pytest-check",
+        "pytest-timeout",
         "mkdocs-material",
         "ruff",
         "watchdog",

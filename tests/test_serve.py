@@ -234,21 +234,18 @@ http.server.HTTPServer(("127.0.0.1", port), Models).serve_forever()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_a_bench_stopped_by_a_signal_stops_the_server_it_started(tmp_path, signum):
+def test_a_bench_stopped_by_a_signal_stops_the_server_it_started(
+    tmp_path, terminal_signals, signum
+):
     """The server runs in a session of its own, so no signal to the bench reaches it: the bench's
     stop handlers turn SIGTERM and SIGHUP into KeyboardInterrupt, and `started` stops it."""
     from checks import runtime
 
     (tmp_path / "gpt2_serve.py").write_text(STAND_IN_SERVER)
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     runtime.install_stop_handlers()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with serving.started(tmp_path / "model", tmp_path) as (url, process):
-                assert serving.ready(url)
-                os.kill(os.getpid(), signum)
-                time.sleep(5)  # the handler raises before this ends
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
+    with pytest.raises(KeyboardInterrupt):
+        with serving.started(tmp_path / "model", tmp_path) as (url, process):
+            assert serving.ready(url)
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises before this ends
     assert process.poll() is not None and serving.session_processes(process.pid) == []

@@ -22,7 +22,7 @@ import pytest
 
 from checks import harness, verdicts, watch
 from checks.harness import child_env
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signals_as_from_a_terminal
 
 STAND_IN = """
 import sys, time
@@ -172,21 +172,48 @@ def test_the_eager_verdict_shows_before_the_compiled_checks_end(learner, tmp_pat
     assert not group_alive(pgid)
 
 
-@pytest.mark.fast
-def test_ctrl_c_ends_watching_with_no_process_left(learner, tmp_path):
+def watch_until_signalled(learner, tmp_path, monkeypatch, *signals: int) -> tuple[int, Running]:
+    """`watch.watch` on a slow stand-in check, sent `signals` in turn once the check runs (0.5 s
+    apart): its exit status once it stops, and the run; the check's group is gone by then."""
     step_01 = learner / "step_01.py"
     step_01.write_text(step_01.read_text() + "\n# SLOW\n")
     run = Running(learner, tmp_path, poll=False)
+    monkeypatch.setattr(watch, "Watcher", lambda *args, **kwargs: run.watcher)
     pgid: list[int] = []
 
-    def press_ctrl_c() -> None:
+    def send() -> None:
         pgid.append(run.slow_pgid())
-        os.kill(os.getpid(), signal.SIGINT)
+        for signum in signals:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.5)
 
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    assert run.watcher.run() == 130
-    assert "Stopped watching." in run.blocks[-1]
+    threading.Thread(target=send, daemon=True).start()
+    code = watch.watch(learner, poll=False, extra=[])
     assert pgid and not group_alive(pgid[0])
+    return code, run
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_sigterm_or_sighup_ends_watching_with_no_process_left(
+    learner, tmp_path, monkeypatch, terminal_signals, signum
+):
+    code, run = watch_until_signalled(learner, tmp_path, monkeypatch, signum)
+    assert code == 130
+    assert "Stopped watching." in run.blocks[-1]
+
+
+@pytest.mark.fast
+def test_started_in_the_background_watch_ignores_ctrl_c_and_sigterm_ends_it(
+    learner, tmp_path, monkeypatch, terminal_signals
+):
+    """A shell starts a background job (`pixi run watch &`) with Ctrl+C ignored: watch keeps it
+    so (the Unix convention), and SIGTERM still ends it and its check."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code, run = watch_until_signalled(learner, tmp_path, monkeypatch, signal.SIGINT, signal.SIGTERM)
+    assert code == 130
+    assert "Stopped watching." in run.blocks[-1]
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 @pytest.mark.fast
@@ -235,6 +262,7 @@ def test_watch_on_a_learner_copy_with_the_real_step_1_check(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env=child_env(PYTHONUNBUFFERED="1"),
+        preexec_fn=signals_as_from_a_terminal,  # it is sent Ctrl+C, however this run started
     )
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
