@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import itertools
 import os
 import re
@@ -49,6 +50,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert build.returncode == 0, build.stdout + build.stderr
     return folder
+
+
+@pytest.fixture(scope="module")
+def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as Zensical builds it from the same mkdocs.yml. Zensical has no --site-dir and
+    wants the site and docs folders beside its config file, so it builds a copy of docs/ beside a
+    copy of mkdocs.yml; the snippets still come from the repository, where it runs."""
+    if importlib.util.find_spec("zensical") is None:
+        if os.environ.get("CI"):
+            pytest.fail("zensical is not installed: .ci/run installs it (pip install -e .[docs])")
+        pytest.skip("the Zensical build needs zensical: python3 -m pip install -e .[docs]")
+    project = tmp_path_factory.mktemp("zensical")
+    shutil.copytree(DOCS, project / "docs")
+    config, found = re.subn(r"^site_dir: .*$", "site_dir: site", MKDOCS_YML.read_text(), flags=re.M)
+    assert found == 1, "mkdocs.yml has no site_dir line"
+    (project / "mkdocs.yml").write_text(config)
+    build = subprocess.run(
+        [sys.executable, "-m", "zensical", "build", "--strict", "-f", str(project / "mkdocs.yml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=harness.child_env(),
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    return project / "site"
 
 
 def html_page(site: Path, page: Path) -> Path:
@@ -166,6 +192,35 @@ def test_pip_forms_are_written_from_pixi_toml_and_an_unknown_task_fails():
         pip_forms.with_pip_forms("Run `pixi run s99`.")
     with pytest.raises(ValueError, match="pixi run nope"):
         pip_forms.with_pip_forms("```bash\npixi run nope --x\n```")
+
+
+def article_words(path: Path) -> list[str]:
+    """The words a reader sees in a built page's content (the header, navigation and footer are
+    the theme's, and differ between mkdocs-material and Zensical)."""
+    markup = path.read_text()
+    start = markup.index('<article class="md-content__inner md-typeset">')
+    article = markup[start : markup.index("</article>", start)]
+    return html.unescape(re.sub(r"<[^>]+>", " ", article)).split()
+
+
+@pytest.mark.fast
+def test_zensical_builds_the_same_pages(site, zensical_site):
+    def built(folder: Path) -> list[str]:
+        return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.html"))
+
+    assert built(zensical_site) == built(site)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_zensical_shows_the_text_mkdocs_shows(site, zensical_site, page):
+    ours, theirs = (article_words(html_page(folder, page)) for folder in (site, zensical_site))
+    at = len(os.path.commonprefix([ours, theirs]))  # the first word that differs
+    around = slice(max(at - 8, 0), at + 12)
+    assert ours == theirs, (
+        f"{page.name} differs at word {at}:\n  mkdocs:   {' '.join(ours[around])}\n"
+        f"  zensical: {' '.join(theirs[around])}"
+    )
 
 
 class _Handler(SimpleHTTPRequestHandler):
