@@ -65,8 +65,8 @@ def test_the_extensions_tasks_follow_one_scheme():
     assert course.BY_ID[course.KV_CACHE].aliases == ("kv",)
 
 
-def test_the_docs_hook_knows_every_task_and_alias():
-    from docs.hooks.commands import tasks
+def test_the_pages_pip_forms_know_every_task_and_alias():
+    from checks.pip_forms import tasks
 
     known = tasks()
     for step in STEPS:

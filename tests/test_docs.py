@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import itertools
 import os
 import re
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from checks import harness
+from checks import harness, pip_forms
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
+MKDOCS_YML = ROOT / "mkdocs.yml"
 STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
 PAGES = [DOCS / "index.md", DOCS / "setup.md", DOCS / "max.md", *STEP_PAGES, DOCS / "next.md"]
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -50,8 +52,37 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as Zensical builds it from the same mkdocs.yml. Zensical has no --site-dir and
+    wants the site and docs folders beside its config file, so it builds a copy of docs/ beside a
+    copy of mkdocs.yml; the snippets still come from the repository, where it runs."""
+    if importlib.util.find_spec("zensical") is None:
+        if os.environ.get("CI"):
+            pytest.fail("zensical is not installed: .ci/run installs it (pip install -e .[docs])")
+        pytest.skip("the Zensical build needs zensical: python3 -m pip install -e .[docs]")
+    project = tmp_path_factory.mktemp("zensical")
+    shutil.copytree(DOCS, project / "docs")
+    config, found = re.subn(r"^site_dir: .*$", "site_dir: site", MKDOCS_YML.read_text(), flags=re.M)
+    assert found == 1, "mkdocs.yml has no site_dir line"
+    (project / "mkdocs.yml").write_text(config)
+    build = subprocess.run(
+        [sys.executable, "-m", "zensical", "build", "--strict", "-f", str(project / "mkdocs.yml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=harness.child_env(),
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    return project / "site"
+
+
 def html_page(site: Path, page: Path) -> Path:
     return site / page.relative_to(DOCS).with_suffix(".html")
+
+
+def visible_text(path: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
 
 
 def step_of(page: Path) -> int:
@@ -80,7 +111,7 @@ def test_step_page_includes_its_skeleton_solution_and_reports(site, page):
         f"docs/reports/{name}_solution.txt",
     ):
         assert f'--8<-- "{included}"' in source, f"{page.name} does not include {included}"
-    built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
+    built = visible_text(html_page(site, page))
     for code in (ROOT / "steps" / f"{name}.py", ROOT / "solutions" / f"{name}.py"):
         assert first_line(code) in built, f"{code.name}'s code is not on the built {page.name}"
     step_name = harness.step_name(step)
@@ -97,19 +128,11 @@ def test_no_step_code_is_pasted(page):
             assert len(lines) <= 3, f"{page.name} pastes {len(lines)} lines of Python:\n{body}"
 
 
-PIXI_COMMAND = re.compile(r"pixi run ([A-Za-z0-9][\w-]*)((?: [^\s`#|&;]+)*)")
-
-
-def pixi_tasks() -> dict[str, str]:
-    import tomllib
-
-    return tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
-
-
 def outside_pixi_tabs(markdown: str) -> str:
-    """The page without its own `=== "pixi"` tabs (each has a pip tab of its own beside it)."""
+    """The page as written by hand, without its own `=== "pixi"` tabs (each has a pip tab of its
+    own beside it)."""
     kept, tab = [], None
-    for line in markdown.splitlines():
+    for line in pip_forms.without_pip_forms(markdown).splitlines():
         indent = len(line) - len(line.lstrip(" "))
         if tab is not None and line.strip() and indent <= tab:
             tab = None
@@ -122,14 +145,24 @@ def outside_pixi_tabs(markdown: str) -> str:
 
 @pytest.mark.fast
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_each_pages_pip_forms_are_pixi_tomls(page):
+    source = page.read_text()
+    written = pip_forms.with_pip_forms(source, page.name)
+    assert written == source, (
+        f"{page.name}: its pip forms are stale: run python -m checks.pip_forms"
+    )
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_every_pixi_command_on_a_page_shows_its_pip_form(site, page):
     """Each `pixi run TASK ARGS` the page writes is followed on the built page by pixi.toml's
     command for TASK with the same ARGS (a pip tab, "(pip: ...)", or the page's own words)."""
-    tasks = {**pixi_tasks(), "sN": "python -m checks N"}
+    tasks = pip_forms.tasks()
     source = outside_pixi_tabs(page.read_text())
-    built = html.unescape(re.sub(r"<[^>]+>", "", html_page(site, page).read_text()))
+    built = visible_text(html_page(site, page))
     commands = [
-        (m.group(0).rstrip(), m.group(1), m.group(2)) for m in PIXI_COMMAND.finditer(source)
+        (m.group(0).rstrip(), m.group(1), m.group(2)) for m in pip_forms.COMMAND.finditer(source)
     ]
     for command, task, args in commands:
         assert task in tasks, f"{page.name}: {command!r} is no pixi task"
@@ -139,32 +172,55 @@ def test_every_pixi_command_on_a_page_shows_its_pip_form(site, page):
             f"{page.name}: {command!r} appears {wanted} times, its pip form {pip!r} "
             f"{built.count(pip)} times"
         )
-    blocks = [b for _, _, b in FENCE.findall(source) if PIXI_COMMAND.search(b)]
+    blocks = [b for _, _, b in FENCE.findall(source) if pip_forms.COMMAND.search(b)]
     tabs = re.findall(r"<label[^>]*>pip</label>", html_page(site, page).read_text())
     assert len(tabs) >= len(blocks), f"{page.name}: {len(blocks)} code blocks, {len(tabs)} pip tabs"
 
 
 @pytest.mark.fast
-def test_an_unknown_pixi_task_fails_the_build():
-    import importlib.util
-
-    from mkdocs.exceptions import PluginError
-
-    spec = importlib.util.spec_from_file_location("hook", DOCS / "hooks" / "commands.py")
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-
-    class Page:
-        class file:
-            src_uri = "x.md"
-
-    assert "(pip: `python -m checks 4`)" in hook.on_page_markdown(
-        "Run `pixi run s4`.", Page, {}, []
+def test_pip_forms_are_written_from_pixi_toml_and_an_unknown_task_fails():
+    written = pip_forms.with_pip_forms("Run `pixi run s4`.\n")
+    assert written == "Run `pixi run s4` (pip: `python -m checks 4`).\n"
+    assert pip_forms.with_pip_forms(written.replace("checks 4", "checks 5")) == written
+    tabs = pip_forms.with_pip_forms("- list:\n\n    ```bash\n    pixi run s4 --x  # go\n    ```\n")
+    assert tabs == (
+        '- list:\n\n    === "pixi"\n\n        ```bash\n        pixi run s4 --x  # go\n        ```\n\n'
+        '    === "pip"\n\n        ```bash\n        python -m checks 4 --x  # go\n        ```\n'
     )
-    with pytest.raises(PluginError, match="pixi run s99"):
-        hook.on_page_markdown("Run `pixi run s99`.", Page, {}, [])
-    with pytest.raises(PluginError, match="pixi run nope"):
-        hook.on_page_markdown("```bash\npixi run nope --x\n```", Page, {}, [])
+    assert pip_forms.with_pip_forms(tabs.replace("checks 4 --x", "checks 4")) == tabs
+    with pytest.raises(ValueError, match="pixi run s99"):
+        pip_forms.with_pip_forms("Run `pixi run s99`.")
+    with pytest.raises(ValueError, match="pixi run nope"):
+        pip_forms.with_pip_forms("```bash\npixi run nope --x\n```")
+
+
+def article_words(path: Path) -> list[str]:
+    """The words a reader sees in a built page's content (the header, navigation and footer are
+    the theme's, and differ between mkdocs-material and Zensical)."""
+    markup = path.read_text()
+    start = markup.index('<article class="md-content__inner md-typeset">')
+    article = markup[start : markup.index("</article>", start)]
+    return html.unescape(re.sub(r"<[^>]+>", " ", article)).split()
+
+
+@pytest.mark.fast
+def test_zensical_builds_the_same_pages(site, zensical_site):
+    def built(folder: Path) -> list[str]:
+        return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.html"))
+
+    assert built(zensical_site) == built(site)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_zensical_shows_the_text_mkdocs_shows(site, zensical_site, page):
+    ours, theirs = (article_words(html_page(folder, page)) for folder in (site, zensical_site))
+    at = len(os.path.commonprefix([ours, theirs]))  # the first word that differs
+    around = slice(max(at - 8, 0), at + 12)
+    assert ours == theirs, (
+        f"{page.name} differs at word {at}:\n  mkdocs:   {' '.join(ours[around])}\n"
+        f"  zensical: {' '.join(theirs[around])}"
+    )
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -468,7 +524,7 @@ def test_tour_pages_show_every_section_of_their_file(page, example):
 
 @pytest.mark.fast
 def test_max_page_comes_between_setup_and_step_1():
-    nav = re.findall(r"^\s+- (.+?): ([\w./-]+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    nav = re.findall(r"^\s+- (.+?): ([\w./-]+\.md)$", MKDOCS_YML.read_text(), re.M)
     pages = [page for _, page in nav]
     assert (
         pages.index("setup.md") + 1

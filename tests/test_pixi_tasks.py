@@ -40,6 +40,9 @@ def test_pins_match_pyproject():
         "matplotlib",
     ):
         assert pixi[name] == f"=={pins[name]}", name
+    docs = tomllib.loads((ROOT / "pixi.toml").read_text())["feature"]["docs"]["pypi-dependencies"]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert [f"{name}{pin}" for name, pin in docs.items()] == extra["docs"]
 
 
 @pytest.mark.fast
