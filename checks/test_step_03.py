@@ -37,6 +37,22 @@ ONES_AND_ZEROS = (
 )
 
 
+TRANSPOSED = (
+    "the mask is transposed: each query sees the keys after it and not the ones before. Zero the "
+    "diagonal and below, F.band_part(x, num_lower=None, num_upper=0, exclude=True), not the "
+    "diagonal and above (num_lower=0, num_upper=None)."
+)
+
+
+def transposed_mask(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The mask of band_part with num_lower and num_upper swapped, behind the cached keys' zeros:
+    query i sees the cached keys and the new keys from its own on."""
+    keys = np.arange(seq_len + num_tokens)[None, :]
+    queries = np.arange(seq_len)[:, None]
+    visible = (keys < num_tokens) | (keys >= queries + num_tokens)
+    return np.where(visible, 0.0, -np.inf).astype(np.float32)
+
+
 FINITE_HIDDEN = (
     "hidden keys get a large finite number ({value:g}) instead of -inf. Use -inf: exp(-inf) is "
     "exactly 0, so a hidden key gets exactly zero weight whatever the scores (as in "
@@ -60,6 +76,7 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
             "visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
             np.where(visible, -np.inf, 0.0),
         ),
+        Slip(TRANSPOSED, transposed_mask(seq_len, num_tokens)),
         Slip(
             "the diagonal is shifted by one: query i must see key i + num_tokens itself.",
             expected_mask(seq_len, num_tokens, shift=-1),

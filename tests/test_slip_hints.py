@@ -172,6 +172,24 @@ def test_step_3_swapped_mask_is_named_in_every_case(case):
         assert DIAGONAL_HIDDEN not in message, message
 
 
+def transposed(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The learner's mask with np.tril for np.triu (band_part's num_lower and num_upper swapped):
+    -inf below the diagonal of the new keys, behind the cached keys' zeros."""
+    new_keys = np.tril(np.full((seq_len, seq_len), -np.inf, np.float32), -1)
+    return np.concatenate([np.zeros((seq_len, num_tokens), np.float32), new_keys], axis=1)
+
+
+@pytest.mark.parametrize("case", step_03.CASES.values(), ids=step_03.CASES.keys())
+def test_step_3_transposed_mask_is_named_in_every_case_it_fails(case):
+    if case[0] == 1:  # one query: the transposed mask is the right one
+        assert np.array_equal(transposed(*case), mask(*case))
+        return
+    message = step_3_message(transposed(*case), *case)
+    assert "Hint: the mask is transposed: each query sees the keys after it and not the ones " in (
+        message
+    ), message
+
+
 def test_step_3_first_failure_names_both_slips_that_give_its_numbers():
     """One query: [[-inf]] for both slips, so the first failure must not pick one of them."""
     first = next(iter(step_03.CASES.values()))

@@ -71,7 +71,7 @@ SLIPS = {
         [("return F.concat([cached, causal], axis=-1)", "return causal")],
         "the mask ignores num_tokens",
     ),
-    "mask transposed": (
+    "mask swapped": (
         3,
         [
             (
@@ -80,6 +80,11 @@ SLIPS = {
             )
         ],
         "visible and hidden are swapped",
+    ),
+    "mask transposed": (
+        3,
+        [("num_lower=None, num_upper=0, exclude=True", "num_lower=0, num_upper=None, exclude=True")],
+        "the mask is transposed: each query sees the keys after it",
     ),
     "mask hides the diagonal": (
         3,
