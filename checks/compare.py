@@ -62,9 +62,10 @@ def difference(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
         return True, ""
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     share = bad.mean() * 100
+    tolerance = "the check is exact" if atol == rtol == 0 else f"tolerance {atol:g} + {rtol:g}·|expected|"
     return False, (
         f"largest difference {diff[worst]:.3g} at {_fmt_index(worst)} (expected "
-        f"{exp64[worst]:.5g}, got {got64[worst]:.5g}; tolerance {atol:g} + {rtol:g}·|expected|); "
+        f"{exp64[worst]:.5g}, got {got64[worst]:.5g}; {tolerance}); "
         f"{share:.3g}% of {bad.size} elements differ"
     )
 
