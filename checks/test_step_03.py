@@ -7,7 +7,7 @@ from checks import harness
 from checks.compare import Slip
 from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, compile_module, learner_attr
-from checks.tensors import max_tensor
+from checks.tensors import max_tensor, softmax
 
 
 def expected_mask(seq_len: int, num_tokens: int, shift: int = 0) -> np.ndarray:
@@ -145,12 +145,6 @@ class MaskInGraph:
                 return F.softmax(scores + mask, axis=-1)
 
         return _Probe()
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):  # a row hidden entirely is NaN, as in MAX and torch
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
 
 
 # Queries and cached keys shaped as in attention: [batch, heads, length, head_dim].

@@ -9,16 +9,19 @@ accident.
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from checks import recorder
 from checks import test_step_02 as step_02
 from checks import test_step_03 as step_03
 from checks import test_step_04 as step_04
 from checks import test_step_05 as step_05
 from checks import test_step_06 as step_06
 from checks.compare import Slip, mismatch
+from checks.reference import SMALL
 
 pytestmark = pytest.mark.fast
 
@@ -406,6 +409,34 @@ def test_step_6_block_slips_get_their_hints(mistake):
     got = block(x, ref["state"], cfg, mistake).astype(np.float32)
     message = hint_for(step_06, "Block output", got, cfg, x, expected)
     assert message is not None and f"Hint: {BLOCK_SLIPS[mistake]}" in message, message
+
+
+# Step 8: the head.
+
+
+class RightBody:
+    """A learner's model whose body (step 7) gives HuggingFace's hidden states."""
+
+    def __init__(self, hidden):
+        self.transformer = lambda ids: hidden
+
+
+def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch):
+    from checks import test_step_08 as step_08
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(step_08, "max_tensor", lambda ids: ids)  # the body runs no MAX here
+    ids, hidden, logits = step_08.reference(SMALL)[2, 7]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    record = recorder.Recorder()
+    args = (RightBody(hidden), SMALL, ids, hidden, logits)
+    assert step_08.check_logits(record, "Logits", logits, *args) and not record.failures
+    assert not step_08.check_logits(record, "Logits", probabilities, *args)
+    (message,) = record.failures  # not also "the difference is in the head: lm_head is ..."
+    assert message.endswith(
+        "Hint: the output looks like probabilities (softmax applied): return the logits, the raw "
+        "lm_head output; generation takes the softmax itself."
+    ), message
 
 
 # Step 7: blocks that are one object, and step 9: an extra id.

@@ -83,7 +83,12 @@ SLIPS = {
     ),
     "mask transposed": (
         3,
-        [("num_lower=None, num_upper=0, exclude=True", "num_lower=0, num_upper=None, exclude=True")],
+        [
+            (
+                "num_lower=None, num_upper=0, exclude=True",
+                "num_lower=0, num_upper=None, exclude=True",
+            )
+        ],
         "the mask is transposed: each query sees the keys after it",
     ),
     "mask hides the diagonal": (
@@ -327,6 +332,20 @@ SLIPS_5_TO_8 = {
             ),
         ],
         "logits are taken before the final layer norm",
+    ),
+    "probabilities returned": (
+        8,
+        [
+            (
+                "logits = self.lm_head(hidden_states)  # [B, S, V]",
+                "logits = F.softmax(self.lm_head(hidden_states), axis=-1)",
+            ),
+            (
+                "from max.experimental.nn import",
+                "from max.experimental import functional as F\nfrom max.experimental.nn import",
+            ),
+        ],
+        "the output looks like probabilities (softmax applied)",
     ),
 }
 
