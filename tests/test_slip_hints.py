@@ -439,6 +439,45 @@ def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch)
     ), message
 
 
+# The KV-cache chapter: the cache's order.
+
+
+class CachedStandIn:
+    """A cached model in numpy that appends each call's keys and values (the position's number)
+    to the caches it is given, or puts them before (F.concat([key, past_key])). Its logits are
+    HuggingFace's until several new tokens follow a cache, where that order shows, then wrong."""
+
+    def __init__(self, expected, new_first):
+        self.expected, self.new_first, self.calls = expected, new_first, 0
+
+    def __call__(self, ids, *caches):
+        cached, new = caches[0].shape[2], ids.shape[1]
+        logits = self.expected[self.calls] + (1.0 if cached and new > 1 else 0.0)
+        self.calls += 1
+        shape = (*caches[0].shape[:2], new, caches[0].shape[3])
+        fresh = np.broadcast_to(np.arange(cached, cached + new, dtype=np.float32)[:, None], shape)
+        order = (lambda past: [fresh, past]) if self.new_first else (lambda past: [past, fresh])
+        return (logits, *(np.concatenate(order(past), axis=2) for past in caches))
+
+
+@pytest.mark.parametrize("new_first", [True, False], ids=["new keys first", "appended"])
+def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
+    from checks import test_ext_kv_cache as kv
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(kv, "max_tensor", lambda array: array)  # the stand-in takes numpy
+    record = recorder.Recorder()
+    model = CachedStandIn(kv.reference()["expected"], new_first)
+    assert kv.check_chunks(record, model, "eager") == 3  # 3 new tokens after 7 cached
+    (message,) = record.failures
+    named = (
+        "Hint: the new keys and values are put before the cached ones: they go after them, in "
+        "position order (F.concat([past_key, key], axis=2)), as causal_mask(S, N) expects."
+    )
+    assert (named in message) == new_first, message
+    assert ("check what changes once there is a cache" in message) != new_first, message
+
+
 # Step 7: blocks that are one object, and step 9: an extra id.
 
 

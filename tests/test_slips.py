@@ -560,6 +560,17 @@ SLIPS_KV = {
         ],
         "append the new keys and values",
     ),
+    "new keys before the cached ones": (
+        [
+            (
+                "        key = F.concat([past_key, key], axis=2)  # [B, H, N + S, D]\n"
+                "        value = F.concat([past_value, value], axis=2)\n",
+                "        key = F.concat([key, past_key], axis=2)\n"
+                "        value = F.concat([value, past_value], axis=2)\n",
+            )
+        ],
+        "the new keys and values are put before the cached ones",
+    ),
     "mask ignores the cached length": (
         [("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
         (
