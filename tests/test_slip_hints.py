@@ -478,6 +478,49 @@ def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
     assert ("check what changes once there is a cache" in message) != new_first, message
 
 
+# Step 10: sampling at a low temperature.
+
+
+def learner_generating(sampled: str, greedy: str):
+    """generate_text (as the check calls it) that adds `greedy`, or `sampled` with do_sample."""
+
+    def generate(tokenizer, model, prompt, do_sample=True, **kwargs):
+        return "generate_text(...)", prompt + (sampled if do_sample else greedy)
+
+    return generate
+
+
+HF_GREEDY = " world world"
+
+
+@pytest.mark.parametrize(
+    "sampled, greedy, advice",
+    [
+        # logits[0, 0] for logits[0, -1]: greedy and sampling alike miss, the same way
+        (
+            " x x",
+            " x x",
+            "Your greedy generation (do_sample=False) adds the same, so the temperature is not "
+            "what differs: the greedy check above says what does.",
+        ),
+        (" x x", HF_GREEDY, "Divide the logits by the temperature."),  # temperature multiplied
+    ],
+    ids=["tokens from the first position", "temperature multiplied"],
+)
+def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, greedy, advice):
+    from checks import test_step_10 as step_10
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(step_10, "setup", lambda: (None, None))  # no HuggingFace model needed
+    monkeypatch.setattr(step_10, "HFLogits", lambda model: model)
+    monkeypatch.setattr(step_10, "hf_greedy", lambda *args: step_10.PROMPTS[0] + HF_GREEDY)
+    monkeypatch.setattr(step_10, "generate", learner_generating(sampled, greedy))
+    record = recorder.Recorder()
+    step_10.test_low_temperature_gives_the_greedy_tokens(record)
+    (message,) = record.failures  # one piece of advice, the one that fits
+    assert message.endswith(f"the greedy tokens, {HF_GREEDY!r}. {advice}"), message
+
+
 # Step 7: blocks that are one object, and step 9: an extra id.
 
 
