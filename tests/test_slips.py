@@ -485,12 +485,6 @@ def test_slip_in_step_10_fails_with_its_message(learner_copy, slip):
     assert_caught(learner_copy, 10, *slip)
 
 
-def test_tokens_from_the_first_position_get_only_the_greedy_hint(learner_copy):
-    run = run_slip(learner_copy, 10, [("to_numpy()[0, -1]", "to_numpy()[0, 0]")])
-    run.assert_plain_failure("take the next token from the last position's logits")
-    assert "Divide the logits by the temperature" not in run.output, run.output  # it does
-
-
 TRANSPOSE = "key: (value.T if key in conv1d else value).contiguous()"
 
 SLIPS_11 = {
