@@ -1,4 +1,5 @@
-"""Which hint each known mistake gets, steps 2 to 9, on numpy arrays (no MAX, no subprocess).
+"""Which hint each known mistake gets, steps 2 to 10 and the KV cache, on numpy arrays (no MAX,
+no subprocess).
 
 The learner's output is computed here by the mistake's own formula, in numpy, from the check's own
 weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
