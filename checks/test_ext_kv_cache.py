@@ -99,11 +99,11 @@ def input_types():
 
 
 def run_chunks(model, mode: str):
-    """Feed CHUNKS one after the other; yields (label, logits, expected, slips, cache_hint) or
-    raises. `cache_hint` names a mistake seen in the caches so far, else it is ''."""
+    """Feed CHUNKS one after the other; yields (label, logits, expected, slips, order_hint) or
+    raises. `order_hint` names a mistake seen in the caches so far, else it is ''."""
     ref = reference()
     cache = empty_cache()
-    cache_hint = ""
+    order_hint = ""
     for (start, end), expected, restarted in zip(
         CHUNKS, ref["expected"], ref["restarted"], strict=True
     ):
@@ -133,9 +133,9 @@ def run_chunks(model, mode: str):
         if any(
             new_before_cached(past, present) for past, present in zip(given, cache, strict=True)
         ):
-            cache_hint = NEW_BEFORE_CACHED
+            order_hint = NEW_BEFORE_CACHED
         slips = [Slip(POSITIONS_RESTART, restarted)]
-        yield label, logits, expected, slips, cache_hint
+        yield label, logits, expected, slips, order_hint
 
 
 POSITIONS_RESTART = (
@@ -165,13 +165,13 @@ def new_before_cached(past, present) -> bool:
 def check_chunks(record, model, mode: str) -> int | None:
     """Compare every step's logits; stop at the first wrong one (later ones follow from it) and
     return its number, or None when all match."""
-    for number, (label, logits, expected, slips, cache_hint) in enumerate(run_chunks(model, mode)):
+    for number, (label, logits, expected, slips, order_hint) in enumerate(run_chunks(model, mode)):
         problem = mismatch(
             f"The logits for {label}", logits, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=slips
         )
         if problem:
-            if cache_hint and not names_a_mistake(problem):
-                problem += f"\n  Hint: {cache_hint}"
+            if order_hint and not names_a_mistake(problem):
+                problem += f"\n  Hint: {order_hint}"
             if number and not names_a_mistake(problem):
                 problem += (
                     "\n  Hint: the prompt matched and this step does not: check what "

@@ -522,6 +522,20 @@ def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, gree
     assert message.endswith(f"the greedy tokens, {HF_GREEDY!r}. {advice}"), message
 
 
+def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
+    from checks import test_ext_kv_cache as kv
+    from checks.learner import LearnerError
+
+    def fails_with_a_cache(ids, *caches):
+        if caches[0].shape[2]:
+            raise ValueError("shapes do not match")
+        return CachedStandIn(kv.reference()["expected"], new_first=False)(ids, *caches)
+
+    monkeypatch.setattr(kv, "max_tensor", lambda array: array)
+    with pytest.raises(LearnerError, match="the prompt ran but the first call with a cache did"):
+        kv.check_chunks(recorder.Recorder(), fails_with_a_cache, "eager")
+
+
 # Step 7: blocks that are one object, and step 9: an extra id.
 
 
