@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import logging
 import os
 import sys
 import time
@@ -204,11 +203,6 @@ def check_one(step: int, verbose: bool) -> bool:
     return passed
 
 
-def prepare_max() -> None:
-    harness.prepare_max()
-    logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" noise
-
-
 def exit_status(run: Callable[[], bool]) -> int:
     """0 when `run()` says all passed, else 1; a learner's error is one line, Ctrl+C says so."""
     try:
@@ -231,7 +225,7 @@ def progress() -> int:
     with contextlib.ExitStack() as stack:
 
         def prepare() -> None:
-            prepare_max()
+            harness.prepare_max()
             stack.enter_context(harness.pinned_defaults())
 
         return exit_status(
@@ -286,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         from checks import watch
 
         return watch.watch(run_options.steps_dir, args.poll, check_arguments(run_options))
-    prepare_max()
+    harness.prepare_max()
     if args.command == "doctor":
         from checks.doctor import doctor
 

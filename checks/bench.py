@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import copy
 import io
-import logging
 import os
 import resource
 import statistics
@@ -189,9 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     harness.use_steps_dir(harness.chosen_folder(args))
     harness.prepare_max()
-    # MAX advises `max warm-interpreter-cache` after its first on-the-fly compile of an eager op;
-    # that command does not finish in 10 minutes on 2 cores, and `pixi run warm` is the course's.
-    logging.getLogger("max").setLevel(logging.ERROR)
     try:
         with harness.pinned_defaults():
             return time_all(args, ready_steps())

@@ -62,9 +62,12 @@ def difference(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
         return True, ""
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     share = bad.mean() * 100
+    tolerance = (
+        "the check is exact" if atol == rtol == 0 else f"tolerance {atol:g} + {rtol:g}·|expected|"
+    )
     return False, (
         f"largest difference {diff[worst]:.3g} at {_fmt_index(worst)} (expected "
-        f"{exp64[worst]:.5g}, got {got64[worst]:.5g}; tolerance {atol:g} + {rtol:g}·|expected|); "
+        f"{exp64[worst]:.5g}, got {got64[worst]:.5g}; {tolerance}); "
         f"{share:.3g}% of {bad.size} elements differ"
     )
 
@@ -108,6 +111,11 @@ def mismatch(
     if np.isinf(got_np).any() and not np.isinf(exp_np).any():
         description += "; the output holds Inf"
     return f"{head} {description}." + _slip_hint(got_np, slips, atol, rtol)
+
+
+def names_a_mistake(message: str | None) -> bool:
+    """Whether `mismatch`'s description ends with a known mistake's hint."""
+    return message is not None and "\n  Hint: " in message
 
 
 def _slip_hint(got: np.ndarray, slips: Any, atol: float, rtol: float) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from checks import __main__ as checker
 from checks import harness, options
 from checks.report import ReportPlugin
 
@@ -33,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     options.use(options.current().but(eager_only=config.getoption("--eager-only")))
     harness.use_steps_dir(folder)  # sets the options' step folder too
-    checker.prepare_max()  # as `python -m checks` does, MAX's log noise silenced
+    harness.prepare_max()  # as `python -m checks` does, MAX's log noise silenced
     defaults = contextlib.ExitStack()
     defaults.enter_context(harness.pinned_defaults())
     config.add_cleanup(defaults.close)

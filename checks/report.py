@@ -25,6 +25,15 @@ COMPILED_AFTER_EAGER_FAILURE = (
 )
 
 
+def skipped_after_failure(item: pytest.Item) -> str:
+    """Why a compiled check is not run after a failure above it. A check marked
+    `compiled(runs_on="...")` compiles nothing of its own: it runs on what another check compiles."""
+    runs_on = item.get_closest_marker("compiled").kwargs.get("runs_on")
+    if runs_on is None:
+        return COMPILED_AFTER_EAGER_FAILURE
+    return f"not run, because a check above failed: fix that first (it runs on {runs_on})"
+
+
 @dataclass
 class Result:
     title: str
@@ -131,7 +140,7 @@ class ReportPlugin:
         if is_compiled(item) and options.current().eager_only:
             pytest.skip(EAGER_ONLY)
         if is_compiled(item) and failed:
-            pytest.skip(COMPILED_AFTER_EAGER_FAILURE)
+            pytest.skip(skipped_after_failure(item))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:

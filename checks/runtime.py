@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -87,6 +88,7 @@ def install_stop_handlers() -> None:
 def prepare_max() -> None:
     """What every command that runs MAX code does first."""
     install_stop_handlers()
+    quiet_max_logs()
     interpret_eager_ops()
     forgotten = repair_kernel_cache()
     if forgotten:
@@ -95,6 +97,13 @@ def prepare_max() -> None:
             "graph compiled them again; those entries are removed (MAX records them anew).",
             file=sys.stderr,  # a note on the machine, beside the command's own answer on stdout
         )
+
+
+def quiet_max_logs() -> None:
+    """Keep MAX's warnings off the course's output. After its first on-the-fly compile of an
+    eager op MAX advises `max warm-interpreter-cache`, which did not finish in 10 minutes on 2
+    cores (`python -m checks warm` is the course's warm-up), and notes each such compile."""
+    logging.getLogger("max").setLevel(logging.ERROR)
 
 
 def interpret_eager_ops() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from checks import harness, options
-from checks.compare import Slip, mismatch
+from checks.compare import Slip, mismatch, names_a_mistake
 from checks.tensors import as_numpy
 from checks.report import may_compile
 from checks.harness import (
@@ -99,9 +99,11 @@ def input_types():
 
 
 def run_chunks(model, mode: str):
-    """Feed CHUNKS one after the other; yields (label, logits, expected, slips) or raises."""
+    """Feed CHUNKS one after the other; yields (label, logits, expected, slips, order_hint) or
+    raises. `order_hint` names a mistake seen in the caches so far, else it is ''."""
     ref = reference()
     cache = empty_cache()
+    order_hint = ""
     for (start, end), expected, restarted in zip(
         CHUNKS, ref["expected"], ref["restarted"], strict=True
     ):
@@ -119,7 +121,7 @@ def run_chunks(model, mode: str):
                 f"{what} returned {type(out).__name__}; it should return (logits, *caches): the "
                 f"last position's logits [B, 1, V] and 2 * n_layer = {2 * SMALL.n_layer} caches."
             )
-        logits, *cache = out
+        given, (logits, *cache) = cache, out
         grown = [list(map(int, c.shape)) for c in cache]
         want = [BATCH, SMALL.n_head, end, SMALL.n_embd // SMALL.n_head]
         if any(shape != want for shape in grown):
@@ -128,8 +130,12 @@ def run_chunks(model, mode: str):
                 "is not appended to. Concatenate the new keys and values to the cached ones "
                 "along the sequence axis (F.concat([past_key, key], axis=2)) and return them."
             )
+        if any(
+            new_before_cached(past, present) for past, present in zip(given, cache, strict=True)
+        ):
+            order_hint = NEW_BEFORE_CACHED
         slips = [Slip(POSITIONS_RESTART, restarted)]
-        yield label, logits, expected, slips
+        yield label, logits, expected, slips, order_hint
 
 
 POSITIONS_RESTART = (
@@ -137,16 +143,36 @@ POSITIONS_RESTART = (
     "continue after the cached ones (N, N + 1, ...)."
 )
 
+NEW_BEFORE_CACHED = (
+    "the new keys and values are put before the cached ones: they go after them, in position "
+    "order (F.concat([past_key, key], axis=2)), as causal_mask(S, N) expects."
+)
+
+
+def new_before_cached(past, present) -> bool:
+    """Whether the cache a call returned (`present`) ends with the one it was given (`past`),
+    the new entries first: F.concat([key, past_key]). A single query sees every key in either
+    order, so the logits show it only once several new tokens follow a cache."""
+    cached = int(past.shape[2])
+    if not 0 < cached < int(present.shape[2]):
+        return False
+    past, present = as_numpy(past, "A cache"), as_numpy(present, "A cache")
+    return np.array_equal(present[:, :, -cached:], past) and not np.array_equal(
+        present[:, :, :cached], past
+    )
+
 
 def check_chunks(record, model, mode: str) -> int | None:
     """Compare every step's logits; stop at the first wrong one (later ones follow from it) and
     return its number, or None when all match."""
-    for number, (label, logits, expected, slips) in enumerate(run_chunks(model, mode)):
+    for number, (label, logits, expected, slips, order_hint) in enumerate(run_chunks(model, mode)):
         problem = mismatch(
             f"The logits for {label}", logits, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=slips
         )
         if problem:
-            if number and "Hint:" not in problem:
+            if order_hint and not names_a_mistake(problem):
+                problem += f"\n  Hint: {order_hint}"
+            if number and not names_a_mistake(problem):
                 problem += (
                     "\n  Hint: the prompt matched and this step does not: check what "
                     "changes once there is a cache (keys and values appended, the mask "
@@ -208,7 +234,7 @@ def test_logits_match_at_every_step_compiled(record):
         next(run_chunks(learner_model(), "eager"))
     wrong = check_chunks(record, compiled_model(), "compiled")
     if wrong is not None:
-        for number, (_, logits, expected, _) in enumerate(run_chunks(learner_model(), "eager")):
+        for number, (_, logits, expected, *_) in enumerate(run_chunks(learner_model(), "eager")):
             if number == wrong:
                 record.expect_eager_only_failure(logits, expected, TOLERANCE)
                 break

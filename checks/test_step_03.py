@@ -7,7 +7,7 @@ from checks import harness
 from checks.compare import Slip
 from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, compile_module, learner_attr
-from checks.tensors import max_tensor
+from checks.tensors import max_tensor, softmax
 
 
 def expected_mask(seq_len: int, num_tokens: int, shift: int = 0) -> np.ndarray:
@@ -37,6 +37,22 @@ ONES_AND_ZEROS = (
 )
 
 
+TRANSPOSED = (
+    "the mask is transposed: each query sees the keys after it and not the ones before. Zero the "
+    "diagonal and below, F.band_part(x, num_lower=None, num_upper=0, exclude=True), not the "
+    "diagonal and above (num_lower=0, num_upper=None)."
+)
+
+
+def transposed_mask(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The mask of band_part with num_lower and num_upper swapped, behind the cached keys' zeros:
+    query i sees the cached keys and the new keys from its own on."""
+    keys = np.arange(seq_len + num_tokens)[None, :]
+    queries = np.arange(seq_len)[:, None]
+    visible = (keys < num_tokens) | (keys >= queries + num_tokens)
+    return np.where(visible, 0.0, -np.inf).astype(np.float32)
+
+
 FINITE_HIDDEN = (
     "hidden keys get a large finite number ({value:g}) instead of -inf. Use -inf: exp(-inf) is "
     "exactly 0, so a hidden key gets exactly zero weight whatever the scores (as in "
@@ -60,6 +76,7 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
             "visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
             np.where(visible, -np.inf, 0.0),
         ),
+        Slip(TRANSPOSED, transposed_mask(seq_len, num_tokens)),
         Slip(
             "the diagonal is shifted by one: query i must see key i + num_tokens itself.",
             expected_mask(seq_len, num_tokens, shift=-1),
@@ -128,12 +145,6 @@ class MaskInGraph:
                 return F.softmax(scores + mask, axis=-1)
 
         return _Probe()
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):  # a row hidden entirely is NaN, as in MAX and torch
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
 
 
 # Queries and cached keys shaped as in attention: [batch, heads, length, head_dim].

@@ -181,6 +181,10 @@ def test_build_model_gives_huggingface_logits_and_text_compiled(record):
     )
 
 
+# What the checks after build_model's run on: they compile nothing of their own.
+BUILT_MODEL = "the model build_model compiles, checked above"
+
+
 @functools.cache
 def built_in_full():
     return build()
@@ -191,7 +195,7 @@ def built_model():
     return built_in_full()[:3]
 
 
-@pytest.mark.compiled
+@pytest.mark.compiled(runs_on=BUILT_MODEL)
 def test_run_model_interactive_compiled(record):
     """run_model reads prompts: a prompt, an empty line and quit; and stops at end of input"""
     run_model = learner_attr(11, "run_model")
@@ -235,7 +239,7 @@ def test_run_model_interactive_compiled(record):
         step_11.build_model = original
 
 
-@pytest.mark.compiled
+@pytest.mark.compiled(runs_on=BUILT_MODEL)
 def test_demo_command_line_compiled(record):
     """python step_11.py --model FOLDER --prompt "Hello world" prints the prompt and its continuation"""
     script = steps_dir() / "step_11.py"

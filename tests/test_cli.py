@@ -2,6 +2,7 @@
 options it passes down, loading learner files (stand-ins written to tmp_path), the report's last
 lines, reset, hint and progress with a stub in place of the checks. No MAX, no subprocess."""
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -88,6 +89,25 @@ def test_pytest_runs_without_autoloaded_plugins_and_the_environment_is_left_alon
     assert "--disable-plugin-autoload" in arguments and "--tb=no" in arguments
     assert "-v" in pytest_arguments("checks/test_step_01.py", verbose=True)
     assert "PYTEST_DISABLE_PLUGIN_AUTOLOAD" not in __import__("os").environ
+
+
+def test_preparing_max_keeps_its_warm_interpreter_cache_advice_off(monkeypatch, caplog):
+    """Every command that runs MAX (the checks, show, the bench) calls runtime.prepare_max; after
+    it, MAX's advice after its first eager compile is not printed."""
+    from max import _eager_policy  # where max 26.7 gives the advice: standard library only
+
+    from checks import runtime
+
+    for step in ("install_stop_handlers", "interpret_eager_ops"):
+        monkeypatch.setattr(runtime, step, lambda: None)
+    monkeypatch.setattr(runtime, "repair_kernel_cache", lambda: 0)
+    max_logs = logging.getLogger("max")
+    monkeypatch.setattr(max_logs, "level", max_logs.level)  # as it was, after the test
+    monkeypatch.setattr(_eager_policy, "_warned_cold_compile", False)
+    runtime.prepare_max()
+    with caplog.at_level(logging.WARNING):
+        _eager_policy.record_cold_compile("mo.add", 12.0, provisioned=False)
+    assert "warm-interpreter-cache" not in caplog.text, caplog.text
 
 
 # --- loading the learner's files ----------------------------------------------------------------

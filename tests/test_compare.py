@@ -44,6 +44,15 @@ def test_a_difference_names_where_how_much_and_how_often():
     )
 
 
+def test_an_exact_check_says_it_is_exact():
+    expected = np.array([0.0, -np.inf], np.float32)
+    message = mismatch("causal_mask(2, 0)", np.zeros(2, np.float32), expected, atol=0, rtol=0)
+    assert message == (
+        "causal_mask(2, 0): largest difference inf at [1] (expected -inf, got 0; the check is "
+        "exact); 50% of 2 elements differ."
+    )
+
+
 def test_same_sizes_in_another_order_point_at_transposes():
     message = mismatch("x", np.zeros((3, 2), np.float32), np.zeros((2, 3), np.float32))
     assert message.startswith("x: expected shape [2, 3], got [3, 2]."), message

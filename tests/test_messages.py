@@ -40,6 +40,15 @@ def test_prompt_left_out_is_the_only_thing_reported(learner_copy):
     assert run.output.count("FAIL") == 2, run.output  # the two greedy prompts
 
 
+def test_tokens_from_the_first_position_get_only_the_greedy_hint(learner_copy):
+    """logits[0, 0] for logits[0, -1]: sampling at a low temperature misses as greedy does, and
+    once told the learner to divide by the temperature, which the code does."""
+    run = run_slip(learner_copy, 10, [("to_numpy()[0, -1]", "to_numpy()[0, 0]")])
+    run.assert_plain_failure("take the next token from the last position's logits")
+    assert "Your greedy generation (do_sample=False) adds the same" in run.output, run.output
+    assert "Divide the logits by the temperature" not in run.output, run.output
+
+
 def test_unbiased_variance_is_named_at_every_width():
     """Dividing by n - 1 is named in every case of step 5's check, width 768 too (it once read as
     "a different epsilon" there). In-process on the check's own inputs, with the learner's output

@@ -67,6 +67,37 @@ def test_a_marked_check_is_skipped_after_a_failure_and_the_name_alone_means_noth
     assert not (folder / "ran.txt").exists()
 
 
+RUNS_ON_A_COMPILED_MODEL = """
+import pytest
+
+def test_eager(record):
+    record.expect(False, "the eager numbers are wrong")
+
+@pytest.mark.compiled(runs_on="the model the check above compiles")
+def test_loop():
+    \"\"\"A check on another check's compiled model\"\"\"
+"""
+
+
+def test_a_check_on_another_s_compiled_model_says_so_when_skipped(folder):
+    _, loop = run_source(folder, RUNS_ON_A_COMPILED_MODEL)
+    assert loop.skipped and loop.messages == [
+        "not run, because a check above failed: fix that first (it runs on the model the check "
+        "above compiles)"
+    ]
+
+
+def test_step_11_s_checks_on_the_built_model_are_marked_so():
+    from checks import test_step_11 as step_11
+
+    for check in (
+        step_11.test_run_model_interactive_compiled,
+        step_11.test_demo_command_line_compiled,
+    ):
+        (mark,) = check.pytestmark
+        assert mark.kwargs == {"runs_on": "the model build_model compiles, checked above"}
+
+
 def test_a_marked_check_that_passed_is_not_compiled_again_for_the_same_code(folder):
     first = run_checks_file(folder, fail_eager=False)
     assert all(result.passed for result in first)

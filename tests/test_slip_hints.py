@@ -1,4 +1,5 @@
-"""Which hint each known mistake gets, steps 2 to 9, on numpy arrays (no MAX, no subprocess).
+"""Which hint each known mistake gets, steps 2 to 10 and the KV cache, on numpy arrays (no MAX,
+no subprocess).
 
 The learner's output is computed here by the mistake's own formula, in numpy, from the check's own
 weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
@@ -9,16 +10,19 @@ accident.
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from checks import recorder
 from checks import test_step_02 as step_02
 from checks import test_step_03 as step_03
 from checks import test_step_04 as step_04
 from checks import test_step_05 as step_05
 from checks import test_step_06 as step_06
 from checks.compare import Slip, mismatch
+from checks.reference import SMALL
 
 pytestmark = pytest.mark.fast
 
@@ -170,6 +174,24 @@ def test_step_3_swapped_mask_is_named_in_every_case(case):
     assert SWAPPED in message, message
     if case[0] > 1:
         assert DIAGONAL_HIDDEN not in message, message
+
+
+def transposed(seq_len: int, num_tokens: int) -> np.ndarray:
+    """The learner's mask with np.tril for np.triu (band_part's num_lower and num_upper swapped):
+    -inf below the diagonal of the new keys, behind the cached keys' zeros."""
+    new_keys = np.tril(np.full((seq_len, seq_len), -np.inf, np.float32), -1)
+    return np.concatenate([np.zeros((seq_len, num_tokens), np.float32), new_keys], axis=1)
+
+
+@pytest.mark.parametrize("case", step_03.CASES.values(), ids=step_03.CASES.keys())
+def test_step_3_transposed_mask_is_named_in_every_case_it_fails(case):
+    if case[0] == 1:  # one query: the transposed mask is the right one
+        assert np.array_equal(transposed(*case), mask(*case))
+        return
+    message = step_3_message(transposed(*case), *case)
+    assert "Hint: the mask is transposed: each query sees the keys after it and not the ones " in (
+        message
+    ), message
 
 
 def test_step_3_first_failure_names_both_slips_that_give_its_numbers():
@@ -388,6 +410,130 @@ def test_step_6_block_slips_get_their_hints(mistake):
     got = block(x, ref["state"], cfg, mistake).astype(np.float32)
     message = hint_for(step_06, "Block output", got, cfg, x, expected)
     assert message is not None and f"Hint: {BLOCK_SLIPS[mistake]}" in message, message
+
+
+# Step 8: the head.
+
+
+class RightBody:
+    """A learner's model whose body (step 7) gives HuggingFace's hidden states."""
+
+    def __init__(self, hidden):
+        self.transformer = lambda ids: hidden
+
+
+def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch):
+    from checks import test_step_08 as step_08
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(step_08, "max_tensor", lambda ids: ids)  # the body runs no MAX here
+    ids, hidden, logits = step_08.reference(SMALL)[2, 7]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    record = recorder.Recorder()
+    args = (RightBody(hidden), SMALL, ids, hidden, logits)
+    assert step_08.check_logits(record, "Logits", logits, *args) and not record.failures
+    assert not step_08.check_logits(record, "Logits", probabilities, *args)
+    (message,) = record.failures  # not also "the difference is in the head: lm_head is ..."
+    assert message.endswith(
+        "Hint: the output looks like probabilities (softmax applied): return the logits, the raw "
+        "lm_head output; generation takes the softmax itself."
+    ), message
+
+
+# The KV-cache chapter: the cache's order.
+
+
+class CachedStandIn:
+    """A cached model in numpy that appends each call's keys and values (the position's number)
+    to the caches it is given, or puts them before (F.concat([key, past_key])). Its logits are
+    HuggingFace's until several new tokens follow a cache, where that order shows, then wrong."""
+
+    def __init__(self, expected, new_first):
+        self.expected, self.new_first, self.calls = expected, new_first, 0
+
+    def __call__(self, ids, *caches):
+        cached, new = caches[0].shape[2], ids.shape[1]
+        logits = self.expected[self.calls] + (1.0 if cached and new > 1 else 0.0)
+        self.calls += 1
+        shape = (*caches[0].shape[:2], new, caches[0].shape[3])
+        fresh = np.broadcast_to(np.arange(cached, cached + new, dtype=np.float32)[:, None], shape)
+        order = (lambda past: [fresh, past]) if self.new_first else (lambda past: [past, fresh])
+        return (logits, *(np.concatenate(order(past), axis=2) for past in caches))
+
+
+@pytest.mark.parametrize("new_first", [True, False], ids=["new keys first", "appended"])
+def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
+    from checks import test_ext_kv_cache as kv
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(kv, "max_tensor", lambda array: array)  # the stand-in takes numpy
+    record = recorder.Recorder()
+    model = CachedStandIn(kv.reference()["expected"], new_first)
+    assert kv.check_chunks(record, model, "eager") == 3  # 3 new tokens after 7 cached
+    (message,) = record.failures
+    named = (
+        "Hint: the new keys and values are put before the cached ones: they go after them, in "
+        "position order (F.concat([past_key, key], axis=2)), as causal_mask(S, N) expects."
+    )
+    assert (named in message) == new_first, message
+    assert ("check what changes once there is a cache" in message) != new_first, message
+
+
+# Step 10: sampling at a low temperature.
+
+
+def learner_generating(sampled: str, greedy: str):
+    """generate_text (as the check calls it) that adds `greedy`, or `sampled` with do_sample."""
+
+    def generate(tokenizer, model, prompt, do_sample=True, **kwargs):
+        return "generate_text(...)", prompt + (sampled if do_sample else greedy)
+
+    return generate
+
+
+HF_GREEDY = " world world"
+
+
+@pytest.mark.parametrize(
+    "sampled, greedy, advice",
+    [
+        # logits[0, 0] for logits[0, -1]: greedy and sampling alike miss, the same way
+        (
+            " x x",
+            " x x",
+            "Your greedy generation (do_sample=False) adds the same, so the temperature is not "
+            "what differs: the greedy check above says what does.",
+        ),
+        (" x x", HF_GREEDY, "Divide the logits by the temperature."),  # temperature multiplied
+    ],
+    ids=["tokens from the first position", "temperature multiplied"],
+)
+def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, greedy, advice):
+    from checks import test_step_10 as step_10
+
+    monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
+    monkeypatch.setattr(step_10, "setup", lambda: (None, None))  # no HuggingFace model needed
+    monkeypatch.setattr(step_10, "HFLogits", lambda model: model)
+    monkeypatch.setattr(step_10, "hf_greedy", lambda *args: step_10.PROMPTS[0] + HF_GREEDY)
+    monkeypatch.setattr(step_10, "generate", learner_generating(sampled, greedy))
+    record = recorder.Recorder()
+    step_10.test_low_temperature_gives_the_greedy_tokens(record)
+    (message,) = record.failures  # one piece of advice, the one that fits
+    assert message.endswith(f"the greedy tokens, {HF_GREEDY!r}. {advice}"), message
+
+
+def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
+    from checks import test_ext_kv_cache as kv
+    from checks.learner import LearnerError
+
+    def fails_with_a_cache(ids, *caches):
+        if caches[0].shape[2]:
+            raise ValueError("shapes do not match")
+        return CachedStandIn(kv.reference()["expected"], new_first=False)(ids, *caches)
+
+    monkeypatch.setattr(kv, "max_tensor", lambda array: array)
+    with pytest.raises(LearnerError, match="the prompt ran but the first call with a cache did"):
+        kv.check_chunks(recorder.Recorder(), fails_with_a_cache, "eager")
 
 
 # Step 7: blocks that are one object, and step 9: an extra id.

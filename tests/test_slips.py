@@ -71,7 +71,7 @@ SLIPS = {
         [("return F.concat([cached, causal], axis=-1)", "return causal")],
         "the mask ignores num_tokens",
     ),
-    "mask transposed": (
+    "mask swapped": (
         3,
         [
             (
@@ -80,6 +80,16 @@ SLIPS = {
             )
         ],
         "visible and hidden are swapped",
+    ),
+    "mask transposed": (
+        3,
+        [
+            (
+                "num_lower=None, num_upper=0, exclude=True",
+                "num_lower=0, num_upper=None, exclude=True",
+            )
+        ],
+        "the mask is transposed: each query sees the keys after it",
     ),
     "mask hides the diagonal": (
         3,
@@ -323,6 +333,20 @@ SLIPS_5_TO_8 = {
         ],
         "logits are taken before the final layer norm",
     ),
+    "probabilities returned": (
+        8,
+        [
+            (
+                "logits = self.lm_head(hidden_states)  # [B, S, V]",
+                "logits = F.softmax(self.lm_head(hidden_states), axis=-1)",
+            ),
+            (
+                "from max.experimental.nn import",
+                "from max.experimental import functional as F\nfrom max.experimental.nn import",
+            ),
+        ],
+        "the output looks like probabilities (softmax applied)",
+    ),
 }
 
 
@@ -398,10 +422,6 @@ SLIPS_10 = {
     "sampling from logits": (
         [("p=probs / probs.sum()", "p=scaled / scaled.sum()")],
         "raised ValueError",
-    ),
-    "first position": (
-        [("to_numpy()[0, -1]", "to_numpy()[0, 0]")],
-        "take the next token from the last",
     ),
     "context overflow": (
         [("(ids + generated)[-tokenizer.model_max_length:]", "(ids + generated)")],
@@ -535,6 +555,17 @@ SLIPS_KV = {
             )
         ],
         "append the new keys and values",
+    ),
+    "new keys before the cached ones": (
+        [
+            (
+                "        key = F.concat([past_key, key], axis=2)  # [B, H, N + S, D]\n"
+                "        value = F.concat([past_value, value], axis=2)\n",
+                "        key = F.concat([key, past_key], axis=2)\n"
+                "        value = F.concat([value, past_value], axis=2)\n",
+            )
+        ],
+        "the new keys and values are put before the cached ones",
     ),
     "mask ignores the cached length": (
         [("causal_mask(seq_len, cached,", "causal_mask(seq_len, 0,")],
