@@ -148,7 +148,9 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: boo
     test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
     loud = verbose and not quiet
     with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):
-        pytest.main(pytest_arguments(test_file, loud), plugins=[plugin])
+        status = pytest.main(pytest_arguments(test_file, loud), plugins=[plugin])
+    if status == pytest.ExitCode.INTERRUPTED:  # pytest ends its session on Ctrl+C; we end too
+        raise KeyboardInterrupt
     if plugin.results:  # for `progress`, which answers from the last verdict of the same code
         failed = [r for r in plugin.results if not r.passed]
         verdicts.record(step, not failed, verdicts.first_failure(plugin.results))
@@ -191,14 +193,16 @@ def check_one(step: int, verbose: bool) -> bool:
             return False
         results = run_step(step, verbose=verbose)
     summary.print_report(results, verbose)
-    elapsed = time.perf_counter() - start
     passed = bool(results) and all(r.passed for r in results)
     failing_earlier = None
-    if results and not passed:
+    # A compile failure's message names its cause: no earlier step's check (minutes, eagerly in
+    # bfloat16) is run to name another.
+    if results and not passed and not any(r.compile_failed for r in results):
         failing_earlier = next(
             (earlier for earlier in harness.STEP_USES.get(step, []) if not step_passes(earlier)),
             None,
         )
+    elapsed = time.perf_counter() - start  # the run's wall time, the earlier steps' checks included
     print(summary.verdict(step, results, elapsed, failing_earlier))
     return passed
 

@@ -27,6 +27,7 @@ from checks.course import (
     steps_in_words,
 )
 from checks.learner import (
+    CompileFailed,
     LearnerError,
     LearnerTimeout,
     call,

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +27,10 @@ from checks.waiting import waiting
 
 class LearnerError(Exception):
     """A problem in the learner's code, already worded for the learner."""
+
+
+class CompileFailed(LearnerError):
+    """MAX could not compile the learner's code: every check after it would fail the same way."""
 
 
 class LearnerTimeout(BaseException):
@@ -135,15 +140,18 @@ def error_summary(text: str, limit: int = 500) -> str:
 
 
 def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run learner code under the time limit; any failure becomes a `LearnerError` naming `what`.
+    """Run learner code under the time limit; any failure becomes a `LearnerError` naming `what`,
+    a `CompileFailed` when MAX could not compile it.
 
     A call that takes long is announced: on a first run MAX compiles the kernels of each new
     operation here (20-60 s each on 2 cores)."""
+    outermost = not _alarm_set()
     try:
         with (
             time_limit(options.current().time_limit_s, what)
-            if not _alarm_set()
+            if outermost
             else contextlib.nullcontext(),
+            compiler_output_kept() if outermost else contextlib.nullcontext([]) as compiler,
             waiting.announce(
                 f"running {what} (a first run also compiles MAX's kernels for "
                 "each new kind of operation, once per machine)"
@@ -155,7 +163,54 @@ def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # the learner's code may raise anything
+        if "Failed to compile" in str(error):
+            raise CompileFailed(describe_compile_failure(what, error, compiler)) from error
         raise LearnerError(describe_exception(what, error)) from error
+
+
+# What MAX 26.7's compiler says of a layer norm written from its formula with bfloat16 statistics:
+# it fuses the formula into its own LayerNorm kernel, whose epsilon must be a float32.
+BFLOAT16_STATISTICS = "cannot be converted from 'BFloat16' to 'Float32'"
+
+
+def describe_compile_failure(what: str, error: BaseException, compiler_output: list[str]) -> str:
+    output = "".join(compiler_output)
+    if BFLOAT16_STATISTICS in output and "LayerNorm" in output:
+        return (
+            f"{what.removeprefix('Compiling ')} does not compile in bfloat16 (MAX's dtype on a GPU): "
+            "MAX 26.7 cannot compile a layer norm whose mean and variance are computed in "
+            "bfloat16. The formula is right; compute them in float32 as step 5's page shows "
+            "(x.cast(DType.float32), normalize, cast back to x.dtype, then weight and bias)."
+        )
+    cause = next((line.strip() for line in output.splitlines() if "error:" in line), str(error))
+    return f"{what} failed in MAX's compiler: {error_summary(cause)}"
+
+
+@contextlib.contextmanager
+def compiler_output_kept() -> Iterator[list[str]]:
+    """What native code writes to file descriptor 2 while the block runs, kept: MAX's compiler
+    writes why a graph failed there, not into its exception ("Failed to compile the model").
+    Passed on to stderr afterwards, but for a failed compile, whose message words the cause."""
+    kept: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    worded = False
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield kept
+        except BaseException as error:
+            worded = "Failed to compile" in str(error)
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            text = file.read().decode(errors="replace")
+            kept.append(text)
+            if text and not worded:
+                sys.stderr.write(text)
 
 
 def load_step(step: int) -> Any:

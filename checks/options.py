@@ -4,10 +4,11 @@ The command line builds one `Options`; everything else reads it through `current
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 DTYPES = ("float32", "bfloat16")
@@ -37,6 +38,16 @@ def current() -> Options:
 def use(options: Options) -> None:
     """Make `options` the run's options (the entry points call this once, the tests per case)."""
     _current.set(options.but(steps_dir=Path(options.steps_dir).resolve()))
+
+
+@contextlib.contextmanager
+def changed(**changes: Any) -> Iterator[Options]:
+    """The run's options with `changes` while the block runs (a check of another dtype)."""
+    token = _current.set(current().but(**changes))
+    try:
+        yield current()
+    finally:
+        _current.reset(token)
 
 
 def add_folder_options(parser: Any, verb: str) -> None:

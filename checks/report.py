@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 
 from checks import harness, options
-from checks.harness import LearnerError
+from checks.harness import CompileFailed, LearnerError
 from checks.max_cache import passed_checks_dir
 from checks.recorder import Recorder
 from checks.verdicts import checker_digest, keep_newest
 
+
+# A check after a failed compile would run the same code (eagerly, minutes in bfloat16 on a CPU)
+# for a verdict the compile error gave already.
+AFTER_COMPILE_FAILURE = "not run: your code did not compile (above); fix that first"
 
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
 COMPILED_AFTER_EAGER_FAILURE = (
@@ -42,6 +46,7 @@ class Result:
     messages: list[str] = field(default_factory=list)
     traceback: str = ""
     notes: list[str] = field(default_factory=list)
+    compile_failed: bool = False  # MAX could not compile the learner's code: the cause is named
 
 
 def title_of(item: pytest.Item) -> str:
@@ -123,6 +128,7 @@ class ReportPlugin:
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
         self.recorder = Recorder()  # the running check's, made anew before each check
+        self.compile_failed = False
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -137,6 +143,8 @@ class ReportPlugin:
         self.recorder = Recorder()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
+        if self.compile_failed:
+            pytest.skip(AFTER_COMPILE_FAILURE)
         if is_compiled(item) and options.current().eager_only:
             pytest.skip(EAGER_ONLY)
         if is_compiled(item) and failed:
@@ -170,10 +178,13 @@ class ReportPlugin:
         if report.when == "call" or report.failed:
             messages = list(self.recorder.failures)
             text = ""
+            compile_failed = False
             if call.excinfo is not None:
                 error = call.excinfo.value
                 if isinstance(error, LearnerError):
                     messages.append(str(error))
+                    compile_failed = isinstance(error, CompileFailed)
+                    self.compile_failed |= compile_failed
                 elif not _is_check_failure(error):
                     messages.append(
                         f"The checker itself failed ({type(error).__name__}: {error}). This is a "
@@ -182,7 +193,13 @@ class ReportPlugin:
                     text = "".join(traceback.format_exception(error))
             self.results.append(
                 Result(
-                    title_of(item), report.passed, False, messages, text, list(self.recorder.notes)
+                    title_of(item),
+                    report.passed,
+                    False,
+                    messages,
+                    text,
+                    list(self.recorder.notes),
+                    compile_failed,
                 )
             )
             if report.when == "call" and report.passed and is_compiled(item) and not messages:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any, Iterator
 
 from checks import options
@@ -76,13 +77,52 @@ def install_stop_handlers() -> None:
     A signal this process was started with ignored stays ignored: a shell starts a background
     job (`cmd &`) with Ctrl+C ignored, and `nohup` ignores SIGHUP; that is the Unix convention,
     and SIGTERM still stops the process."""
-
-    def _interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _interrupt)
+    stop_even_inside_native_calls()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# How long a stop signal may wait for the main thread before the process ends without it.
+STOP_GRACE_S = 1.5
+_stop_handled = threading.Event()
+_stop_watcher: list[threading.Thread] = []
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    _stop_handled.set()
+    raise KeyboardInterrupt
+
+
+def stop_even_inside_native_calls() -> None:
+    """Python runs a signal's handler between two bytecodes of the main thread, so a stop signal
+    waits out a native call: a MAX graph compile, a minute on 2 cores. The C-level handler writes
+    the signal's number to the wakeup fd at once; a thread reads it and, if the handler has not run
+    within STOP_GRACE_S, says "Stopped." and ends the process itself (MAX compiles without the
+    GIL, so the thread runs meanwhile). Signals handled by others (the learner's time limit's
+    SIGALRM, a test's own handlers) are left to them."""
+    if _stop_watcher:
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write)
+    if previous != -1:  # someone else's (an event loop's): leave it to them
+        signal.set_wakeup_fd(previous)
+        return
+
+    def watch() -> None:
+        while True:
+            arrived = set(os.read(read, 64)) & set(STOP_SIGNALS)
+            if not any(signal.getsignal(signum) is _interrupt for signum in arrived):
+                continue
+            if not _stop_handled.wait(STOP_GRACE_S):
+                print("\nStopped.", file=sys.__stdout__, flush=True)
+                os._exit(130)
+            _stop_handled.clear()
+
+    _stop_watcher.append(threading.Thread(target=watch, name="stop-signals", daemon=True))
+    _stop_watcher[0].start()
 
 
 def prepare_max() -> None:

@@ -115,7 +115,7 @@ def run_chunks(model, mode: str):
         try:
             out = call(what, model, max_tensor(ref["ids"][:, start:end]), *cache)
         except LearnerError as error:
-            raise LearnerError(f"{error}{cache_hint(start, end)}") from None
+            raise type(error)(f"{error}{cache_hint(start, end)}") from None  # CompileFailed too
         if not isinstance(out, (tuple, list)) or len(out) != 1 + 2 * SMALL.n_layer:
             raise LearnerError(
                 f"{what} returned {type(out).__name__}; it should return (logits, *caches): the "

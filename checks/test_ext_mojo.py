@@ -67,7 +67,7 @@ def learner_gemv():
     try:
         return not_none("gemv()", call("gemv()", learner_attr(MOJO, "gemv")))
     except LearnerError as error:
-        raise LearnerError(mojo_error(error) or str(error)) from None
+        raise type(error)(mojo_error(error) or str(error)) from None
 
 
 def compiled_product(what: str, product, rows, dtype: str = "float32") -> object:
@@ -320,7 +320,7 @@ def learner_gemv_bf16():
     try:
         return not_none("gemv_bf16()", call("gemv_bf16()", learner_attr(MOJO, "gemv_bf16")))
     except LearnerError as error:
-        raise LearnerError(mojo_error(error) or str(error)) from None
+        raise type(error)(mojo_error(error) or str(error)) from None
 
 
 @functools.cache

@@ -2,8 +2,9 @@
 
 import pytest
 
+from checks import options
 from checks.compare import Slip
-from checks.harness import call, learner_attr, low_precision
+from checks.harness import call, learner_attr, low_precision, pinned_defaults
 from checks.modules import build_learner_module, load_weights
 from checks.reference_cache import cached, cached_slips
 from checks.reference import hf_layer_norm, hidden_states
@@ -143,3 +144,27 @@ def test_compiled_output_matches_torch(record):
             slips=lambda: slips(ref, eps),
         ),
     )
+
+
+@pytest.mark.compiled
+def test_compiles_in_bfloat16(record):
+    """LayerNorm compiles in bfloat16, MAX's default dtype on a GPU, and matches torch (compiled, bfloat16)"""
+    dim, eps = 32, 1e-5
+    with options.changed(dtype="bfloat16"), pinned_defaults():
+        ref = reference(dim, eps, 2, 7, 1.0)
+        norm = build_learner_module(
+            "LayerNorm(32) in bfloat16", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
+        )
+        load_weights("LayerNorm", norm, ref["state"])
+        record.expect_compiled_matches(
+            "LayerNorm",
+            norm,
+            [(ref["x"], ref["expected"])],
+            lambda label, got, x, expected: record.expect_close(
+                f"LayerNorm output (bfloat16, {label})",
+                got,
+                expected,
+                atol=TOLERANCE,
+                rtol=TOLERANCE,
+            ),
+        )

@@ -1,5 +1,6 @@
 """Step 5 solution: layer normalization."""
 
+from max.dtype import DType
 from max.experimental import functional as F
 from max.experimental.nn import Module
 from max.experimental.tensor import Tensor
@@ -14,4 +15,10 @@ class LayerNorm(Module):
         self.bias = Tensor.zeros([dim])  # shift, learned
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, gamma=self.weight, beta=self.bias, epsilon=self.eps)
+        # Mean and variance in float32 whatever x's dtype, as PyTorch does: in bfloat16 (a GPU's
+        # default) MAX 26.7 can't compile them, and float32 sums round less.
+        x32 = x.cast(DType.float32)
+        mean = x32.mean(axis=-1)  # [B, S, 1]
+        var = ((x32 - mean) ** 2).mean(axis=-1)  # [B, S, 1], biased: divides by d
+        normed = ((x32 - mean) * F.rsqrt(var + self.eps)).cast(x.dtype)  # [B, S, E]
+        return normed * self.weight + self.bias

@@ -4,10 +4,15 @@ Code that does not even load (a syntax error, a bad import, a missing name, an e
 is tested in-process in tests/test_cli.py; these are the mistakes that need MAX to show."""
 
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conftest import mutate, run_checks_here, signals_as_from_a_terminal
+from checks.harness import child_env
+
+from tests.conftest import ROOT, mutate, run_checks_here, signals_as_from_a_terminal
 
 BROKEN = {
     "exception in forward": (
@@ -132,3 +137,38 @@ def test_a_stop_signal_ignored_at_start_stays_ignored_and_the_others_stop(termin
     for signum in (signal.SIGINT, signal.SIGHUP):
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signum)
+
+
+# A learner's step stuck in a native call that signals do not end (system() waits for its child
+# through them), as the main thread is inside a MAX compile: a minute on 2 cores.
+STUCK_IN_NATIVE_CODE = """
+import os, sys
+print("stuck", flush=True)
+os.system("sleep 20")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_a_check_stuck_in_a_native_call_within_2_s(tmp_path, signum):
+    (tmp_path / "step_01.py").write_text(STUCK_IN_NATIVE_CODE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "checks", "1", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(),
+        preexec_fn=signals_as_from_a_terminal,
+    )
+    try:
+        for line in process.stdout:
+            if line.strip() == "stuck":
+                break
+        process.send_signal(signum)
+        sent = time.monotonic()
+        assert process.wait(10) == 130
+        waited = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert "Stopped." in process.stdout.read()
+    assert waited < 2.0 + 0.5, f"stopped {waited:.1f} s after the signal"  # 0.5 s: a busy machine

@@ -6,9 +6,12 @@ and shift (`bias`) are applied:
 
     y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias      (over the last axis)
 
+with the mean and variance computed in float32 whatever x's dtype, as PyTorch does.
+
 Check your work: pixi run s5
 """
 
+from max.dtype import DType
 from max.experimental import functional as F
 from max.experimental.nn import Module
 from max.experimental.tensor import Tensor
@@ -26,7 +29,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # TODO 2: normalize x over its last axis with self.eps, then scale and shift.
-        # Hint: follow the formula: x.mean(axis=-1) (it keeps the axis), the biased variance as a
-        #   mean of squares, F.rsqrt. F.layer_norm(x, gamma=..., beta=..., epsilon=...) is the
-        #   one-call shortcut, once you have written it yourself.
+        # Hint: follow the formula on x.cast(DType.float32) (statistics in float32, see the page):
+        #   .mean(axis=-1) keeps the axis, the biased variance is a mean of squares, F.rsqrt; cast
+        #   the normalized values back with .cast(x.dtype), then multiply by weight and add bias.
         return None
