@@ -133,8 +133,9 @@ def prepare_max() -> None:
     forgotten = repair_kernel_cache()
     if forgotten:
         print(
-            f"MAX's kernel cache listed {forgotten} compiled kernels whose code is gone, so every "
-            "graph compiled them again; those entries are removed (MAX records them anew).",
+            f"Note: MAX's kernel cache listed {forgotten} compiled kernels whose code is gone "
+            "(deleted from the cache folder), which MAX would compile again in every graph. The "
+            "list is mended: the next compile of each takes a few seconds more, once.",
             file=sys.stderr,  # a note on the machine, beside the command's own answer on stdout
         )
 

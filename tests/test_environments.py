@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from checks.harness import child_env
-from tests.conftest import run_checks, run_command
+from tests.conftest import mutate, run_checks, run_checks_here, run_command
 from tests.test_pixi_tasks import command
 
 
@@ -52,14 +52,39 @@ def test_step_11_check_passes_from_a_venv_that_is_not_activated(other_python_fir
     assert "Step 11 passes" in run.output
 
 
-@pytest.mark.parametrize("step", ["10", "11", "kv", "mojo"])
+@pytest.mark.parametrize("step", ["5", "10", "11", "kv", "mojo"])
 def test_checks_pass_in_bfloat16_on_the_cpu(step):
-    """mojo: the KV-cache model on the bfloat16 kernel is checked only this way (its page says to)."""
+    """The solutions, written as the pages teach (step 5's layer norm from its formula, with
+    float32 statistics). mojo: the KV-cache model on the bfloat16 kernel is checked only this way
+    (its page says to)."""
     run = run_checks(step, "--solutions", "--dtype", "bfloat16")
     assert run.code == 0, run.output
     assert "FAIL" not in run.output and "passes" in run.output
     if step == "mojo":
         assert "PASS  In bfloat16 (--dtype bfloat16), the model's logits" in run.output
+
+
+# Step 5's formula with its statistics in bfloat16: right, but MAX 26.7 can't compile it in bfloat16.
+BFLOAT16_STATISTICS = [
+    ("        x32 = x.cast(DType.float32)\n", "        x32 = x\n"),
+    (").cast(x.dtype)  # [B, S, E]", ")  # [B, S, E]"),
+]
+
+
+@pytest.mark.parametrize("step", [5, 11])
+def test_a_layer_norm_with_bfloat16_statistics_fails_in_bfloat16_with_its_cause(learner_copy, step):
+    """Named where the learner's code first compiles in bfloat16 (check 5, and build_model in
+    check 11); nothing runs after the failed compile, and no earlier step's check is run."""
+    mutate(learner_copy, 5, BFLOAT16_STATISTICS)
+    run = run_checks_here(str(step), "--dir", str(learner_copy), "--dtype", "bfloat16")
+    run.assert_plain_failure(
+        "does not compile in bfloat16",
+        "cannot compile a layer norm whose mean and variance are computed in bfloat16",
+        "compute them in float32 as step 5's page shows",
+    )
+    after = run.output.split("does not compile in bfloat16", 1)[1]
+    assert "PASS" not in after and "FAIL" not in after, run.output
+    assert "fix step" not in run.output, run.output  # no earlier step named or checked
 
 
 @pytest.fixture(scope="module")

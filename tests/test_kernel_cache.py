@@ -111,6 +111,7 @@ def test_warm_and_a_check_at_once_on_one_empty_cache(tmp_path, monkeypatch):
     warmed = warm.communicate(timeout=1800)[0]
     assert check.code == 0, check.output
     assert warm.returncode == 0, warmed
+    assert "whose code is gone" not in check.output + warmed  # no repair of a healthy cache
     assert max_cache.kernel_cache_entries()
     assert max_cache.stale_kernel_cache_entries(settled_s=0) == []
     again = run_checks("warm", "5", XDG_CACHE_HOME=str(tmp_path), MODULAR_ENABLE_CACHE_LOGGING="1")

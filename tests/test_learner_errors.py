@@ -70,3 +70,46 @@ def test_an_error_holding_a_traceback_keeps_its_words_only():
     assert error_summary("Traceback (most recent call last):\n  File x\nValueError: y") == (
         "ValueError: y"
     )
+
+
+# What MAX 26.7's compiler wrote to fd 2 for step 5's formula with bfloat16 statistics (the
+# exception itself only says "Failed to compile the model").
+BFLOAT16_LAYER_NORM_OUTPUT = (
+    "error: invalid call to 'execute': value passed to 'epsilon' cannot be converted from "
+    "'BFloat16' to 'Float32'\n"
+    "            builtin_kernels.reductions.LayerNorm.execute[target = \"cpu\"](var___25, ...)\n"
+)
+COMPILE_FAILED = RuntimeError(
+    "Failed to compile the model. Please file an issue, all models should be correct by "
+    "construction and this error should have been caught during construction."
+)
+
+
+def test_a_failed_compile_is_named_from_the_compilers_own_words():
+    from checks.learner import describe_compile_failure
+
+    message = describe_compile_failure(
+        "Compiling LayerNorm", COMPILE_FAILED, [BFLOAT16_LAYER_NORM_OUTPUT]
+    )
+    assert message.startswith("LayerNorm does not compile in bfloat16"), message
+    assert "compute them in float32 as step 5's page shows" in message
+    other = describe_compile_failure(
+        "Compiling GPT2Block", COMPILE_FAILED, ["note: x\nerror: something else broke\n"]
+    )
+    assert other == "Compiling GPT2Block failed in MAX's compiler: error: something else broke"
+    silent = describe_compile_failure("Compiling GPT2Block", COMPILE_FAILED, [""])
+    assert silent.startswith("Compiling GPT2Block failed in MAX's compiler: Failed to compile")
+
+
+def test_what_native_code_writes_to_stderr_is_kept_and_passed_on_unless_a_compile_failed(capfd):
+    import os
+
+    from checks.learner import compiler_output_kept
+
+    with compiler_output_kept() as kept:
+        os.write(2, b"a warning\n")
+    assert kept == ["a warning\n"] and capfd.readouterr().err == "a warning\n"
+    with pytest.raises(RuntimeError), compiler_output_kept() as kept:
+        os.write(2, BFLOAT16_LAYER_NORM_OUTPUT.encode())
+        raise COMPILE_FAILED
+    assert kept == [BFLOAT16_LAYER_NORM_OUTPUT] and capfd.readouterr().err == ""
