@@ -77,7 +77,7 @@ def test_an_error_holding_a_traceback_keeps_its_words_only():
 BFLOAT16_LAYER_NORM_OUTPUT = (
     "error: invalid call to 'execute': value passed to 'epsilon' cannot be converted from "
     "'BFloat16' to 'Float32'\n"
-    "            builtin_kernels.reductions.LayerNorm.execute[target = \"cpu\"](var___25, ...)\n"
+    '            builtin_kernels.reductions.LayerNorm.execute[target = "cpu"](var___25, ...)\n'
 )
 COMPILE_FAILED = RuntimeError(
     "Failed to compile the model. Please file an issue, all models should be correct by "
