@@ -23,7 +23,11 @@ from tests.conftest import ROOT
 DOCS = ROOT / "docs"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
-PAGES = [DOCS / "index.md", DOCS / "setup.md", DOCS / "max.md", *STEP_PAGES, DOCS / "next.md"]
+PAGES = [
+    *(DOCS / name for name in ("index.md", "start.md", "setup.md", "max.md", "reference.md")),
+    *STEP_PAGES,
+    DOCS / "next.md",
+]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -441,6 +445,50 @@ def test_worked_attention_example_is_right():
     assert np.allclose(out, exact @ v, atol=0.005)
 
 
+def softmax_rows(x):
+    import numpy as np
+
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.fast
+def test_step_3_attention_preview_is_right():
+    """Step 3's preview: the scores are step 4's worked example's, unmasked, and every weight and
+    output follows from them, before and after the mask."""
+    import numpy as np
+
+    text = (DOCS / "steps" / "03-causal-mask.md").read_text()
+    preview = text[text.index("### Three tokens, a preview") : text.index("## The mask")]
+    scores, values, weights, out, masked, masked_weights, masked_out = pmatrices(preview)
+    worked = (DOCS / "steps" / "04-attention.md").read_text()
+    q, k, v = pmatrices(worked[worked.index("### Three tokens, by hand") :])[:3]
+    exact = q @ k.T / np.sqrt(q.shape[1])
+    assert np.allclose(scores, exact, atol=0.005) and np.array_equal(values, v)
+    assert np.allclose(weights, softmax_rows(exact), atol=0.005)
+    assert np.allclose(out, softmax_rows(exact) @ v, atol=0.005)
+    mask = np.triu(np.full((3, 3), -np.inf), 1)
+    assert np.array_equal(masked == -np.inf, mask == -np.inf)
+    assert np.allclose(masked[mask == 0], exact[mask == 0], atol=0.005)
+    assert np.allclose(masked_weights, softmax_rows(exact + mask), atol=0.005)
+    assert np.allclose(masked_out, softmax_rows(exact + mask) @ v, atol=0.005)
+    share = round(100 * softmax_rows(exact)[0, 1:].sum())
+    assert f'"the" gave {share} % of its weight to "cat" and "sat"' in " ".join(preview.split())
+
+
+@pytest.mark.fast
+def test_the_glossary_softmax_example_is_right():
+    import numpy as np
+
+    text = " ".join((DOCS / "start.md").read_text().split())
+    found = re.search(r"Scores \\\((\([^)]*\))\\\) become \\\((\([^)]*\))\\\)", text)
+    assert found, "start.md's softmax example is not where the test looks"
+    scores, probabilities = (
+        np.array([float(x) for x in group.strip("()").split(",")]) for group in found.groups()
+    )
+    assert np.allclose(softmax_rows(scores), probabilities, atol=0.005)
+
+
 def bpe_train(pieces: dict[str, int], count: int) -> list[tuple[tuple[str, str], int, list]]:
     """A plain BPE trainer: (merged pair, its count, the pieces after it) for each merge."""
     from collections import Counter
@@ -604,3 +652,19 @@ def test_prose_words_leave_out_code_math_and_collapsed_notes(tmp_path):
         "</details><p>and - three.</p></article>"
     )
     assert prose_words(page) == ["Step", "one", "Two", "words", "and", "three."]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_every_link_to_a_section_finds_it(site, page):
+    """A link such as `[logit](../start.md#logit)` lands on an element with that id (mkdocs
+    --strict checks the page, not the anchor)."""
+    built = html_page(site, page)
+    article = built.read_text()
+    article = article[article.index('<article class="md-content__inner') :]
+    for target, anchor in re.findall(r'href="([^":#]*\.html)?#([^"]+)"', article):
+        linked = (built.parent / target).resolve() if target else built
+        assert linked.exists(), f"{page.name} links to {target}, which the site lacks"
+        assert f'id="{anchor}"' in linked.read_text(), (
+            f"{page.name} links to {target or 'itself'}#{anchor}, which has no such id"
+        )
