@@ -445,6 +445,48 @@ def test_worked_attention_example_is_right():
     assert np.allclose(out, exact @ v, atol=0.005)
 
 
+@pytest.mark.fast
+def test_step_1_counts_gpt2s_parameters_as_huggingface_does():
+    """Every number of step 1's count, from HuggingFace's GPT-2 small (built on the meta device:
+    shapes without memory), and each row's shapes multiplied out; step 8's sizes of the head."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with torch.device("meta"):
+        model = GPT2LMHeadModel(GPT2Config())
+    body, block = model.transformer, model.transformer.h[0]
+
+    def count(*modules) -> int:
+        return sum(p.numel() for module in modules for p in module.parameters())
+
+    wanted = [
+        count(body.wte),
+        count(body.wpe),
+        count(block.ln_1, block.ln_2),
+        count(block.attn),
+        count(block.mlp),
+        count(body.h),
+        count(body.ln_f),
+        count(model),
+    ]
+    text = (DOCS / "steps" / "01-config.md").read_text()
+    rows = re.findall(r"^\| (.+?) \| *(.*?) *\| \**([\d,]+)\** \|$", text, re.M)
+    assert [int(n.replace(",", "")) for _, _, n in rows] == wanted
+    for label, shapes, number in rows:
+        if shapes:  # "768 × 2304 + 2304, 768 × 768 + 768": the weights and biases of each layer
+            layers = shapes.replace("×", "*").split(",")
+            assert sum(eval(layer, {}) for layer in layers) == int(number.replace(",", "")), label
+    assert f"12 blocks of {count(block):,}" in text and len(body.h) == 12
+    assert f"{round(100 * count(body.wte) / count(model))} % of the model" in text
+    assert f"{count(model) / 1e6:.1f} million" in (DOCS / "steps" / "08-lm-head.md").read_text()
+    # One decoded token reads the blocks, ln_f and the head (a matrix the size of wte) once.
+    read = count(body.h, body.ln_f, model.lm_head) * 4 / 1e6
+    assert f"about\n{round(read)} MB in float32" in text
+    head = (DOCS / "steps" / "08-lm-head.md").read_text()
+    assert f"the {count(model.lm_head) / 1e6:.1f}-million-parameter matrix twice" in head
+    assert f"{round(count(model.lm_head) * 4 / 1e6)} MB more in\nfloat32" in head
+
+
 def softmax_rows(x):
     import numpy as np
 
@@ -668,3 +710,29 @@ def test_every_link_to_a_section_finds_it(site, page):
         assert f'id="{anchor}"' in linked.read_text(), (
             f"{page.name} links to {target or 'itself'}#{anchor}, which has no such id"
         )
+
+
+BFLOAT16_PRECISION = "8 significant bits (about {:.1f} decimal digits)"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(page, marks=pytest.mark.xfail(strict=False, reason="docsB rewrites it"))
+        if page.stem == "14-mojo"
+        else page
+        for page in PAGES
+    ],
+    ids=lambda p: p.stem,
+)
+def test_bfloat16_precision_has_one_phrasing(page):
+    """bfloat16 keeps 7 stored bits of mantissa and an implicit one: 8 significant bits, about
+    8 log10(2) decimal digits, said the same way wherever a page says it."""
+    import math
+
+    text = " ".join(page.read_text().split())
+    said = BFLOAT16_PRECISION.format(8 * math.log10(2))
+    assert text.count("decimal digit") == text.count(said), (
+        f"{page.name} gives bfloat16's precision other than as {said!r}"
+    )
