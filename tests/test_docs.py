@@ -487,6 +487,28 @@ def test_step_1_counts_gpt2s_parameters_as_huggingface_does():
     assert f"{round(count(model.lm_head) * 4 / 1e6)} MB more in\nfloat32" in head
 
 
+@pytest.mark.fast
+def test_step_2_numbers():
+    """The MLP's share of a block, and how far the tanh GELU is from the exact one."""
+    import math
+
+    import numpy as np
+
+    text = " ".join((DOCS / "steps" / "02-mlp.md").read_text().split())
+    e = 768
+    mlp = (e * 4 * e + 4 * e) + (4 * e * e + e)
+    block = mlp + (e * 3 * e + 3 * e) + (e * e + e) + 4 * e
+    assert round(3 * mlp / block) == 2 and "the MLP two thirds of each block's parameters" in text
+    x = np.linspace(-6, 6, 120001)
+    exact = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    tanh = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    gap = np.abs(exact - tanh)
+    assert (
+        f"up to about {gap.max():.4f} (near \\(x \\approx \\pm {abs(x[gap.argmax()]):.1f}\\))"
+        in text
+    )
+
+
 def softmax_rows(x):
     import numpy as np
 
