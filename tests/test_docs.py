@@ -643,6 +643,7 @@ def test_max_page_comes_between_setup_and_step_1():
         == pages.index("max.md")
         == pages.index("steps/01-config.md") - 1
     )
+    assert pages.index("start.md") == pages.index("index.md") + 1, "the on-ramp follows Home"
 
 
 @pytest.mark.fast
