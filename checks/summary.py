@@ -40,6 +40,11 @@ def next_after(step: int) -> str:
     }.get(step, f" Next: step {step + 1}.")
 
 
+# What a step's checks compare the learner's code with, where it is not HuggingFace: step 3's mask
+# is compared with its rule, value by value (HuggingFace has no such function to call).
+COMPARED_WITH = {3: "the causal-mask rule"}
+
+
 def verdict(step: int, results: list, elapsed: float, failing_earlier: int | None = None) -> str:
     """The report's last paragraph: the step passes (and what next), or how much failed and,
     when a step it imports fails its own check, that one is to fix first."""
@@ -49,8 +54,8 @@ def verdict(step: int, results: list, elapsed: float, failing_earlier: int | Non
     failed = [r for r in results if not r.passed]
     if not failed:
         return (
-            f"\n{name} passes: all {len(results)} checks match HuggingFace ({elapsed:.1f} s)."
-            + next_after(step)
+            f"\n{name} passes: all {len(results)} checks match "
+            f"{COMPARED_WITH.get(step, 'HuggingFace')} ({elapsed:.1f} s)." + next_after(step)
         )
     lines = []
     if failing_earlier is not None:

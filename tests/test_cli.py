@@ -212,6 +212,10 @@ def test_the_verdict_says_what_next_or_what_to_fix_first(monkeypatch):
         "\nStep 4 passes: all 2 checks match HuggingFace (1.2 s). Next: step 5."
     )
     assert "Run your model: python steps/step_11.py." in summary.verdict(11, [passed], 1)
+    # step 3's mask is compared with its rule, not with HuggingFace
+    assert summary.verdict(3, [passed], 2.6) == (
+        "\nStep 3 passes: all 1 checks match the causal-mask rule (2.6 s). Next: step 4."
+    )
     assert summary.verdict(4, [passed, failed], 3.0, failing_earlier=3) == (
         "\nStep 4 runs on your step 3, which does not pass its own check yet: fix step 3 first "
         "(python -m checks 3).\n"

@@ -100,16 +100,16 @@ def test_what_is_not_a_tensor_is_a_learner_error(value, said):
     assert said in str(error.value)
 
 
-# Where the tolerances lie, as docs/setup.md tells the learner: a check's default is 1e-5 absolute
-# plus 1e-5 relative in float32; bfloat16 widens both to at least 3e-2 (the absolute one times the
-# largest expected magnitude).
-SETUP = (ROOT / "docs" / "setup.md").read_text()
+# Where the tolerances lie, as docs/setup.md and docs/reference.md tell the learner: a check's
+# default is 1e-5 absolute plus 1e-5 relative in float32; bfloat16 widens both to at least 3e-2
+# (the absolute one times the largest expected magnitude).
+SETUP, REFERENCE = ((ROOT / "docs" / name).read_text() for name in ("setup.md", "reference.md"))
 
 
-def test_the_page_states_the_tolerances_tested_here():
+def test_the_pages_state_the_tolerances_tested_here():
     page = " ".join(SETUP.split())
-    assert "(by default 1e-5 + 1e-5·|expected|, unless a check needs its own)" in page
-    assert "(to at least 3e-2, absolute and relative)" in page
+    assert "float32 (by default 1e-5 + 1e-5·|expected|, unless a check needs its own)" in page
+    assert "(to at least 3e-2, absolute and relative)" in " ".join(REFERENCE.split())
 
 
 def just(expected: np.ndarray, margin: float, factor: float) -> np.ndarray:

@@ -222,10 +222,13 @@ def test_arange_where_mask_is_caught_at_step_3(learner_copy):
 
 
 @pytest.mark.fast
-def test_step_3_page_says_broadcast_to_takes_symbolic_sizes_despite_its_docstring():
+def test_step_3_page_links_the_notes_on_broadcast_to_and_the_arange_mask():
     page = (ROOT / "docs" / "steps" / "03-causal-mask.md").read_text()
-    assert "a static shape (no dynamic" in page and "does accept symbolic sizes" in page
-    assert "where a softmax follows it, as in attention" in page
+    assert "(../reference.md#broadcast-to)" in page and "(../reference.md#arange-where)" in page
+    reference = (ROOT / "docs" / "reference.md").read_text()
+    assert "a static shape (no dynamic" in reference and "does accept symbolic sizes" in reference
+    assert "where a softmax follows it, as in attention" in reference
+    assert "{ #broadcast-to }" in reference and "{ #arange-where }" in reference
 
 
 @pytest.mark.fast
