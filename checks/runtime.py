@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Iterator
 
 from checks import options
@@ -86,12 +87,12 @@ def install_stop_handlers() -> None:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How long a stop signal may wait for the main thread before the process ends without it.
 STOP_GRACE_S = 1.5
-_stop_handled = threading.Event()
+_stop_handled_at = [float("-inf")]  # when the handler last ran (time.monotonic())
 _stop_watcher: list[threading.Thread] = []
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    _stop_handled.set()
+    _stop_handled_at[0] = time.monotonic()
     raise KeyboardInterrupt
 
 
@@ -116,10 +117,14 @@ def stop_even_inside_native_calls() -> None:
             arrived = set(os.read(read, 64)) & set(STOP_SIGNALS)
             if not any(signal.getsignal(signum) is _interrupt for signum in arrived):
                 continue
-            if not _stop_handled.wait(STOP_GRACE_S):
-                print("\nStopped.", file=sys.__stdout__, flush=True)
-                os._exit(130)
-            _stop_handled.clear()
+            # Handled if the handler ran just before the byte was read, or runs in time: Python
+            # may run it before this thread reads, and runs it once for signals that come fast.
+            read_at = time.monotonic()
+            while _stop_handled_at[0] < read_at - STOP_GRACE_S:
+                if time.monotonic() > read_at + STOP_GRACE_S:
+                    print("\nStopped.", file=sys.__stdout__, flush=True)
+                    os._exit(130)
+                time.sleep(0.05)
 
     _stop_watcher.append(threading.Thread(target=watch, name="stop-signals", daemon=True))
     _stop_watcher[0].start()
