@@ -152,8 +152,14 @@ def draw_sampling(
     for ax, (title, probs) in zip(axes, panels, strict=True):
         ax.bar(range(len(order)), probs[order], color=BARS, width=0.7)
         ax.set_ylim(0, top * 1.1)
-        ax.set_xticks(range(len(order)), [labels[i] for i in order], rotation=60, ha="right",
-                      rotation_mode="anchor", fontsize=8)
+        ax.set_xticks(
+            range(len(order)),
+            [labels[i] for i in order],
+            rotation=60,
+            ha="right",
+            rotation_mode="anchor",
+            fontsize=8,
+        )
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("probability")
     fig.subplots_adjust(left=0.07, right=0.99, top=0.9, bottom=0.24, wspace=0.06)

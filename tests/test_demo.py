@@ -156,7 +156,9 @@ def test_top_k_draws_only_tokens_huggingfaces_top_k_warper_keeps(small_model):
     unfiltered = run_command(command("gpt2-reference", *args, "--seed", "2")).stdout.splitlines()
     assert not top_k_paths(tokenizer, model, ids, unfiltered[-1][len(prompt) :], 3, new_tokens)
     greedy = run_command(command("gpt2-reference", *args, "--top-k", "1", "--seed", "2"))
-    assert greedy.stdout.splitlines()[-1] == huggingface_greedy_text(small_model, prompt, new_tokens)
+    assert greedy.stdout.splitlines()[-1] == huggingface_greedy_text(
+        small_model, prompt, new_tokens
+    )
 
 
 CANDIDATES = ROOT / "docs" / "examples" / "gpt2_candidates.txt"

@@ -134,6 +134,8 @@ def test_sampling_picture_labels_are_words_and_word_pieces():
     texts = [tokenizer.decode([token]) for token in range(SMALL.vocab_size)]
     assert kept[texts.index(" world")] and kept[texts.index("oken")]
     assert not kept[6] and not kept[texts.index("/")] and not kept[tokenizer.eos_token_id]
-    assert all(text.strip().isalpha() and text.isascii() for text, k in zip(texts, kept) if k)
+    assert all(
+        text.strip().isalpha() and text.isascii() for text, k in zip(texts, kept, strict=True) if k
+    )
     assert 20 <= kept.sum() < SMALL.vocab_size / 2, kept.sum()
     assert show.quoted_label(tokenizer, texts.index(" world")) == "' world'"
