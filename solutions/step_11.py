@@ -27,7 +27,7 @@ def transfer_weights(hf_model, max_model) -> None:
     """Load `hf_model`'s weights into `max_model`, transposing exactly the Conv1D weights.
 
     load_state_dict checks shapes, so transpose in the state dict before loading: loading first
-    and transposing afterwards fails for the non-square c_attn and c_fc.
+    and transposing afterwards fails for every non-square weight: c_attn, c_fc and mlp.c_proj.
     """
     conv1d = {
         f"{name}.weight"

@@ -34,7 +34,7 @@ def transfer_weights(hf_model, max_model) -> None:
     """Load `hf_model`'s weights into `max_model`, transposing exactly the Conv1D weights.
 
     load_state_dict checks shapes, so transpose in the state dict before loading: loading first
-    and transposing afterwards fails for the non-square c_attn and c_fc.
+    and transposing afterwards fails for every non-square weight: c_attn, c_fc and mlp.c_proj.
     """
     # TODO 1: the names of the Conv1D weights: for each (name, child) in max_model.descendants,
     #   a Linear whose last name part is in CONV1D_LAYERS has the weight f"{name}.weight".
@@ -42,7 +42,7 @@ def transfer_weights(hf_model, max_model) -> None:
     # TODO 2: hf_model.state_dict() with exactly those weights transposed (value.T), every value
     #   made contiguous (.contiguous()).
     # Hint: transpose before loading. load_state_dict checks shapes, so "load, then transpose
-    #   child.weight" fails for the non-square c_attn and c_fc.
+    #   child.weight" fails for every non-square weight: c_attn, c_fc and mlp.c_proj.
 
     # TODO 3: load it: max_model.load_state_dict(state, auto_cast=True)
     #   (auto_cast lets float32 weights load into a bfloat16 model on a GPU).
