@@ -628,3 +628,40 @@ def test_max_page_shows_each_parts_own_output():
             assert any(line.startswith(text.strip()) for line in shown), (
                 f"max.md shows lines {start}-{end} after {section}, but not its {text!r}"
             )
+
+
+@pytest.mark.fast
+def test_what_next_quotes_the_checks_tolerance_and_its_loss_example_is_right():
+    import math
+
+    from checks import compare
+
+    text = " ".join((DOCS / "next.md").read_text().split())
+    atol, rtol = (f"{t:.0e}".replace("e-0", "e-") for t in (compare.ATOL, compare.RTOL))
+    assert f"within {atol} + {rtol}·|expected|" in text, (atol, rtol)
+    p = float(re.search(r"\\\(p = ([\d.]+)\\\), that position's loss", text)[1])
+    loss = re.search(r"\\\(-\\ln [\d.]+ = ([\d.]+)\\\)", text)[1]
+    assert loss == f"{-math.log(p):.3f}"
+    perplexity = re.search(rf"A loss of {loss} is a perplexity of (\d+)", text)[1]
+    assert int(perplexity) == round(math.exp(float(loss))) == round(1 / p)
+
+
+@pytest.mark.fast
+def test_the_bfloat16_worked_example_is_right():
+    """1.2345's float32 bits, their top half as a bfloat16, its value and the next one up, and
+    the precision in decimal digits, as the optional Mojo page states them."""
+    import math
+    import struct
+
+    text = " ".join((DOCS / "mojo-bfloat16.md").read_text().split())
+    value, bits = re.search(r"([\d.]+) in float32 is `0x([0-9A-F]{8})`", text).groups()
+    assert struct.pack(">f", float(value)).hex().upper() == bits
+    top = int(bits, 16) >> 16
+    low = int(bits, 16) & 0xFFFF  # round to nearest: the top half stays when the rest is < 0x8000
+    assert low < 0x8000 and f"`0x{top:04X}`, which is" in text
+
+    def as_float(half: int) -> float:
+        return struct.unpack(">f", struct.pack(">I", half << 16))[0]
+
+    assert f"which is {as_float(top)} (the next bfloat16 up is {as_float(top + 1)})" in text
+    assert f"about {8 * math.log10(2):.1f} decimal digits" in text and "8 significant bits" in text
