@@ -131,8 +131,10 @@ def command_line(run_model: Callable, build: Callable, argv: list[str] | None = 
             if args.candidates:
                 show_candidates(announced(build), args.model, args.prompt, args.candidates)
             else:
+                # top_k only when asked for: a run_model written before it had the option still runs
+                top_k = {} if args.top_k is None else {"top_k": args.top_k}
                 run_model(args.model, args.prompt, args.max_new_tokens, args.temperature,
-                          args.greedy, args.seed, announced(build), top_k=args.top_k)
+                          args.greedy, args.seed, announced(build), **top_k)
     except KeyboardInterrupt:
         print("\nStopped.")
     except Exception as error:  # most often a step that is not finished yet
