@@ -2,6 +2,7 @@
 
     python -m checks show mask                    # your step 3 causal_mask, with and without a cache
     python -m checks show sampling                # one next-token distribution: T, then top-k
+                                                  #   (--all-tokens: bytes and marks too)
     python -m checks show attention --model DIR   # your model's attention weights, layers x heads
 
 Each command prints the file it wrote (--out changes it). The course's pages show these pictures,
@@ -11,6 +12,7 @@ made by the same commands.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -150,11 +152,34 @@ def draw_sampling(
     for ax, (title, probs) in zip(axes, panels, strict=True):
         ax.bar(range(len(order)), probs[order], color=BARS, width=0.7)
         ax.set_ylim(0, top * 1.1)
-        ax.set_xticks(range(len(order)), [labels[i] for i in order], rotation=90, fontsize=7)
+        ax.set_xticks(
+            range(len(order)),
+            [labels[i] for i in order],
+            rotation=60,
+            ha="right",
+            rotation_mode="anchor",
+            fontsize=8,
+        )
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("probability")
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.9, bottom=0.22, wspace=0.06)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.9, bottom=0.24, wspace=0.06)
     return _save(fig, path, axes)
+
+
+def word_tokens(tokenizer, vocab_size: int) -> np.ndarray:
+    """[V] bools: the tokens that are a word or a piece of one (two or more ASCII letters, after
+    an optional space). A random model ranks single bytes such as '\\x06' as high as words; the
+    sampling picture leaves them out so that its labels can be read."""
+    texts = (tokenizer.decode([token]) for token in range(vocab_size))
+    return np.array([bool(re.fullmatch(r" ?[A-Za-z]{2,}", text)) for text in texts])
+
+
+def quoted_label(tokenizer, token: int) -> str:
+    """The token's text as Python writes a string: the quotes show a leading space."""
+    text = tokenizer.decode([token])
+    if "\ufffd" in text:  # a lone byte of a longer character: show the byte token itself
+        text = tokenizer.convert_ids_to_tokens(token)
+    return repr(text)
 
 
 def token_label(tokenizer, token: int) -> str:
@@ -287,6 +312,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", help="attention, sampling: a model folder or hub name")
     parser.add_argument("--prompt", help="the text (sampling: Hello world; attention: a sentence)")
     parser.add_argument("--top-k", type=int, default=5, help="sampling: k (5)")
+    parser.add_argument(
+        "--all-tokens",
+        action="store_true",
+        help="sampling: every token, also single bytes and marks (default: words and word pieces)",
+    )
     args = parser.parse_args(argv)
     if args.picture == "attention" and not args.model:
         parser.error(
@@ -322,9 +352,11 @@ def main(argv: list[str]) -> int:
                 draw_masks(learner_masks(), path)
         elif args.picture == "sampling":
             logits, tokenizer = sampling_logits(args.model, args.prompt or "Hello world")
+            if not args.all_tokens:
+                logits = np.where(word_tokens(tokenizer, len(logits)), logits, -np.inf)
             panels = sampling_panels(logits, (0.7, 1.0, 1.6), args.top_k)
-            order = np.argsort(-logits)[:20]
-            labels = {int(i): token_label(tokenizer, int(i)) for i in order}
+            order = np.argsort(-logits)[:12]
+            labels = {int(i): quoted_label(tokenizer, int(i)) for i in order}
             draw_sampling(panels, labels, order, path)
         else:
             harness.prepare_max()

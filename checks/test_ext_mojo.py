@@ -389,12 +389,27 @@ def skip_unless_cpu() -> None:
         pytest.skip("the kernel is written for the CPU")
 
 
+BF16_NOT_STARTED = (
+    "the bfloat16 kernel is the chapter's optional second part, not started here (gemv_bf16() "
+    "still returns None)"
+)
+
+
+@functools.cache
+def bf16_started() -> bool:
+    """Whether the learner has begun the optional bfloat16 part: gemv_bf16() no longer returns the
+    skeleton's None. Until then its checks are skipped, not failed."""
+    return call("gemv_bf16()", learner_attr(MOJO, "gemv_bf16")) is not None
+
+
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 def test_bfloat16_kernel_matches_numpy(record, shape, request):
     """gemv_bf16(x, weight) equals numpy's product of the same bfloat16 numbers, rounded once"""
     skip_unless_cpu()
     if earlier_failure(request):  # the second part builds on the first: no compile until it passes
         pytest.skip("not run, because a check above failed: fix that first")
+    if not bf16_started():
+        pytest.skip(BF16_NOT_STARTED)
     rows, k, n = shape
     x, weight = operands_bf16(rows, k, n)
     got = call("the gemv_bf16 op", kernel_graph_bf16(), max_tensor(x), max_tensor(weight))
@@ -413,6 +428,8 @@ def test_bfloat16_kernel_matches_numpy(record, shape, request):
 def test_bfloat16_kernel_matches_numpy_on_other_machines(record, machine):
     """gemv_bf16(x, weight) equals numpy's on 13 output rows as other machines run it"""
     skip_unless_cpu()
+    if not bf16_started():
+        pytest.skip(BF16_NOT_STARTED)
     rows, k, n = SPLIT_SHAPE
     x, weight = operands_bf16(rows, k, n)
     got = call("the gemv_bf16 op", kernel_graph_bf16(**machine), max_tensor(x), max_tensor(weight))

@@ -17,7 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from max.driver import Device
+import numpy as np
+from max.driver import CPU, Device
 from max.dtype import DType
 from max.experimental.tensor import Tensor, TensorType, default_dtype, defaults
 from max.graph import DeviceRef
@@ -106,26 +107,66 @@ def command_line(run_model: Callable, build: Callable, argv: list[str] | None = 
     parser.add_argument("--max-new-tokens", type=int, default=50)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--greedy", action="store_true", help="always take the likeliest token")
+    parser.add_argument("--top-k", type=int, metavar="K",
+                        help="sample among the K likeliest tokens only (default: all of them)")
+    parser.add_argument("--candidates", type=int, metavar="N",
+                        help="print the N likeliest next tokens after --prompt, with their "
+                             "probabilities, instead of generating")
     parser.add_argument("--seed", type=int, help="make sampling reproducible")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"),
                         help="the model's dtype (default: MAX's, float32 on a CPU, bfloat16 on a GPU)")
     args = parser.parse_args(argv)
     if args.temperature <= 0:
         parser.error("--temperature must be above 0 (use --greedy for deterministic text)")
+    if args.top_k is not None and args.top_k < 1:
+        parser.error("--top-k must be 1 or more (1 is the same as --greedy)")
+    if args.candidates is not None and (args.candidates < 1 or args.prompt is None):
+        parser.error("--candidates N needs N of 1 or more and a --prompt")
     logging.getLogger("max").setLevel(logging.ERROR)  # "compiled ... on the fly" notes
     # Python 3.11 runs MAX's eager ops ~100x slower under the default SIGINT handler.
     signal.signal(signal.SIGINT, interrupt)
     dtype = default_dtype(getattr(DType, args.dtype)) if args.dtype else contextlib.nullcontext()
     try:
         with dtype:
-            run_model(args.model, args.prompt, args.max_new_tokens, args.temperature, args.greedy,
-                      args.seed, announced(build))
+            if args.candidates:
+                show_candidates(announced(build), args.model, args.prompt, args.candidates)
+            else:
+                # top_k only when asked for: a run_model written before it had the option still runs
+                top_k = {} if args.top_k is None else {"top_k": args.top_k}
+                run_model(args.model, args.prompt, args.max_new_tokens, args.temperature,
+                          args.greedy, args.seed, announced(build), **top_k)
     except KeyboardInterrupt:
         print("\nStopped.")
     except Exception as error:  # most often a step that is not finished yet
         print(unfinished_step_message(error), file=sys.stderr)
         return 1
     return 0
+
+
+def show_candidates(build: Callable, model_name_or_path: str, prompt: str, count: int) -> None:
+    """Print the `count` likeliest next tokens after `prompt` and their probabilities: the
+    softmax of the last position's logits (temperature 1, nothing filtered)."""
+    model, tokenizer, device, _ = build(model_name_or_path)
+    ids = tokenizer.encode(prompt)[-tokenizer.model_max_length:] or [tokenizer.eos_token_id]
+    logits = model(Tensor.from_dlpack(np.array([ids], dtype=np.int64)).to(device))
+    if logits.dtype != DType.float32:  # bfloat16 on a GPU: numpy has no bfloat16
+        logits = logits.cast(DType.float32)
+    last = logits.to(CPU()).to_numpy()[0, -1].astype(np.float64)  # [V]
+    print("\n".join(candidate_lines(tokenizer, prompt, last, count)))
+
+
+def candidate_lines(tokenizer, prompt: str, logits: np.ndarray, count: int) -> list[str]:
+    """The table show_candidates prints: rank, token (as Python writes the string, so a leading
+    space shows), probability."""
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    lines = [f"The {count} likeliest next tokens after {prompt!r}:"]
+    for rank, token in enumerate(np.argsort(-probs, kind="stable")[:count], start=1):
+        text = tokenizer.decode([int(token)])
+        if "\ufffd" in text:  # one byte of a longer character: show the byte token itself
+            text = tokenizer.convert_ids_to_tokens(int(token))
+        lines.append(f"{rank:>4}. {text!r:<16} {probs[token]:7.2%}")
+    return lines
 
 
 def announced(build):

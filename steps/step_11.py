@@ -81,10 +81,12 @@ def run_model(
     greedy: bool = False,
     seed: int | None = None,
     build=None,
+    top_k: int | None = None,
 ) -> None:
     """Generate once for `prompt`, or ask for prompts until quit/exit/q, Ctrl+C or end of input.
 
-    `build` replaces build_model (the KV-cache chapter passes its faster model this way).
+    `build` replaces build_model (the KV-cache chapter passes its faster model this way);
+    `top_k` samples among the k likeliest tokens only (step 10's top_k_filter).
     """
     model, tokenizer, device, _ = (build or build_model)(model_name_or_path)
 
@@ -92,7 +94,7 @@ def run_model(
         print(text, end="", flush=True)
         generate_text(
             model, tokenizer, device, text, max_new_tokens=max_new_tokens,
-            temperature=temperature, do_sample=not greedy, seed=seed,
+            temperature=temperature, do_sample=not greedy, top_k=top_k, seed=seed,
             on_text=lambda piece: print(piece, end="", flush=True),  # stream as it comes
         )
         print()

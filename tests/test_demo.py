@@ -1,7 +1,9 @@
 """The reference demo (`pixi run gpt2-reference`) end to end on a small local model, and the learner's."""
 
+import re
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_command
@@ -14,6 +16,31 @@ def small_model(tmp_path_factory):
 
     # Readable: its greedy text is printable ASCII, so a wrong token shows in the text.
     return str(save_small_model(tmp_path_factory.mktemp("demo") / "model", readable=True))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """What `python -m checks save-model DIR` saves, as step 11's page runs it."""
+    from checks.reference import save_small_model
+
+    return str(save_small_model(tmp_path_factory.mktemp("saved") / "model"))
+
+
+def huggingface(model_folder: str):
+    import transformers
+
+    from checks.reference import quiet_transformers
+
+    quiet_transformers()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_folder)
+    return tokenizer, transformers.GPT2LMHeadModel.from_pretrained(model_folder).eval()
+
+
+def next_token_logits(model, ids: list[int]):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1]
 
 
 def huggingface_greedy_text(model_folder: str, prompt: str, new_tokens: int) -> str:
@@ -88,3 +115,100 @@ def test_kv_cache_demo_gives_the_simple_models_text(small_model):
     assert "Compiling MaxGPT2LMHeadModel (" in simple.output, simple.output
     assert cached.stdout.splitlines()[-1] == simple.stdout.splitlines()[-1]
     assert cached.stdout.splitlines()[-1].startswith("Hello world")
+
+
+def top_k_paths(tokenizer, model, ids: list[int], text: str, k: int, depth: int) -> bool:
+    """Whether `text` is, token by token, a sequence of at most `depth` tokens each of which
+    HuggingFace's TopKLogitsWarper(k) keeps after the ids before it (decoded text can split into
+    tokens in more than one way, so every way is tried)."""
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    if not text:
+        return True
+    if depth == 0:
+        return False
+    scores = TopKLogitsWarper(top_k=k)(None, next_token_logits(model, ids)[None])[0]
+    for token in scores.isfinite().nonzero().flatten().tolist():
+        piece = tokenizer.decode([token])
+        if piece and text.startswith(piece):
+            if top_k_paths(tokenizer, model, ids + [token], text[len(piece) :], k, depth - 1):
+                return True
+    return False
+
+
+def test_top_k_draws_only_tokens_huggingfaces_top_k_warper_keeps(small_model):
+    """`--top-k 3`: every sampled token is among the three HuggingFace's warper keeps; `--top-k 1`
+    is greedy. At temperature 4 the small model's distribution is flat enough that a draw from
+    all of it leaves the top 3."""
+    tokenizer, model = huggingface(small_model)
+    prompt, new_tokens = "Hello world", 8
+    args = ["--model", small_model, "--prompt", prompt, "--max-new-tokens", str(new_tokens)]
+    args += ["--temperature", "4"]
+    run = run_command(command("gpt2-reference", *args, "--top-k", "3", "--seed", "2"))
+    assert run.code == 0 and "Traceback" not in run.output, run.output
+    text = run.stdout.splitlines()[-1]
+    assert text.startswith(prompt) and len(text) > len(prompt), run.output
+    ids = tokenizer(prompt).input_ids
+    assert top_k_paths(tokenizer, model, ids, text[len(prompt) :], 3, new_tokens), (
+        f"{text!r} has a token outside HuggingFace's top 3"
+    )
+    # The check can fail: the same seed with no top-k draws tokens outside the top 3.
+    unfiltered = run_command(command("gpt2-reference", *args, "--seed", "2")).stdout.splitlines()
+    assert not top_k_paths(tokenizer, model, ids, unfiltered[-1][len(prompt) :], 3, new_tokens)
+    greedy = run_command(command("gpt2-reference", *args, "--top-k", "1", "--seed", "2"))
+    assert greedy.stdout.splitlines()[-1] == huggingface_greedy_text(
+        small_model, prompt, new_tokens
+    )
+
+
+CANDIDATES = ROOT / "docs" / "examples" / "gpt2_candidates.txt"
+CANDIDATES_PROMPT = "Hello world"  # step 11's page shows this prompt's block
+
+
+def expected_candidates(model_folder: str, prompt: str, count: int) -> list[tuple[str, float]]:
+    """(token as Python writes it, probability) of the `count` likeliest next tokens, by
+    HuggingFace: softmax of the last position's logits."""
+    tokenizer, model = huggingface(model_folder)
+    probs = next_token_logits(model, tokenizer(prompt).input_ids).double().softmax(-1).numpy()
+    found = []
+    for token in np.argsort(-probs, kind="stable")[:count]:
+        text = tokenizer.decode([int(token)])
+        if "\ufffd" in text:
+            text = tokenizer.convert_ids_to_tokens(int(token))
+        found.append((repr(text), float(probs[token])))
+    return found
+
+
+def printed_candidates(output: str) -> list[tuple[str, float]]:
+    rows = re.findall(r"^ +\d+\. ('.*?'|\".*?\") +([\d.]+)%$", output, re.M)
+    return [(token, float(percent) / 100) for token, percent in rows]
+
+
+def same_candidates(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:
+    assert [t for t, _ in got] == [t for t, _ in want], (got, want)
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in want], atol=0.00006)
+
+
+@pytest.mark.fast
+def test_the_pages_candidates_are_huggingfaces_for_the_saved_model(tmp_path):
+    """docs/examples/gpt2_candidates.txt, on step 11's page, is the model `save-model` writes, as
+    HuggingFace computes it (the demo printing the same is the next test's)."""
+    from checks.reference import save_small_model
+
+    folder = str(save_small_model(tmp_path / "model"))
+    shown = CANDIDATES.read_text()
+    assert shown.splitlines()[0] == f"The 5 likeliest next tokens after {CANDIDATES_PROMPT!r}:"
+    same_candidates(printed_candidates(shown), expected_candidates(folder, CANDIDATES_PROMPT, 5))
+
+
+def test_candidates_print_huggingfaces_probabilities(saved_model):
+    """`--candidates 5` prints HuggingFace's five likeliest next tokens and their probabilities,
+    and exactly the block step 11's page shows."""
+    args = ["--model", saved_model, "--prompt", CANDIDATES_PROMPT, "--candidates", "5"]
+    run = run_command(command("gpt2-reference", *args))
+    assert run.code == 0 and "Traceback" not in run.output, run.output
+    got = printed_candidates(run.stdout)
+    same_candidates(got, expected_candidates(saved_model, CANDIDATES_PROMPT, 5))
+    assert run.stdout.endswith(CANDIDATES.read_text()), (
+        f"docs/examples/gpt2_candidates.txt is stale: the demo now prints\n{run.stdout}"
+    )

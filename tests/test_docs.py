@@ -23,9 +23,12 @@ from tests.conftest import ROOT
 DOCS = ROOT / "docs"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 STEP_PAGES = sorted((DOCS / "steps").glob("*.md"))
+# Pages of the extension chapters that are no step of their own: an optional part, the bench.
+EXTRA_PAGES = [DOCS / "mojo-bfloat16.md", DOCS / "bench.md"]
 PAGES = [
     *(DOCS / name for name in ("index.md", "start.md", "setup.md", "max.md", "reference.md")),
     *STEP_PAGES,
+    *EXTRA_PAGES,
     DOCS / "next.md",
 ]
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -369,19 +372,81 @@ def png_top_rows(path: Path, count: int) -> tuple[int, list[list[tuple[int, int,
     return width, rows
 
 
-# The figures of the extension chapters: one bench run, in one snippet that all three include.
-BENCH = DOCS / "snippets" / "bench.md"
-BENCH_PAGES = [DOCS / "steps" / name for name in ("12-kv-cache.md", "13-serve.md", "14-mojo.md")]
+# The figures of the extension chapters: one bench run, on one page (docs/bench.md); each
+# chapter includes only its own rows of its tables, by line, from that page.
+BENCH = DOCS / "bench.md"
+BENCH_ROWS = {
+    "steps/12-kv-cache.md": [
+        "HuggingFace generate(), KV cache",
+        "HuggingFace generate(), no cache",
+        "MAX, step 10 loop, no cache",
+        "MAX, KV cache (extension)",
+    ],
+    "steps/13-serve.md": ["max serve, 1 stream", "max serve, 4 concurrent streams"],
+    "steps/14-mojo.md": [
+        "HuggingFace generate(), KV cache",
+        "MAX, KV cache (extension)",
+        "MAX, KV cache + Mojo kernel",
+    ],
+    "mojo-bfloat16.md": [
+        "HuggingFace generate(), KV cache",
+        "HuggingFace generate(), bfloat16",
+        "MAX, KV cache (extension)",
+        "MAX, KV cache + Mojo kernel",
+        "MAX, KV cache + Mojo kernel, bfloat16",
+    ],
+}
+BENCH_PAGES = [DOCS / name for name in BENCH_ROWS]
 SPEED = re.compile(r"\d+(?:\.\d+)?\s*(?:tok/s|tokens/s|tokens per second|GB/s|x faster)")
+BENCH_LINES = re.compile(r'^--8<-- "docs/bench\.md:(\d+):(\d+)"$', re.M)
+
+
+def included_bench_tables(source: str) -> list[list[str]]:
+    """The tables a page includes from docs/bench.md: runs of consecutive include lines, each
+    resolved to the lines it names."""
+    lines = BENCH.read_text().splitlines()
+    tables: list[list[str]] = []
+    previous_end = None
+    for match in BENCH_LINES.finditer(source):
+        rows = lines[int(match[1]) - 1 : int(match[2])]
+        if previous_end is not None and source[previous_end : match.start()] == "\n":
+            tables[-1].extend(rows)
+        else:
+            tables.append(rows)
+        previous_end = match.end()
+    return tables
 
 
 @pytest.mark.fast
 @pytest.mark.parametrize("page", BENCH_PAGES, ids=lambda p: p.stem)
-def test_extension_pages_quote_the_one_bench_run(page):
+def test_extension_pages_show_their_own_rows_of_the_one_bench_run(page):
+    """Each chapter shows a table of docs/bench.md's run, its header and its own rows only, and
+    quotes no speed of its own; the block of the whole run is on docs/bench.md alone."""
     source = page.read_text()
-    assert '--8<-- "docs/snippets/bench.md"' in source, f"{page.name} does not include the bench"
+    assert "docs/snippets/bench.md" not in source, page.name
+    assert re.search(r"\]\((\.\./)?bench\.md\)", source), (
+        f"{page.name} does not link the bench page"
+    )
+    tables = included_bench_tables(source)
+    assert len(tables) == 1, f"{page.name} includes {len(tables)} tables of docs/bench.md"
+    header, rule, *rows = tables[0]
+    assert header.startswith("| model |") or header.startswith("| requests |"), header
+    assert set(rule) <= set("|-: "), rule
+    models = [row.split(" | ")[0].removeprefix("| ") for row in rows]
+    name = str(page.relative_to(DOCS))
+    assert models == BENCH_ROWS[name], f"{name} shows the rows {models}"
     quoted = SPEED.findall(source)
     assert not quoted, f"{page.name} quotes speeds of its own, not the shared run's: {quoted}"
+
+
+@pytest.mark.fast
+def test_the_bench_block_is_on_one_page_only():
+    assert not (DOCS / "snippets" / "bench.md").exists()
+    block = "Where a token's time goes"
+    for page in DOCS.rglob("*.md"):
+        if page != BENCH:
+            assert block not in page.read_text(), f"{page} repeats the bench page"
+    assert "bench.md" in MKDOCS_YML.read_text(), "the bench page is not in the nav"
 
 
 def bench_table(text: str) -> dict[str, float]:
@@ -395,20 +460,26 @@ def test_bench_arithmetic_adds_up():
     """tokens/s x bytes per token = GB/s, with GPT-2 small's weights counted from its sizes."""
     text = BENCH.read_text()
     table = bench_table(text)
-    assert len(table) >= 4, f"the bench snippet's table has {len(table)} rows"
+    assert len(table) >= 4, f"the bench page's table has {len(table)} rows"
     e, layers, vocab = 768, 12, 50257
     block = (e * 3 * e + 3 * e) + (e * e + e) + (e * 4 * e + 4 * e) + (4 * e * e + e) + 4 * e
     numbers = layers * block + 2 * e + vocab * e  # blocks, ln_f, the head
     megabytes = round(numbers * 4 / 1e6, 1)
     assert f"{numbers / 1e6:.2f} million" in text and f"{megabytes} MB" in text
     products = re.findall(r"([\d.]+) × ([\d.]+) MB = ([\d.]+) GB/s", text)
-    assert len(products) >= 3, "the snippet shows no tokens/s x MB = GB/s products"
+    assert len(products) >= 3, "the page shows no tokens/s x MB = GB/s products"
     bfloat16 = {v for model, v in table.items() if model.endswith("bfloat16")}
     for speed, size, bandwidth in products:
         # bfloat16 rows read half the bytes: 2 per weight
         assert float(size) == (round(megabytes / 2, 1) if float(speed) in bfloat16 else megabytes)
         assert float(speed) in table.values(), f"{speed} tok/s is not in the table"
         assert abs(float(speed) * float(size) / 1000 - float(bandwidth)) < 0.051, (speed, bandwidth)
+    # the ceilings: the memory read speed over the bytes of a token, float32 and bfloat16
+    memory = float(re.search(r"read\s+memory at ([\d.]+) GB/s", text)[1])
+    ceiling = round(memory / (megabytes / 1000))
+    flat = " ".join(text.split())
+    assert f"{memory} / {megabytes / 1000:.4f} = {ceiling} tok/s" in flat
+    assert f"faster than {round(2 * memory / (megabytes / 1000))} tok/s" in flat
 
 
 def pmatrices(text: str) -> list:
@@ -689,12 +760,7 @@ def prose_words(path: Path) -> list[str]:
 
 def word_budget(page: Path) -> pytest.param:
     if page.stem in EXTENSION_PAGES:
-        marks = (
-            [pytest.mark.xfail(strict=False, reason="docsB shortens them")]
-            if page.stem in ("13-serve", "14-mojo")
-            else []
-        )
-        return pytest.param(page, EXTENSION_WORDS, marks=marks, id=page.stem)
+        return pytest.param(page, EXTENSION_WORDS, id=page.stem)
     return pytest.param(page, CORE_WORDS, id=page.stem)
 
 
@@ -741,12 +807,7 @@ BFLOAT16_PRECISION = "8 significant bits (about {:.1f} decimal digits)"
 @pytest.mark.fast
 @pytest.mark.parametrize(
     "page",
-    [
-        pytest.param(page, marks=pytest.mark.xfail(strict=False, reason="docsB rewrites it"))
-        if page.stem == "14-mojo"
-        else page
-        for page in PAGES
-    ],
+    PAGES,
     ids=lambda p: p.stem,
 )
 def test_bfloat16_precision_has_one_phrasing(page):
@@ -759,3 +820,40 @@ def test_bfloat16_precision_has_one_phrasing(page):
     assert text.count("decimal digit") == text.count(said), (
         f"{page.name} gives bfloat16's precision other than as {said!r}"
     )
+
+
+@pytest.mark.fast
+def test_what_next_quotes_the_checks_tolerance_and_its_loss_example_is_right():
+    import math
+
+    from checks import compare
+
+    text = " ".join((DOCS / "next.md").read_text().split())
+    atol, rtol = (f"{t:.0e}".replace("e-0", "e-") for t in (compare.ATOL, compare.RTOL))
+    assert f"within {atol} + {rtol}·|expected|" in text, (atol, rtol)
+    p = float(re.search(r"\\\(p = ([\d.]+)\\\), that position's loss", text)[1])
+    loss = re.search(r"\\\(-\\ln [\d.]+ = ([\d.]+)\\\)", text)[1]
+    assert loss == f"{-math.log(p):.3f}"
+    perplexity = re.search(rf"A loss of {loss} is a perplexity of (\d+)", text)[1]
+    assert int(perplexity) == round(math.exp(float(loss))) == round(1 / p)
+
+
+@pytest.mark.fast
+def test_the_bfloat16_worked_example_is_right():
+    """1.2345's float32 bits, their top half as a bfloat16, its value and the next one up, and
+    the precision in decimal digits, as the optional Mojo page states them."""
+    import math
+    import struct
+
+    text = " ".join((DOCS / "mojo-bfloat16.md").read_text().split())
+    value, bits = re.search(r"([\d.]+) in float32 is `0x([0-9A-F]{8})`", text).groups()
+    assert struct.pack(">f", float(value)).hex().upper() == bits
+    top = int(bits, 16) >> 16
+    low = int(bits, 16) & 0xFFFF  # round to nearest: the top half stays when the rest is < 0x8000
+    assert low < 0x8000 and f"`0x{top:04X}`, which is" in text
+
+    def as_float(half: int) -> float:
+        return struct.unpack(">f", struct.pack(">I", half << 16))[0]
+
+    assert f"which is {as_float(top)} (the next bfloat16 up is {as_float(top + 1)})" in text
+    assert f"about {8 * math.log10(2):.1f} decimal digits" in text and "8 significant bits" in text

@@ -121,3 +121,21 @@ def test_sampling_command_writes_its_picture(tmp_path, capsys):
     assert f"Wrote {path}" in capsys.readouterr().out
     image = pixels(path)
     assert sum(row.count(rgb(show.BARS)) for row in image) > 1000
+
+
+@pytest.mark.fast
+def test_sampling_picture_labels_are_words_and_word_pieces():
+    """The picture leaves out single bytes (a random model ranks '\\x06' as high as ' world') and
+    labels each bar with its token's text in quotes, which show a leading space."""
+    from checks.reference import SMALL, local_tokenizer
+
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    kept = show.word_tokens(tokenizer, SMALL.vocab_size)
+    texts = [tokenizer.decode([token]) for token in range(SMALL.vocab_size)]
+    assert kept[texts.index(" world")] and kept[texts.index("oken")]
+    assert not kept[6] and not kept[texts.index("/")] and not kept[tokenizer.eos_token_id]
+    assert all(
+        text.strip().isalpha() and text.isascii() for text, k in zip(texts, kept, strict=True) if k
+    )
+    assert 20 <= kept.sum() < SMALL.vocab_size / 2, kept.sum()
+    assert show.quoted_label(tokenizer, texts.index(" world")) == "' world'"

@@ -849,3 +849,20 @@ def test_slip_in_the_bfloat16_kernel_fails_with_its_message(learner_copy, slip):
     mutate(learner_copy, "kernels/gemv_bf16.mojo", replacements)
     run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
     run.assert_plain_failure("The Mojo extension is not done yet", message)
+
+
+def test_the_optional_bfloat16_part_not_started_passes_with_its_checks_skipped(learner_copy):
+    """The bfloat16 kernel is the chapter's optional second page: with gemv_bf16() and its kernel
+    file still the skeleton's, the float32 part passes on its own and says what it skipped."""
+    from checks.test_ext_mojo import BF16_NOT_STARTED
+
+    skeleton = (ROOT / "steps" / "ext_mojo.py").read_text()
+    untouched = skeleton[skeleton.index("def gemv_bf16():") : skeleton.index("def product(")]
+    solution = (learner_copy / "ext_mojo.py").read_text()
+    finished = solution[solution.index("def gemv_bf16():") : solution.index("def product(")]
+    mutate(learner_copy, "ext_mojo", [(finished, untouched)])
+    kernel = "kernels/gemv_bf16.mojo"
+    (learner_copy / kernel).write_text((ROOT / "steps" / kernel).read_text())
+    run = run_checks("mojo", "--dir", str(learner_copy), "--eager-only")
+    assert run.code == 0 and "The Mojo extension passes" in run.output, run.output
+    assert run.output.count(BF16_NOT_STARTED) == 4, run.output  # the 4 shapes; the rest compile
