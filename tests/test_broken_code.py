@@ -139,12 +139,15 @@ def test_a_stop_signal_ignored_at_start_stays_ignored_and_the_others_stop(termin
             signal.raise_signal(signum)
 
 
-# A learner's step stuck in a native call that signals do not end (system() waits for its child
-# through them), as the main thread is inside a MAX compile: a minute on 2 cores.
+# A learner's step stuck in a native call that no signal ends, as the main thread is inside a MAX
+# compile (a minute on 2 cores): a second lock of a plain pthread mutex never returns.
 STUCK_IN_NATIVE_CODE = """
-import os, sys
+import ctypes
+libc = ctypes.CDLL(None)
+mutex = ctypes.create_string_buffer(64)  # zeroed: PTHREAD_MUTEX_INITIALIZER on glibc
+libc.pthread_mutex_lock(mutex)
 print("stuck", flush=True)
-os.system("sleep 20")
+libc.pthread_mutex_lock(mutex)
 """
 
 
@@ -164,6 +167,7 @@ def test_ctrl_c_or_sigterm_ends_a_check_stuck_in_a_native_call_within_2_s(tmp_pa
         for line in process.stdout:
             if line.strip() == "stuck":
                 break
+        time.sleep(0.5)  # into the second lock
         process.send_signal(signum)
         sent = time.monotonic()
         assert process.wait(10) == 130
