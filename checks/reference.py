@@ -7,6 +7,7 @@ layer-norm gains are not one, attention scores are of order one).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -214,3 +215,17 @@ def hidden_state_outputs(
         return data
 
     return cached(name, (cfg, shapes, seed), build, also=(build_hf, run_hf))
+
+
+@functools.cache
+def sampling_model():
+    """The checks' tokenizer and a seeded small model of its vocabulary with logits of order one:
+    step 10's model, and the sampling picture's."""
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    model = hf_lm_model(SMALL, seed=14, eos_token_id=tokenizer.eos_token_id)
+    # Shrink the final layer norm so the next-token distribution is neither one-hot nor flat
+    # (top probability about 0.2): then temperature visibly changes the draws.
+    model.transformer.ln_f.weight.mul_(0.4)
+    model.transformer.ln_f.bias.mul_(0.4)
+    model.generation_config.pad_token_id = tokenizer.eos_token_id
+    return tokenizer, model

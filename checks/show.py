@@ -332,9 +332,9 @@ def sampling_logits(model: str | None, prompt: str):
 
     torch = torch_no_grad()
     if model is None:
-        from checks.test_step_10 import setup
+        from checks.reference import sampling_model
 
-        tokenizer, hf_model = setup()
+        tokenizer, hf_model = sampling_model()
     else:
         hf_model, tokenizer = harness.learner_attr(11, "load_huggingface")(model)
     ids = torch.tensor([tokenizer.encode(prompt)[-hf_model.config.n_positions :]])

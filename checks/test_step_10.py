@@ -1,7 +1,5 @@
 """Step 10: generate_text against HuggingFace's generate() and against softmax(logits / T)."""
 
-import functools
-
 import numpy as np
 import pytest
 
@@ -9,8 +7,7 @@ from checks import harness
 from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, learner_attr, not_none
 from checks.doubles import HFLogits
-from checks.reference import SMALL, hf_lm_model
-from checks.tokenizer import local_tokenizer
+from checks.reference import sampling_model
 from checks.tensors import max_tensor, torch_no_grad
 
 PROMPTS = ["Hello world", "naïve café"]
@@ -50,19 +47,6 @@ def new_text(got, prompt):
         if head and got.startswith(head):
             return got[len(head) :]
     return got
-
-
-@functools.cache
-def setup():
-    """The checks' tokenizer and a seeded model of its vocabulary, with logits of order one."""
-    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
-    model = hf_lm_model(SMALL, seed=14, eos_token_id=tokenizer.eos_token_id)
-    # Shrink the final layer norm so the next-token distribution is neither one-hot nor flat
-    # (top probability about 0.2): then temperature visibly changes the draws.
-    model.transformer.ln_f.weight.mul_(0.4)
-    model.transformer.ln_f.bias.mul_(0.4)
-    model.generation_config.pad_token_id = tokenizer.eos_token_id
-    return tokenizer, model
 
 
 def generate(tokenizer, model, prompt, **kwargs):
@@ -116,7 +100,7 @@ def text_hint(got, prompt, expected):
 @pytest.mark.parametrize("prompt", PROMPTS, ids=["plain prompt", "accented prompt"])
 def test_greedy_matches_huggingface_generate(record, prompt):
     """Greedy generation (do_sample=False) gives HuggingFace generate()'s text, token for token"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     expected = hf_greedy(tokenizer, model, prompt, 8)
     what, got = generate(tokenizer, HFLogits(model), prompt, max_new_tokens=8, do_sample=False)
     record.expect(
@@ -136,7 +120,7 @@ UNDERFLOW_HINT = (
 
 def test_low_temperature_gives_the_greedy_tokens(record):
     """Sampling at temperature 0.001 gives the greedy tokens (temperature divides the logits)"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     expected = hf_greedy(tokenizer, model, PROMPTS[0], 8)
     try:
         what, got = generate(
@@ -201,7 +185,7 @@ def first_draws(tokenizer, logits, prompt, draws, **kwargs):
 @pytest.mark.parametrize("temperature", [0.7, 1.6])
 def test_first_token_frequencies_follow_softmax(record, temperature):
     """The first sampled token follows softmax(logits / temperature) over 400 seeded draws"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     prompt, draws = PROMPTS[0], 400
     logits = prompt_logits(tokenizer, model, prompt)
     probs = np.exp((logits - logits.max()) / temperature)
@@ -235,7 +219,7 @@ def hf_top_k(logits, k):
 def top_k_cases():
     """(label, logits, k): the checks' model's next-token logits at GPT-2's k = 40 and the edges,
     then ties at the k-th largest logit (HuggingFace keeps every tied one)."""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     logits = prompt_logits(tokenizer, model, PROMPTS[0])
     ties = np.array([1.0, 3.0, 3.0, 2.0, 3.0, 0.5, -1.0, 2.0])
     return [
@@ -303,7 +287,7 @@ def test_top_k_filter_matches_huggingface(record):
 
 def test_top_k_sampling_draws_among_the_top_k(record):
     """generate_text(top_k=3) draws its first token among the 3 largest logits, and not only the largest"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     prompt, draws = PROMPTS[0], 60
     logits = prompt_logits(tokenizer, model, prompt)
     allowed = set(np.flatnonzero(np.isfinite(hf_top_k(logits, 3))).tolist())
@@ -332,7 +316,7 @@ def test_top_k_sampling_draws_among_the_top_k(record):
 
 def test_same_seed_same_text(record):
     """The same seed gives the same text"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     runs = [
         generate(
             tokenizer, HFLogits(model), PROMPTS[0], max_new_tokens=10, temperature=1.0, seed=7
@@ -348,7 +332,7 @@ def test_same_seed_same_text(record):
 
 def test_long_prompt_keeps_to_the_context(record):
     """A prompt longer than the context plus 30 new tokens never feeds the model more than n_positions"""
-    tokenizer, model = setup()
+    tokenizer, model = sampling_model()
     logits = HFLogits(model)  # refuses more than n_positions ids, in a sentence
     what, _ = generate(tokenizer, logits, LONG_PROMPT, max_new_tokens=30, temperature=1.0, seed=1)
     record.expect(
@@ -361,7 +345,7 @@ def test_long_prompt_keeps_to_the_context(record):
 
 def test_stops_after_end_of_text_and_at_max_new_tokens(record):
     """Generation stops after <|endoftext|>, and otherwise after max_new_tokens"""
-    tokenizer, _ = setup()
+    tokenizer, _ = sampling_model()
     word = tokenizer.encode(" the")[0]
     model = scripted([word, word, tokenizer.eos_token_id, word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
@@ -398,7 +382,7 @@ def streamed(tokenizer, words):
 
 def test_streams_each_new_piece_to_on_text(record):
     """on_text receives the new text piece by piece, as it is generated (streaming)"""
-    tokenizer, _ = setup()
+    tokenizer, _ = sampling_model()
     words = [tokenizer.encode(w)[0] for w in (" the", " model", " the")]
     what, pieces, calls_so_far = streamed(tokenizer, words)
     expected = tokenizer.decode(words)
@@ -416,7 +400,7 @@ def test_streams_each_new_piece_to_on_text(record):
 
 def test_streams_whole_characters_when_a_character_spans_two_tokens(record):
     """on_text never receives half a character: "é" made of two byte tokens arrives whole"""
-    tokenizer, _ = setup()
+    tokenizer, _ = sampling_model()
     # GPT-2's tokens are bytes: "é" is the bytes C3 A9, here two tokens of one byte each.
     halves = tokenizer.convert_tokens_to_ids(["\u00c3", "\u00a9"])
     words = [*halves, tokenizer.encode(" the")[0]]
@@ -439,7 +423,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens(record):
 @pytest.mark.compiled
 def test_bfloat16_logits_as_on_a_gpu_compiled(record):
     """generate_text works when the model returns bfloat16 logits, as on a GPU (the cast to float32 is a compiled graph on the CPU)"""
-    tokenizer, _ = setup()
+    tokenizer, _ = sampling_model()
     word = tokenizer.encode(" the")[0]
     model = scripted([word], len(tokenizer), bfloat16=True)
     try:
