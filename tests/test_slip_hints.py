@@ -512,7 +512,7 @@ def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, gree
     from checks import test_step_10 as step_10
 
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
-    monkeypatch.setattr(step_10, "setup", lambda: (None, None))  # no HuggingFace model needed
+    monkeypatch.setattr(step_10, "sampling_model", lambda: (None, None))  # no HuggingFace model
     monkeypatch.setattr(step_10, "HFLogits", lambda model: model)
     monkeypatch.setattr(step_10, "hf_greedy", lambda *args: step_10.PROMPTS[0] + HF_GREEDY)
     monkeypatch.setattr(step_10, "generate", learner_generating(sampled, greedy))
