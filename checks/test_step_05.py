@@ -122,21 +122,18 @@ def test_parameters_start_as_identity(record):
             )
 
 
-@pytest.mark.compiled
-def test_compiled_output_matches_torch(record):
-    """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
-    dim, eps = 32, 1e-5
-    first, second = reference(dim, eps, 2, 7, 1.0), reference(dim, eps, 2, 5, 3e-3)
+def expect_compiled_matches(record, refs, eps, dtype=""):
+    """The learner's LayerNorm(32) compiled once with symbolic batch and length, on each ref."""
     norm = build_learner_module(
-        "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
+        "LayerNorm(32)", build_with_eps, learner_attr(5, "LayerNorm"), 32, eps
     )
-    load_weights("LayerNorm", norm, first["state"])
+    load_weights("LayerNorm", norm, refs[0]["state"])
     record.expect_compiled_matches(
         "LayerNorm",
         norm,
-        [(ref["x"], ref["expected"], ref) for ref in (first, second)],
+        [(ref["x"], ref["expected"], ref) for ref in refs],
         lambda label, got, x, expected, ref: record.expect_close(
-            f"LayerNorm output ({label})",
+            f"LayerNorm output ({dtype}{label})",
             got,
             expected,
             atol=TOLERANCE,
@@ -147,24 +144,14 @@ def test_compiled_output_matches_torch(record):
 
 
 @pytest.mark.compiled
+def test_compiled_output_matches_torch(record):
+    """LayerNorm matches torch inside a graph compiled with symbolic batch and length (compiled)"""
+    refs = [reference(32, 1e-5, 2, 7, 1.0), reference(32, 1e-5, 2, 5, 3e-3)]
+    expect_compiled_matches(record, refs, 1e-5)
+
+
+@pytest.mark.compiled
 def test_compiles_in_bfloat16(record):
     """LayerNorm compiles in bfloat16, MAX's default dtype on a GPU, and matches torch (compiled, bfloat16)"""
-    dim, eps = 32, 1e-5
     with options.changed(dtype="bfloat16"), pinned_defaults():
-        ref = reference(dim, eps, 2, 7, 1.0)
-        norm = build_learner_module(
-            "LayerNorm(32) in bfloat16", build_with_eps, learner_attr(5, "LayerNorm"), dim, eps
-        )
-        load_weights("LayerNorm", norm, ref["state"])
-        record.expect_compiled_matches(
-            "LayerNorm",
-            norm,
-            [(ref["x"], ref["expected"])],
-            lambda label, got, x, expected: record.expect_close(
-                f"LayerNorm output (bfloat16, {label})",
-                got,
-                expected,
-                atol=TOLERANCE,
-                rtol=TOLERANCE,
-            ),
-        )
+        expect_compiled_matches(record, [reference(32, 1e-5, 2, 7, 1.0)], 1e-5, "bfloat16, ")

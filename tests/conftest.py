@@ -106,6 +106,20 @@ def run_checks(*args: str, timeout: float = 900, stdin: str | None = None, **env
     return run_command([sys.executable, "-m", "checks", *args], timeout=timeout, stdin=stdin, **env)
 
 
+def start_checks(*args: str, **env: str) -> subprocess.Popen:
+    """`python -m checks ARGS` as a child the test reads and may stop with a signal: its output
+    piped as text, its stop signals as from a terminal, however this test run was started."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "checks", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(**env),
+        preexec_fn=signals_as_from_a_terminal,
+    )
+
+
 def run_checks_here(*args: str) -> Run:
     """`python -m checks ARGS` run in this process: its exit status and what it printed, the
     waiting beats included. No new interpreter imports torch, transformers and MAX again (5-8 s a

@@ -4,15 +4,12 @@ Code that does not even load (a syntax error, a bad import, a missing name, an e
 is tested in-process in tests/test_cli.py; these are the mistakes that need MAX to show."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from checks.harness import child_env
 
-from tests.conftest import ROOT, mutate, run_checks_here, signals_as_from_a_terminal
+from tests.conftest import mutate, run_checks_here, signals_as_from_a_terminal, start_checks
 
 BROKEN = {
     "exception in forward": (
@@ -154,15 +151,7 @@ libc.pthread_mutex_lock(mutex)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_ends_a_check_stuck_in_a_native_call_within_2_s(tmp_path, signum):
     (tmp_path / "step_01.py").write_text(STUCK_IN_NATIVE_CODE)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "checks", "1", "--dir", str(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_env(),
-        preexec_fn=signals_as_from_a_terminal,
-    )
+    process = start_checks("1", "--dir", str(tmp_path))
     try:
         for line in process.stdout:
             if line.strip() == "stuck":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from checks import harness, verdicts, watch
-from checks.harness import child_env
-from tests.conftest import ROOT, signals_as_from_a_terminal
+from tests.conftest import ROOT, start_checks
 
 STAND_IN = """
 import sys, time
@@ -255,15 +253,7 @@ def test_watch_on_a_learner_copy_with_the_real_step_1_check(tmp_path):
     Ctrl+C ends it and leaves no process."""
     folder = tmp_path / "mine"
     shutil.copytree(ROOT / "steps", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "checks", "watch", "--dir", str(folder)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_env(PYTHONUNBUFFERED="1"),
-        preexec_fn=signals_as_from_a_terminal,  # it is sent Ctrl+C, however this run started
-    )
+    process = start_checks("watch", "--dir", str(folder), PYTHONUNBUFFERED="1")
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
 
