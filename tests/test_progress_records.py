@@ -4,12 +4,11 @@ runs a step's checks again only when its code changed. In-process, with stand-in
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from checks import harness, tools, verdicts
+from checks import course, harness, tools, verdicts
 from checks.report import Result
 from tests.conftest import ROOT
 
@@ -38,16 +37,13 @@ def no_check(step: int) -> list:
 def test_recorded_verdicts_answer_without_running_a_check(learner, capsys):
     verdicts.record(1, True, "", eager_only=False)
     verdicts.record(2, False, "MLP output (eager): largest difference 0.1\n  Hint: exact GELU")
-    start = time.perf_counter()
     assert tools.progress(no_check, prepare=lambda: no_check(0)) is False
-    elapsed = time.perf_counter() - start
     output = capsys.readouterr().out
     assert "step  1  passed       the GPT-2 configuration (GPT2Config)  [checked at" in output
     assert "step  2  failing" in output and "Hint: exact GELU" in output
     assert "step  3  not started" in output
     assert "the verdict of your last check of the same code" in output
-    assert "1 of 11 steps pass. Next: step 2" in output
-    assert elapsed < 1.0, elapsed
+    assert f"1 of {len(course.STEPS)} steps pass. Next: step 2" in output
 
 
 def test_an_edited_step_is_checked_again_and_its_verdict_kept(learner, capsys):
