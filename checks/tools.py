@@ -51,8 +51,9 @@ def write_skeletons() -> None:
 
 
 def untouched(folder: Path, step: int) -> bool:
+    """The learner's file is the shipped skeleton; or neither exists (a chapter still being written)."""
     path = folder / f"{harness.module_name(step)}.py"
-    return path.exists() and path.read_text() == skeletons().get(step)
+    return (path.read_text() if path.exists() else None) == skeletons().get(step)
 
 
 # --- progress -----------------------------------------------------------------------------------
