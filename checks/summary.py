@@ -51,7 +51,7 @@ def in_a_sentence(name: str) -> str:
 
 # What a step's checks compare the learner's code with, where it is not HuggingFace: step 3's mask
 # is compared with its rule, value by value (HuggingFace has no such function to call).
-COMPARED_WITH = {3: "the causal-mask rule"}
+COMPARED_WITH = {"step_03": "the causal-mask rule"}
 
 
 def verdict(step: int, results: list, elapsed: float, failing_earlier: int | None = None) -> str:
@@ -64,7 +64,8 @@ def verdict(step: int, results: list, elapsed: float, failing_earlier: int | Non
     if not failed:
         return (
             f"\n{name} passes: all {len(results)} checks match "
-            f"{COMPARED_WITH.get(step, 'HuggingFace')} ({elapsed:.1f} s)." + next_after(step)
+            f"{COMPARED_WITH.get(harness.module_name(step), 'HuggingFace')} ({elapsed:.1f} s)."
+            + next_after(step)
         )
     lines = []
     if failing_earlier is not None:
