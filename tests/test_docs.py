@@ -741,7 +741,7 @@ def test_max_page_shows_each_parts_own_output():
 
 # The word budget: what a reader reads on a page, without its code, math and collapsed notes.
 CORE_WORDS, EXTENSION_WORDS = 1200, 1800
-EXTENSION_PAGES = ("12-kv-cache", "13-serve", "14-mojo")
+EXTENSION_PAGES = tuple(Path(course.BY_ID[step].page).stem for step in course.EXTENSIONS)
 NOT_PROSE = ("details", "pre", "code")  # collapsed notes, code blocks and inline code
 
 
