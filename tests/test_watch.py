@@ -59,6 +59,11 @@ def learner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     harness.use_steps_dir(previous)
 
 
+# How long a stand-in check may take to show a line before the test calls it hung: a deadline, not
+# a speed (returned the moment the line shows); a shared 2-core machine under load took over 10 s.
+PATIENCE_S = 30.0
+
+
 class Running:
     """A Watcher on a thread, with a stand-in check; its status blocks, as shown."""
 
@@ -93,7 +98,7 @@ class Running:
         self.thread.join(10)
         assert not self.thread.is_alive()
 
-    def wait_for(self, text: str, after: int = 0, seconds: float = 10.0) -> float:
+    def wait_for(self, text: str, after: int = 0, seconds: float = PATIENCE_S) -> float:
         """Seconds until a block shown after the first `after` blocks holds `text`."""
         start = time.monotonic()
         while time.monotonic() - start < seconds:
@@ -135,13 +140,13 @@ def test_a_save_checks_its_step_fail_then_pass(learner, tmp_path, poll, monkeypa
         run.wait_for("the stand-in found no PASS_ME")  # the skeleton, checked at the start
         shown = len(run.blocks)
         save(step_01, step_01.read_text() + "\n# WRONG\n")
-        run.wait_for("the stand-in found WRONG", after=shown, seconds=5)
+        run.wait_for("the stand-in found WRONG", after=shown)
         assert "not done yet" in run.blocks[-1] and "Next: fix the first failure" in run.blocks[-1]
         shown = len(run.blocks)
         save(step_01, step_01.read_text().replace("# WRONG", "# PASS_ME"))
-        run.wait_for("Step 1 passes", after=shown, seconds=5)
+        run.wait_for("Step 1 passes", after=shown)
         # It moves on to the next step.
-        run.wait_for("Step 2: the feed-forward network", after=shown, seconds=5)
+        run.wait_for("Step 2: the feed-forward network", after=shown)
 
 
 @pytest.mark.fast
