@@ -146,3 +146,17 @@ def test_a_failing_checks_earlier_steps_are_answered_from_their_verdicts(learner
         assert cli.step_passes(4) is True and ran == [4]
     finally:
         options.use(before)
+
+
+def test_a_chapter_not_shipped_yet_is_not_started_and_a_deleted_file_is_not(tmp_path, monkeypatch):
+    """A course entry being written (no skeleton copy, no learner file) is "not started" rather
+    than checked; a learner's deleted file of a shipped step is not "untouched"."""
+    monkeypatch.setattr(tools, "SKELETONS", tmp_path / "skeletons")  # nothing shipped
+    tools.skeletons.cache_clear()
+    try:
+        assert tools.untouched(tmp_path, 1)
+    finally:
+        monkeypatch.undo()
+        tools.skeletons.cache_clear()
+    assert not tools.untouched(tmp_path, 1)  # step 1 is shipped; tmp_path has no step_01.py
+    assert tools.untouched(ROOT / "steps", 1)
