@@ -19,7 +19,7 @@ MANIFEST = ROOT / "course.toml"
 
 @dataclass(frozen=True)
 class Step:
-    id: int
+    id: int  # its place in course.toml, from 1 (derived, not written there)
     name: str  # "Step 4", "The KV-cache extension"
     task: str  # "s4", "check-kv"
     cli: str  # "4", "kv"
