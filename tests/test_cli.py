@@ -229,7 +229,7 @@ def test_the_verdict_says_what_next_or_what_to_fix_first(monkeypatch):
         "\nStep 4 is not done yet: 1 of 2 checks failed (3.0 s). Start with the first failure above."
     )
     assert "fix the KV-cache extension first (python -m checks kv)" in summary.verdict(
-        14, [failed], 1.0, failing_earlier=12
+        course.MOJO, [failed], 1.0, failing_earlier=course.KV_CACHE
     )
     assert "could not collect its tests" in summary.verdict(4, [], 1.0)
     assert summary.not_loaded(2, harness.LearnerError("There is no step_02.py")) == (
