@@ -153,6 +153,9 @@ def test_a_save_checks_its_step_fail_then_pass(learner, tmp_path, poll, monkeypa
 def test_a_save_during_a_running_check_stops_it_and_starts_again(learner, tmp_path):
     step_04 = learner / "step_04.py"
     with Running(learner, tmp_path, poll=False) as run:
+        # Saved only once the first check is shown: the file events' watch, set up on a thread of
+        # watchdog's own, missed a save made at once (twice in eight fast-tier runs on the loaded machine).
+        run.wait_for("the stand-in found no PASS_ME")
         save(step_04, step_04.read_text() + "\n# SLOW\n")
         run.wait_for("still working")
         started = len(run.pgid_file.read_text().splitlines())  # 1, or 2 if a save came late
@@ -171,6 +174,9 @@ def test_a_save_during_a_running_check_stops_it_and_starts_again(learner, tmp_pa
 def test_the_eager_verdict_shows_before_the_compiled_checks_end(learner, tmp_path):
     step_04 = learner / "step_04.py"
     with Running(learner, tmp_path, poll=False) as run:
+        # Saved only once the first check is shown: the file events' watch, set up on a thread of
+        # watchdog's own, missed a save made at once (twice in eight fast-tier runs on the loaded machine).
+        run.wait_for("the stand-in found no PASS_ME")
         save(step_04, step_04.read_text() + "\n# SLOW_COMPILED PASS_ME\n")
         run.wait_for("eager checks pass; checking the compiled graphs")
         pgid = run.slow_pgid()
