@@ -1,8 +1,10 @@
-"""The course's steps, read from course.toml: the one place that names them.
+"""The course's steps, read from course.toml: the one place that names them, and orders them.
 
-A step is known inside the checker by its number (`id`, the extensions are 12-14); learners name
+course.toml knows a step by its `module` ("step_04", "ext_kv_cache"). Inside the checker a step is
+its number, its place in course.toml's order (the extensions, last, are 12-14 today); learners name
 it as `python -m checks` takes it (`cli`: "4", "kv") and by its pixi task (`task`: "s4",
-"check-kv"; `aliases`: older task names that still work, "kv").
+"check-kv"; `aliases`: older task names that still work, "kv"). `needs` lists every file an entry
+needs, and `missing` what it still lacks (a new chapter: python -m checks.scaffold MODULE).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ MANIFEST = ROOT / "course.toml"
 
 @dataclass(frozen=True)
 class Step:
-    id: int
+    id: int  # its place in course.toml, from 1 (derived, not written there)
     name: str  # "Step 4", "The KV-cache extension"
     task: str  # "s4", "check-kv"
     cli: str  # "4", "kv"
     module: str  # "step_04", "ext_kv_cache"
     title: str
-    uses: tuple[int, ...]
+    uses: tuple[str, ...]  # the modules of the earlier steps it imports ("step_01")
     page: str
     nav: str
     compiles: bool
@@ -35,27 +37,35 @@ class Step:
 
 
 def _load() -> dict[int, Step]:
+    """The entries by their number: their place in course.toml, from 1."""
     entries = tomllib.loads(MANIFEST.read_text())["step"]
     return {
-        entry["id"]: Step(
+        number: Step(
             **{
                 **entry,
+                "id": number,
                 "uses": tuple(entry["uses"]),
                 "also": tuple(entry.get("also", ())),
                 "aliases": tuple(entry.get("aliases", ())),
             }
         )
-        for entry in entries
+        for number, entry in enumerate(entries, start=1)
     }
 
 
 BY_ID = _load()
+BY_MODULE = {step.module: step.id for step in BY_ID.values()}
 PIXI_TASKS: dict[str, str] = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
 ALL_STEPS = tuple(BY_ID)  # the steps, then the extension chapters, in order
 STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # the numbered steps
 EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
 STEP_TITLES = {step: BY_ID[step].title for step in ALL_STEPS}
-STEP_USES = {step: list(BY_ID[step].uses) for step in ALL_STEPS if BY_ID[step].uses}
+# A name `uses` gets wrong is left out here (tests/test_course.py names it), not a crash on import.
+STEP_USES = {
+    step: [BY_MODULE[name] for name in BY_ID[step].uses if name in BY_MODULE]
+    for step in ALL_STEPS
+    if BY_ID[step].uses
+}
 COMPILING_STEPS = frozenset(step for step in ALL_STEPS if BY_ID[step].compiles)
 COLD_SECONDS = {step: BY_ID[step].cold_seconds for step in ALL_STEPS if BY_ID[step].compiles}
 # The steps whose code `pixi run bench` runs, in course order (each must be done first).
@@ -64,6 +74,11 @@ BENCH_NEEDS = tuple(step for step in ALL_STEPS if BY_ID[step].bench)
 
 def module_name(step: int) -> str:
     return BY_ID[step].module
+
+
+def next_step(step: int) -> int | None:
+    """The entry after `step` in course order (None after the last)."""
+    return step + 1 if step + 1 in BY_ID else None
 
 
 def step_name(step: int) -> str:
@@ -112,3 +127,58 @@ def steps_in_words() -> str:
 KV_CACHE = parse_step("kv")
 SERVING = parse_step("serve")
 MOJO = parse_step("mojo")
+
+
+def needs(step: int) -> dict[str, str]:
+    """Every file a course entry needs, what it is -> its path from the repository's root."""
+    entry, module = BY_ID[step], BY_ID[step].module
+    files = {
+        "skeleton": f"steps/{module}.py",
+        "solution": f"solutions/{module}.py",
+        "skeleton copy (python -m checks.samples writes it)": f"checks/skeletons/{module}.py",
+        "check": f"checks/test_{module}.py",
+        "hints": f"checks/hints/{module}.toml",
+        "page": f"docs/{entry.page}",
+        "skeleton's sample report (python -m checks.samples)": f"docs/reports/{module}_skeleton.txt",
+        "solution's sample report (python -m checks.samples)": f"docs/reports/{module}_solution.txt",
+    }
+    for other in entry.also:
+        files |= {
+            f"skeleton's {other}": f"steps/{other}",
+            f"solution's {other}": f"solutions/{other}",
+            f"skeleton copy of {other}": f"checks/skeletons/{other}",
+        }
+    return files
+
+
+def pixi_task_lines(step: int) -> list[str]:
+    """The lines of pixi.toml's [tasks] that run the entry's check: its task and any alias."""
+    entry = BY_ID[step]
+    return [f'{task} = "python -m checks {entry.cli}"' for task in (entry.task, *entry.aliases)]
+
+
+def nav_line(step: int) -> str:
+    """The entry's line in mkdocs.yml's nav."""
+    return f"- {BY_ID[step].nav}: {BY_ID[step].page}"
+
+
+def missing(step: int) -> list[str]:
+    """What the entry still lacks, one line each: its files, its pixi task, its nav entry."""
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    nav = {line.strip() for line in (ROOT / "mkdocs.yml").read_text().splitlines()}
+    lacking = [
+        f"{path}: its {what}" for what, path in needs(step).items() if not (ROOT / path).exists()
+    ]
+    for line in pixi_task_lines(step):
+        task, command = line.split(" = ")
+        if tasks.get(task) != command.strip('"'):
+            lacking.append(f"pixi.toml: the task {line} under [tasks]")
+    if nav_line(step) not in nav:
+        lacking.append(f"mkdocs.yml: the nav entry {nav_line(step)}")
+    return lacking
+
+
+def complete() -> tuple[int, ...]:
+    """The entries that lack nothing: the ones the repository's tests hold to their files' words
+    (an incomplete one fails one test instead, tests/test_course.py, which names what it lacks)."""
+    return tuple(step for step in ALL_STEPS if not missing(step))

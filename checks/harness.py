@@ -19,6 +19,7 @@ from checks.course import (
     STEP_USES,
     STEPS,
     module_name,
+    next_step,
     parse_step,
     step_argument,
     command,

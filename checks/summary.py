@@ -31,18 +31,27 @@ def print_report(results: list, verbose: bool) -> None:
 
 
 def next_after(step: int) -> str:
-    """What to do once `step` passes."""
-    return {
-        11: f" Run your model: {harness.command('gpt2')}.",
-        harness.KV_CACHE: f" Compare the speeds: {harness.command('bench')}. Next: serving it.",
-        harness.SERVING: f" Serve it: {harness.command('serve', '--model', 'DIR')}.",
-        harness.MOJO: f" Compare the speeds: {harness.command('bench')}.",
-    }.get(step, f" Next: step {step + 1}.")
+    """What to do once `step` passes: a chapter's own next move, or the next entry in course order."""
+    own = {
+        "step_11": f" Run your model: {harness.command('gpt2')}.",
+        "ext_kv_cache": f" Compare the speeds: {harness.command('bench')}. Next: serving it.",
+        "ext_serve": f" Serve it: {harness.command('serve', '--model', 'DIR')}.",
+        "ext_mojo": f" Compare the speeds: {harness.command('bench')}.",
+    }.get(harness.module_name(step))
+    following = harness.next_step(step)
+    if own is not None or following is None:
+        return own or ""
+    return f" Next: {in_a_sentence(harness.step_name(following))}."
+
+
+def in_a_sentence(name: str) -> str:
+    """A step's name inside a sentence: "step 4", "the KV-cache extension"."""
+    return name.replace("Step", "step").replace("The", "the")
 
 
 # What a step's checks compare the learner's code with, where it is not HuggingFace: step 3's mask
 # is compared with its rule, value by value (HuggingFace has no such function to call).
-COMPARED_WITH = {3: "the causal-mask rule"}
+COMPARED_WITH = {"step_03": "the causal-mask rule"}
 
 
 def verdict(step: int, results: list, elapsed: float, failing_earlier: int | None = None) -> str:
@@ -55,11 +64,12 @@ def verdict(step: int, results: list, elapsed: float, failing_earlier: int | Non
     if not failed:
         return (
             f"\n{name} passes: all {len(results)} checks match "
-            f"{COMPARED_WITH.get(step, 'HuggingFace')} ({elapsed:.1f} s)." + next_after(step)
+            f"{COMPARED_WITH.get(harness.module_name(step), 'HuggingFace')} ({elapsed:.1f} s)."
+            + next_after(step)
         )
     lines = []
     if failing_earlier is not None:
-        earlier = harness.step_name(failing_earlier).replace("Step", "step").replace("The", "the")
+        earlier = in_a_sentence(harness.step_name(failing_earlier))
         lines.append(
             f"\n{name} runs on your {earlier.removeprefix('the ')}, which does not pass its own "
             f"check yet: fix {earlier} first ({harness.step_command(failing_earlier)})."

@@ -7,7 +7,6 @@ failed: a correct kernel passes on any machine), and the KV-cache model built on
 HuggingFace at every step."""
 
 import functools
-import os
 import re
 import statistics
 import time
@@ -18,6 +17,7 @@ import pytest
 from checks import harness, options
 from checks import test_ext_kv_cache as kv
 from checks.compare import Slip
+from checks.cpus import kernel_worker_counts
 from checks.tensors import as_numpy
 from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
 from checks.reference import SMALL, near_greedy_problem
@@ -121,13 +121,6 @@ def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.standard_normal((n, k), dtype=np.float32)
 
 
-def machine_workers() -> tuple[int, ...]:
-    """The kernel's default worker count is the machine's physical cores: os.cpu_count() counts
-    logical ones, twice as many with two threads per core."""
-    logical = os.cpu_count() or 1
-    return (logical, logical // 2) if logical > 1 else (1,)
-
-
 def slips(
     x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = (), todos: tuple = (3, 4, 5)
 ) -> list[Slip]:
@@ -171,7 +164,7 @@ def slips(
             half,
         )
     )
-    for workers in counts or machine_workers():
+    for workers in counts or kernel_worker_counts():
         if n % workers:
             floor = right.copy()
             floor[:, n - n % workers :] = 0

@@ -36,7 +36,9 @@ def step_files(step: int) -> list[str]:
 
 @functools.cache
 def skeletons() -> dict[int, str]:
-    return {step: (SKELETONS / f"{harness.module_name(step)}.py").read_text() for step in ALL_STEPS}
+    """The shipped skeletons by step; a chapter not yet snapshot has none (never "untouched")."""
+    paths = {step: SKELETONS / f"{harness.module_name(step)}.py" for step in ALL_STEPS}
+    return {step: path.read_text() for step, path in paths.items() if path.exists()}
 
 
 def write_skeletons() -> None:
@@ -49,8 +51,9 @@ def write_skeletons() -> None:
 
 
 def untouched(folder: Path, step: int) -> bool:
+    """The learner's file is the shipped skeleton; or neither exists (a chapter still being written)."""
     path = folder / f"{harness.module_name(step)}.py"
-    return path.exists() and path.read_text() == skeletons()[step]
+    return (path.read_text() if path.exists() else None) == skeletons().get(step)
 
 
 # --- progress -----------------------------------------------------------------------------------

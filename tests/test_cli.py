@@ -44,7 +44,13 @@ def write(folder: Path, step: int, source: str) -> Path:
 
 @pytest.mark.parametrize(
     "argv, step",
-    [(["4"], 4), (["kv"], 12), (["check-kv"], 12), (["s4"], 4), (["check-mojo"], 14)],
+    [
+        (["4"], 4),
+        (["kv"], course.KV_CACHE),
+        (["check-kv"], course.KV_CACHE),
+        (["s4"], 4),
+        (["check-mojo"], course.MOJO),
+    ],
 )
 def test_a_step_is_named_by_its_argument_its_task_or_an_alias(argv, step):
     args = parse_args(argv)
@@ -54,7 +60,7 @@ def test_a_step_is_named_by_its_argument_its_task_or_an_alias(argv, step):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["hint", "kv2"], "hint needs a step 1-11, kv, serve or mojo, not 'kv2'"),
+        (["hint", "kv2"], f"hint needs a step {course.steps_in_words()}, not 'kv2'"),
         (["save-model"], "save-model needs a folder"),
         (["doctor", "4"], "doctor takes no step number"),
         (["4", "--device", "tpu"], "invalid choice: 'tpu'"),
@@ -211,7 +217,8 @@ def test_the_verdict_says_what_next_or_what_to_fix_first(monkeypatch):
     assert summary.verdict(4, [passed, passed], 1.25) == (
         "\nStep 4 passes: all 2 checks match HuggingFace (1.2 s). Next: step 5."
     )
-    assert "Run your model: python steps/step_11.py." in summary.verdict(11, [passed], 1)
+    step_11 = course.BY_MODULE["step_11"]
+    assert "Run your model: python steps/step_11.py." in summary.verdict(step_11, [passed], 1)
     # step 3's mask is compared with its rule, not with HuggingFace
     assert summary.verdict(3, [passed], 2.6) == (
         "\nStep 3 passes: all 1 checks match the causal-mask rule (2.6 s). Next: step 4."
@@ -222,7 +229,7 @@ def test_the_verdict_says_what_next_or_what_to_fix_first(monkeypatch):
         "\nStep 4 is not done yet: 1 of 2 checks failed (3.0 s). Start with the first failure above."
     )
     assert "fix the KV-cache extension first (python -m checks kv)" in summary.verdict(
-        14, [failed], 1.0, failing_earlier=12
+        course.MOJO, [failed], 1.0, failing_earlier=course.KV_CACHE
     )
     assert "could not collect its tests" in summary.verdict(4, [], 1.0)
     assert summary.not_loaded(2, harness.LearnerError("There is no step_02.py")) == (
@@ -304,7 +311,8 @@ def test_progress_runs_the_changed_steps_and_says_what_next(folder, capsys, monk
     assert "  step  5  failing      layer normalization" in out
     assert "step_05.py has a syntax error on line 1" in out
     assert "Hint: exact (erf) GELU" in out
-    assert "2 of 11 steps pass. Next: step 2 (python -m checks 2 shows the details" in out
+    steps = len(course.STEPS)
+    assert f"2 of {steps} steps pass. Next: step 2 (python -m checks 2 shows the details" in out
     ran.clear()
     tools.progress(run_step)  # the verdicts kept now answer
     assert ran == [] and "[checked at" in capsys.readouterr().out

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from checks import harness, samples
+from checks import course, harness, samples
 from tests.conftest import Run, run_checks, run_command
 
-STEPS = list(harness.ALL_STEPS)  # the eleven steps and the KV-cache extension
+STEPS = list(course.complete())  # the steps and extensions (tests/test_course.py: what one lacks)
 
 
 # The only checks a float32 run on the CPU may skip: those that need `--dtype bfloat16`.

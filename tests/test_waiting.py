@@ -6,8 +6,6 @@ import pytest
 
 from checks import harness
 
-pytestmark = pytest.mark.fast
-
 
 def spoken_lines(wait: harness.Waiting, seconds: float) -> list[tuple[float, str]]:
     lines: list[tuple[float, str]] = []
@@ -18,19 +16,28 @@ def spoken_lines(wait: harness.Waiting, seconds: float) -> list[tuple[float, str
     return [(0.0, "start"), *lines, (time.monotonic() - start, "end")]
 
 
+@pytest.mark.fast
 def test_a_slow_wait_says_what_it_is_then_beats_until_it_ends():
     lines = spoken_lines(harness.Waiting(after_s=0.05, every_s=0.15), 0.7)
     texts = [text for _, text in lines]
     assert texts[1] == "  … compiling a stand-in" and texts[-2].startswith("  … done")
-    assert sum("still working" in text for text in texts) >= 3
+    assert any("still working" in text for text in texts)
+
+
+def test_no_silence_is_longer_than_every_s():
+    """Wall-clock gaps: in the unmarked tier, since a busy machine's scheduler stretches them."""
+    lines = spoken_lines(harness.Waiting(after_s=0.05, every_s=0.15), 0.7)
+    assert sum("still working" in text for _, text in lines) >= 3
     gaps = [later - earlier for (earlier, _), (later, _) in zip(lines, lines[1:], strict=False)]
     assert max(gaps) < 0.15 + 0.2, gaps  # never silent longer than every_s, with some slack
 
 
+@pytest.mark.fast
 def test_a_short_wait_prints_nothing():
     assert [text for _, text in spoken_lines(harness.Waiting(after_s=0.5), 0.1)] == ["start", "end"]
 
 
+@pytest.mark.fast
 def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
     wait = harness.Waiting(after_s=0.15, every_s=5)
     with wait.noting("First MAX run on this machine"):
@@ -40,6 +47,7 @@ def test_the_first_run_notice_comes_only_with_a_slow_wait_and_only_once():
         assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.3)]
 
 
+@pytest.mark.fast
 def test_the_first_run_notice_ends_with_its_block():
     wait = harness.Waiting(after_s=0.05, every_s=5)
     with wait.noting("First MAX run on this machine"):
@@ -47,11 +55,13 @@ def test_the_first_run_notice_ends_with_its_block():
     assert "  First MAX run on this machine" not in [t for _, t in spoken_lines(wait, 0.15)]
 
 
+@pytest.mark.fast
 def test_the_defaults_keep_every_silence_under_15_seconds():
     wait = harness.Waiting()
     assert wait.after_s <= 5 and wait.every_s <= 15
 
 
+@pytest.mark.fast
 def test_an_endless_loop_still_times_out(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(harness.LearnerError, match="did not finish within 1 s"):
@@ -60,6 +70,7 @@ def test_an_endless_loop_still_times_out(tmp_path, monkeypatch):
                 pass
 
 
+@pytest.mark.fast
 def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
     """A stand-in that writes to MAX's cache meanwhile, as a compile does, runs past the limit."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -71,6 +82,7 @@ def test_time_while_max_compiles_does_not_count(tmp_path, monkeypatch):
             time.sleep(0.1)
 
 
+@pytest.mark.fast
 def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
     from checks import tools
     from checks.report import Result
@@ -91,6 +103,7 @@ def test_warm_shows_a_bar_and_an_estimate_and_names_a_failing_step(capsys):
     assert "done in" not in out
 
 
+@pytest.mark.fast
 def test_warm_that_warms_everything_says_done_and_warm_n_warms_only_step_n(capsys):
     from checks import tools
     from checks.report import Result
