@@ -17,7 +17,8 @@ from checks.tensors import as_numpy
 
 # A float32 check's default tolerance: |got - expected| <= ATOL + RTOL * |expected| everywhere.
 ATOL = RTOL = 1e-5
-# bfloat16 keeps about 3 decimal digits: its checks get at least this, absolute and relative.
+# bfloat16 keeps 8 significant bits (about 2.4 decimal digits): its checks get at least this,
+# absolute and relative.
 BFLOAT16_TOLERANCE = 3e-2
 # A slip's output may differ from the learner's by this many times the check's tolerance.
 SLIP_SLACK = 10
