@@ -50,6 +50,7 @@ def slips(ref, eps):
         return (x - mean) / torch.sqrt(v + e)
 
     return [
+        *bfloat16_statistics(torch, x, w, b, eps),
         Slip(
             "the values match a different epsilon: use the eps passed to __init__.",
             norm(var, 1e-12) * w + b,
@@ -76,6 +77,23 @@ def slips(ref, eps):
             * w
             + b,
         ),
+    ]
+
+
+def bfloat16_statistics(torch, x, w, b, eps) -> list[Slip]:
+    """In a bfloat16 run: the formula computed in bfloat16 throughout, which rounds the variance of
+    rows of small variance away (the check's inputs are bfloat16 values already)."""
+    if not low_precision():
+        return []
+    xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
+    centered = xb - xb.mean(-1, keepdim=True)
+    var = (centered * centered).mean(-1, keepdim=True)
+    return [
+        Slip(
+            "the mean and variance are computed in bfloat16, which rounds rows of small variance "
+            "away: compute them in float32 (x.cast(DType.float32)), as step 5's page shows.",
+            (centered * torch.rsqrt(var + eps) * wb + bb).float(),
+        )
     ]
 
 

@@ -19,6 +19,7 @@ from checks import recorder
 from checks import test_step_02 as step_02
 from checks import test_step_03 as step_03
 from checks import test_step_04 as step_04
+from checks import options
 from checks import test_step_05 as step_05
 from checks import test_step_06 as step_06
 from checks.compare import Slip, mismatch
@@ -340,6 +341,39 @@ def test_step_5_layer_norm_slips_get_their_hints(slip):
         slips=lambda: step_05.slips(ref, eps),
     )
     assert message is not None and f"Hint: {phrase}" in message, message
+
+
+def bfloat16(a):
+    """float32 values rounded to bfloat16's 8 significant bits (to nearest even), as float32."""
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def test_step_5_statistics_in_bfloat16_are_named_in_a_bfloat16_run():
+    """Step 5's formula on bfloat16 values, every result rounded to bfloat16: rows of small
+    variance lose it. Without its own hint the closest other slip (the unbiased variance) was
+    named, which contradicts the learner's code."""
+    width, eps, batch, seq_len, scale = step_05.CASES["width 32, eps 1e-5, rows of small variance"]
+    generator = np.random.default_rng(5)
+    x = bfloat16(scale * generator.standard_normal((batch, seq_len, width)) + 0.5)
+    w = bfloat16(1 + 0.2 * generator.standard_normal(width))
+    b = bfloat16(0.2 * generator.standard_normal(width))
+    centered = bfloat16(x - bfloat16(x.mean(-1, keepdims=True)))
+    var = bfloat16((centered * centered).mean(-1, keepdims=True))
+    got = bfloat16(bfloat16(centered * bfloat16(1 / np.sqrt(bfloat16(var + eps)))) * w) + b
+    ref = {"x": x, "state": {"weight": w, "bias": b}}
+    with options.changed(dtype="bfloat16"):
+        message = mismatch(
+            "LayerNorm output",
+            bfloat16(got),
+            layer_norm(x.astype(np.float64), w, b, eps).astype(np.float32),
+            atol=step_05.TOLERANCE,
+            rtol=step_05.TOLERANCE,
+            slips=lambda: step_05.slips(ref, eps),
+        )
+    assert message is not None, "the bfloat16 statistics no longer differ: a weaker test"
+    assert "Hint: the mean and variance are computed in bfloat16" in message, message
 
 
 # Step 6: the transformer block, from the pieces above.
