@@ -23,8 +23,9 @@ from tests.conftest import ROOT
 DOCS = ROOT / "docs"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 STEP_PAGES = [DOCS / course.BY_ID[step].page for step in course.complete()]  # in course order
-# Pages of the extension chapters that are no step of their own: an optional part, the bench.
-EXTRA_PAGES = [DOCS / "mojo-bfloat16.md", DOCS / "bench.md"]
+# Pages of the extension chapters that are no step of their own: an optional part, the bench,
+# and the dated measurements the bench page links to.
+EXTRA_PAGES = [DOCS / "mojo-bfloat16.md", DOCS / "bench.md", DOCS / "measurements.md"]
 PAGES = [
     *(DOCS / name for name in ("index.md", "start.md", "setup.md", "max.md", "reference.md")),
     *STEP_PAGES,
