@@ -179,8 +179,8 @@ def describe_compile_failure(what: str, error: BaseException, compiler_output: l
         return (
             f"{what.removeprefix('Compiling ')} does not compile in bfloat16 (MAX's dtype on a GPU): "
             "MAX 26.7 cannot compile a layer norm whose mean and variance are computed in "
-            "bfloat16. The formula is right; compute them in float32 as step 5's page shows "
-            "(x.cast(DType.float32), normalize, cast back to x.dtype, then weight and bias)."
+            "bfloat16. The formula is right; compute in float32 as step 5's page shows "
+            "(x.cast(DType.float32), weight and bias cast too, .cast(x.dtype) at the end)."
         )
     cause = next((line.strip() for line in output.splitlines() if "error:" in line), str(error))
     return f"{what} failed in MAX's compiler: {error_summary(cause)}"

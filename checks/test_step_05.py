@@ -91,7 +91,7 @@ def bfloat16_statistics(torch, x, w, b, eps) -> list[Slip]:
     return [
         Slip(
             "the mean and variance are computed in bfloat16, which rounds rows of small variance "
-            "away: compute them in float32 (x.cast(DType.float32)), as step 5's page shows.",
+            "away: compute in float32 (x.cast(DType.float32)), as step 5's page shows.",
             (centered * torch.rsqrt(var + eps) * wb + bb).float(),
         )
     ]

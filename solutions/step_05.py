@@ -15,10 +15,11 @@ class LayerNorm(Module):
         self.bias = Tensor.zeros([dim])  # shift, learned
 
     def forward(self, x: Tensor) -> Tensor:
-        # Mean and variance in float32 whatever x's dtype, as PyTorch does: in bfloat16 (a GPU's
-        # default) MAX 26.7 can't compile them, and float32 sums round less.
+        # In float32 whatever x's dtype, rounded back once at the end, as PyTorch does: in
+        # bfloat16 (a GPU's default) MAX 26.7 can't compile the statistics, and float32 rounds less.
         x32 = x.cast(DType.float32)
         mean = x32.mean(axis=-1)  # [B, S, 1]
         var = ((x32 - mean) ** 2).mean(axis=-1)  # [B, S, 1], biased: divides by d
-        normed = ((x32 - mean) * F.rsqrt(var + self.eps)).cast(x.dtype)  # [B, S, E]
-        return normed * self.weight + self.bias
+        normed = (x32 - mean) * F.rsqrt(var + self.eps)  # [B, S, E]
+        y = normed * self.weight.cast(DType.float32) + self.bias.cast(DType.float32)
+        return y.cast(x.dtype)

@@ -92,7 +92,7 @@ def test_a_failed_compile_is_named_from_the_compilers_own_words():
         "Compiling LayerNorm", COMPILE_FAILED, [BFLOAT16_LAYER_NORM_OUTPUT]
     )
     assert message.startswith("LayerNorm does not compile in bfloat16"), message
-    assert "compute them in float32 as step 5's page shows" in message
+    assert "compute in float32 as step 5's page shows" in message
     other = describe_compile_failure(
         "Compiling GPT2Block", COMPILE_FAILED, ["note: x\nerror: something else broke\n"]
     )

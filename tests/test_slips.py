@@ -244,7 +244,7 @@ SLIPS_5_TO_8 = {
     ),
     "no bias": (
         5,
-        [("* self.weight + self.bias", "* self.weight + self.bias * 0")],
+        [("+ self.bias.cast(DType.float32)", "+ 0 * self.bias.cast(DType.float32)")],
         "the bias (shift) is missing",
     ),
     "wrong axis": (

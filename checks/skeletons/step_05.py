@@ -6,7 +6,7 @@ and shift (`bias`) are applied:
 
     y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias      (over the last axis)
 
-with the mean and variance computed in float32 whatever x's dtype, as PyTorch does.
+computed in float32 whatever x's dtype and rounded back at the end, as PyTorch does.
 
 Check your work: pixi run s5
 """
@@ -29,7 +29,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # TODO 2: normalize x over its last axis with self.eps, then scale and shift.
-        # Hint: follow the formula on x.cast(DType.float32) (statistics in float32, see the page):
-        #   .mean(axis=-1) keeps the axis, the biased variance is a mean of squares, F.rsqrt; cast
-        #   the normalized values back with .cast(x.dtype), then multiply by weight and add bias.
+        # Hint: follow the formula in float32 (x.cast(DType.float32), see the page): .mean(axis=-1)
+        #   keeps the axis, the biased variance is a mean of squares, F.rsqrt; weight and bias
+        #   cast to float32 too; round the result back once with .cast(x.dtype).
         return None
