@@ -139,8 +139,8 @@ def prepare_max() -> None:
     if forgotten:
         print(
             f"Note: MAX's kernel cache listed {forgotten} compiled kernels whose code is gone "
-            "(deleted from the cache folder), which MAX would compile again in every graph. The "
-            "list is mended: the next compile of each takes a few seconds more, once.",
+            "from its folder, which MAX would compile again in every graph. The list is mended: "
+            "the next compile of each takes a few seconds more, once.",
             file=sys.stderr,  # a note on the machine, beside the command's own answer on stdout
         )
 
