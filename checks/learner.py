@@ -33,6 +33,10 @@ class CompileFailed(LearnerError):
     """MAX could not compile the learner's code: every check after it would fail the same way."""
 
 
+# How MAX 26.7's exception begins when its compiler refused a graph (the cause went to fd 2).
+COMPILE_FAILED = "Failed to compile"
+
+
 class LearnerTimeout(BaseException):
     """Raised inside learner code by the alarm; a BaseException so `except Exception` can't eat it."""
 
@@ -163,7 +167,7 @@ def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # the learner's code may raise anything
-        if "Failed to compile" in str(error):
+        if COMPILE_FAILED in str(error):
             raise CompileFailed(describe_compile_failure(what, error, compiler)) from error
         raise LearnerError(describe_exception(what, error)) from error
 
@@ -200,7 +204,7 @@ def compiler_output_kept() -> Iterator[list[str]]:
         try:
             yield kept
         except BaseException as error:
-            worded = "Failed to compile" in str(error)
+            worded = COMPILE_FAILED in str(error)
             raise
         finally:
             sys.stderr.flush()

@@ -128,7 +128,6 @@ class ReportPlugin:
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
         self.recorder = Recorder()  # the running check's, made anew before each check
-        self.compile_failed = False
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -143,7 +142,7 @@ class ReportPlugin:
         self.recorder = Recorder()
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
-        if self.compile_failed:
+        if any(r.compile_failed for r in self.results):
             pytest.skip(AFTER_COMPILE_FAILURE)
         if is_compiled(item) and options.current().eager_only:
             pytest.skip(EAGER_ONLY)
@@ -184,7 +183,6 @@ class ReportPlugin:
                 if isinstance(error, LearnerError):
                     messages.append(str(error))
                     compile_failed = isinstance(error, CompileFailed)
-                    self.compile_failed |= compile_failed
                 elif not _is_check_failure(error):
                     messages.append(
                         f"The checker itself failed ({type(error).__name__}: {error}). This is a "
