@@ -112,6 +112,9 @@ def command_line(run_model: Callable, build: Callable, argv: list[str] | None = 
     parser.add_argument("--candidates", type=int, metavar="N",
                         help="print the N likeliest next tokens after --prompt, with their "
                              "probabilities, instead of generating")
+    parser.add_argument("--score", metavar="TEXT",
+                        help="print TEXT's loss, perplexity and most surprising tokens under the "
+                             "model (the loss chapter's score_text) instead of generating")
     parser.add_argument("--seed", type=int, help="make sampling reproducible")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"),
                         help="the model's dtype (default: MAX's, float32 on a CPU, bfloat16 on a GPU)")
@@ -128,7 +131,9 @@ def command_line(run_model: Callable, build: Callable, argv: list[str] | None = 
     dtype = default_dtype(getattr(DType, args.dtype)) if args.dtype else contextlib.nullcontext()
     try:
         with dtype:
-            if args.candidates:
+            if args.score is not None:
+                show_score(args.model, args.score)
+            elif args.candidates:
                 show_candidates(announced(build), args.model, args.prompt, args.candidates)
             else:
                 # top_k only when asked for: a run_model written before it had the option still runs
@@ -153,6 +158,24 @@ def show_candidates(build: Callable, model_name_or_path: str, prompt: str, count
         logits = logits.cast(DType.float32)
     last = logits.to(CPU()).to_numpy()[0, -1].astype(np.float64)  # [V]
     print("\n".join(candidate_lines(tokenizer, prompt, last, count)))
+
+
+def show_score(model_name_or_path: str, text: str, count: int = 5) -> None:
+    """Print `text`'s loss, perplexity and `count` most surprising tokens: the loss chapter's
+    score_text (ext_loss.py) on step 11's model (the KV-cache model returns only the last
+    position's logits; a loss needs every position's)."""
+    from ext_loss import score_text
+    from step_11 import build_model
+
+    model, tokenizer, device, _ = announced(build_model)(model_name_or_path)
+    scored = score_text(model, tokenizer, device, text, count)
+    if scored is None:
+        raise NotImplementedError("score_text returns None: finish the loss chapter (ext_loss.py)")
+    loss, perplexity, surprising = scored
+    print(f"Loss {loss:.4f} nats per token, perplexity {perplexity:.4g}, for {text!r}.")
+    print("The most surprising tokens (surprise = -ln p, in nats):")
+    for rank, (token, surprise) in enumerate(surprising, start=1):
+        print(f"{rank:>4}. {token!r:<16} {surprise:7.3f}")
 
 
 def candidate_lines(tokenizer, prompt: str, logits: np.ndarray, count: int) -> list[str]:

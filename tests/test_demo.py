@@ -212,3 +212,32 @@ def test_candidates_print_huggingfaces_probabilities(saved_model):
     assert run.stdout.endswith(CANDIDATES.read_text()), (
         f"docs/examples/gpt2_candidates.txt is stale: the demo now prints\n{run.stdout}"
     )
+
+
+SCORED_TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+def test_score_prints_huggingfaces_loss(saved_model):
+    """`--score TEXT` prints the loss chapter's score of TEXT under the saved small model: the loss
+    HuggingFace computes with labels=ids, its perplexity, and the most surprising tokens."""
+    import math
+
+    import torch
+
+    run = run_command(command("gpt2-reference", "--model", saved_model, "--score", SCORED_TEXT))
+    assert run.code == 0 and "Traceback" not in run.output, run.output
+    found = re.search(r"Loss (\S+) nats per token, perplexity (\S+),", run.stdout)
+    assert found, run.stdout
+    tokenizer, model = huggingface(saved_model)
+    ids = torch.tensor([tokenizer.encode(SCORED_TEXT)])
+    with torch.no_grad():
+        expected = float(model(ids, labels=ids).loss)
+    assert abs(float(found[1]) - expected) < 1e-3, (found[1], expected)
+    assert math.isclose(float(found[2]), math.exp(expected), rel_tol=1e-3), (found[2], expected)
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
+    surprise = -log_probs[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+    most = int(surprise.argmax())
+    first = re.search(r"\n   1\. (.+?)\s+(\S+)\n", run.stdout)
+    assert first and first[1] == repr(tokenizer.decode([int(ids[0, most + 1])])), run.stdout
+    assert abs(float(first[2]) - float(surprise[most])) < 1e-3, run.stdout

@@ -52,7 +52,7 @@ def test_step_11_check_passes_from_a_venv_that_is_not_activated(other_python_fir
     assert "Step 11 passes" in run.output
 
 
-@pytest.mark.parametrize("step", ["10", "11", "kv", "mojo"])
+@pytest.mark.parametrize("step", ["10", "11", "loss", "kv", "mojo"])
 def test_checks_pass_in_bfloat16_on_the_cpu(step):
     """The solutions, written as the pages teach: each model compiles step 5's layer norm from its
     formula, with float32 statistics, in bfloat16 (check 5 compiles it in bfloat16 in every run;

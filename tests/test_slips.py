@@ -590,6 +590,29 @@ def test_slip_in_the_kv_cache_fails_with_its_message(learner_copy, slip):
     assert_caught(learner_copy, harness.KV_CACHE, *slip, "--eager-only")
 
 
+# The loss chapter: each mistake, made in the solution's code, through the real check (eagerly).
+# Every named mistake is also made in numpy against the check's words: tests/test_loss_slips.py.
+SLIPS_LOSS = {
+    "log of softmax": (
+        [("F.logsoftmax(predictions, axis=-1)", "F.log(F.softmax(predictions, axis=-1))")],
+        "log(softmax(x)) underflows",
+    ),
+    "bfloat16 logits uncast": (
+        [("logits[:, :-1].cast(DType.float32)", "logits[:, :-1]")],
+        "the log-softmax ran in bfloat16",
+    ),
+    "padding counted": (
+        [("counted = mask[:, :-1] * mask[:, 1:]", "counted = np.ones_like(values)")],
+        "padded positions are counted",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS_LOSS.values(), ids=SLIPS_LOSS.keys())
+def test_slip_in_the_loss_chapter_fails_with_its_message(learner_copy, slip):
+    assert_caught(learner_copy, harness.parse_step("loss"), *slip, "--eager-only")
+
+
 SLIPS_SERVE = {
     "every step replays the request": (
         [
