@@ -22,10 +22,12 @@ from checks.verdicts import checker_digest, keep_newest
 # for a verdict the compile error gave already.
 AFTER_COMPILE_FAILURE = "not run: your code did not compile (above); fix that first"
 
+# Why a check is not run after a failure above it: the one wording, and its reasons in brackets.
+AFTER_FAILURE = "not run, because a check above failed: fix that first"
+
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
 COMPILED_AFTER_EAGER_FAILURE = (
-    "not run, because a check above failed: fix that first (the "
-    "compiled check would only compile your code to say the same)"
+    f"{AFTER_FAILURE} (the compiled check would only compile your code to say the same)"
 )
 
 
@@ -35,7 +37,7 @@ def skipped_after_failure(item: pytest.Item) -> str:
     runs_on = item.get_closest_marker("compiled").kwargs.get("runs_on")
     if runs_on is None:
         return COMPILED_AFTER_EAGER_FAILURE
-    return f"not run, because a check above failed: fix that first (it runs on {runs_on})"
+    return f"{AFTER_FAILURE} (it runs on {runs_on})"
 
 
 @dataclass

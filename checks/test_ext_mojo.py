@@ -24,7 +24,7 @@ from checks.reference import SMALL, near_greedy_problem
 from checks.doubles import IdTokenizer
 from checks.modules import learner_module
 from checks.tensors import max_tensor
-from checks.report import earlier_failure
+from checks.report import AFTER_FAILURE, earlier_failure
 
 # (rows of x, K, N): sizes that are not multiples of any SIMD width, one output row, one input
 # column, a prompt of 3 rows, and the LM head of GPT-2 small.
@@ -400,7 +400,7 @@ def test_bfloat16_kernel_matches_numpy(record, shape, request):
     """gemv_bf16(x, weight) equals numpy's product of the same bfloat16 numbers, rounded once"""
     skip_unless_cpu()
     if earlier_failure(request):  # the second part builds on the first: no compile until it passes
-        pytest.skip("not run, because a check above failed: fix that first")
+        pytest.skip(AFTER_FAILURE)
     if not bf16_started():
         pytest.skip(BF16_NOT_STARTED)
     rows, k, n = shape
