@@ -587,14 +587,14 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
     )
     ids = torch.tensor([[1, 5, 9, 2]])
     expected = hf(ids).logits.numpy()
+    close = {"atol": 1e-3, "rtol": 1e-3, "precision": options.current().dtype}
     simple = build_learner_module("MaxGPT2LMHeadModel", step_08.MaxGPT2LMHeadModel, config)
     harness.call("transfer_weights", step_11.transfer_weights, hf, simple)
     problem = mismatch(
         "MaxGPT2LMHeadModel's logits (step 8)",
         harness.call("MaxGPT2LMHeadModel", simple, max_tensor(ids)),
         expected,
-        atol=1e-3,
-        rtol=1e-3,
+        **close,
     )
     cached = build_learner_module("CachedGPT2LMHeadModel", kv.CachedGPT2LMHeadModel, config)
     harness.call("transfer_weights", step_11.transfer_weights, hf, cached)
@@ -605,8 +605,7 @@ def try_on_a_tiny_model(step_01, step_08, step_11, kv) -> None:
             "CachedGPT2LMHeadModel's logits (the KV-cache extension)",
             out[0],
             expected[:, -1:],
-            atol=1e-3,
-            rtol=1e-3,
+            **close,
         )
     if problem is not None:
         raise harness.LearnerError(problem.split("\n")[0])

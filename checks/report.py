@@ -129,7 +129,8 @@ class ReportPlugin:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
-        self.recorder = Recorder()  # the running check's, made anew before each check
+        # the running check's, made anew before each check, with the run's dtype for its tolerances
+        self.recorder = Recorder(options.current().dtype)
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -141,7 +142,7 @@ class ReportPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before pytest sets up the fixtures, `record` among them
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.recorder = Recorder()
+        self.recorder = Recorder(options.current().dtype)
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if any(r.compile_failed for r in self.results):

@@ -167,7 +167,13 @@ def check_chunks(record, model, mode: str) -> int | None:
     return its number, or None when all match."""
     for number, (label, logits, expected, slips, order_hint) in enumerate(run_chunks(model, mode)):
         problem = mismatch(
-            f"The logits for {label}", logits, expected, atol=TOLERANCE, rtol=TOLERANCE, slips=slips
+            f"The logits for {label}",
+            logits,
+            expected,
+            atol=TOLERANCE,
+            rtol=TOLERANCE,
+            slips=slips,
+            precision=record.precision,
         )
         if problem:
             if order_hint and not names_a_mistake(problem):

@@ -171,5 +171,5 @@ def test_compiled_output_matches_torch(record):
 @pytest.mark.compiled
 def test_compiles_in_bfloat16(record):
     """LayerNorm compiles in bfloat16, MAX's default dtype on a GPU, and matches torch (compiled, bfloat16)"""
-    with options.changed(dtype="bfloat16"), pinned_defaults():
+    with options.changed(dtype="bfloat16"), pinned_defaults(), record.comparing_in("bfloat16"):
         expect_compiled_matches(record, [reference(32, 1e-5, 2, 7, 1.0)], 1e-5, "bfloat16, ")

@@ -107,18 +107,20 @@ def shared_blocks(blocks) -> str | None:
     return None
 
 
-def where_it_diverges(model, cfg, stages, expected):
-    """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs."""
+def where_it_diverges(model, cfg, stages, expected, precision: str):
+    """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs
+    (compared in the run's `precision`)."""
+    close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": precision}
     for index in range(cfg.n_layer):
         block = call(f"MaxGPT2Model.h[{index}]", lambda i=index: model.h[i])
         got = call(f"block h[{index}]", block, max_tensor(stages[index]))
-        if mismatch("", got, stages[index + 1], atol=TOLERANCE, rtol=TOLERANCE) is not None:
+        if mismatch("", got, stages[index + 1], **close) is not None:
             return (
                 f"The first difference is in block h[{index}]: on HuggingFace's input it "
                 "gives another output, so look at your GPT2Block (step 6)."
             )
     got = call("ln_f", model.ln_f, max_tensor(stages[-1]))
-    if mismatch("", got, expected, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+    if mismatch("", got, expected, **close) is not None:
         return "Every block matches, but ln_f does not: look at ln_f (your LayerNorm of step 5)."
     return (
         "Embeddings, every block and ln_f match on their own, so the difference is in how "
@@ -132,7 +134,7 @@ def check_output(record, what, got, model, cfg, ids, stages, expected):
     )
     if not ok:
         try:
-            record.expect(False, where_it_diverges(model, cfg, stages, expected))
+            record.expect(False, where_it_diverges(model, cfg, stages, expected, record.precision))
         except LearnerError as error:
             record.expect(False, str(error))
     return ok

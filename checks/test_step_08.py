@@ -61,12 +61,14 @@ def check_logits(record, what, got, model, cfg, ids, hidden, logits):
         atol=TOLERANCE,
         rtol=TOLERANCE,
         slips=lambda: [Slip(PROBABILITIES, softmax(logits)), *slips(cfg, ids)],
+        precision=record.precision,
     )
     record.expect(problem is None, problem or "")
     # A named mistake says what to fix; where the difference lies would only be a vaguer guess.
     if problem and not names_a_mistake(problem):
         body = call("MaxGPT2LMHeadModel.transformer", model.transformer, max_tensor(ids))
-        if mismatch("", body, hidden, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+        close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": record.precision}
+        if mismatch("", body, hidden, **close) is not None:
             record.expect(
                 False,
                 "The body (self.transformer, your MaxGPT2Model of step 7) already "
