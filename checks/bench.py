@@ -349,7 +349,7 @@ def time_all(args: argparse.Namespace, steps: list) -> int:
             """Times the row's kernel alone on the LM head (on the CPU: its share of a token)."""
             if not on_the_cpu:
                 return None
-            from checks.test_ext_mojo import kernel_read_gbs
+            from checks.kernel_graphs import kernel_read_gbs
 
             return lambda: kernel_read_gbs(dtype, config.n_embd, config.vocab_size)
 

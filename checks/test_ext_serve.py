@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks import test_ext_kv_cache as kv
+from checks import kv_reference as kv
 from checks.tensors import as_numpy
 from checks.harness import SERVING, LearnerError, call, compile_module, learner_attr, not_none
 from checks.reference import SMALL

@@ -498,7 +498,7 @@ class CachedStandIn:
 
 @pytest.mark.parametrize("new_first", [True, False], ids=["new keys first", "appended"])
 def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
-    from checks import test_ext_kv_cache as kv
+    from checks import kv_reference as kv
 
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
     monkeypatch.setattr(kv, "max_tensor", lambda array: array)  # the stand-in takes numpy
@@ -558,7 +558,7 @@ def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, gree
 
 
 def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
-    from checks import test_ext_kv_cache as kv
+    from checks import kv_reference as kv
     from checks.learner import LearnerError
 
     def fails_with_a_cache(ids, *caches):
