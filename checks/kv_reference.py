@@ -31,41 +31,44 @@ EOS = SMALL.vocab_size - 1  # the checks' small GPT-2 ends texts with its last i
 
 def reference():
     def build():
-        torch = torch_no_grad()
-        from transformers import DynamicCache
+        with torch_no_grad() as torch:
+            from transformers import DynamicCache
 
-        model = hf_model_of_reference()
-        ids = token_ids(BATCH, CHUNKS[-1][1], SMALL.vocab_size, seed=22)
-        full = model(ids).logits.numpy()
-        restarted, cache = [], DynamicCache()
-        for start, end in CHUNKS:  # the positions-restart-at-0 slip, made with HuggingFace's cache
-            out = model(
-                ids[:, start:end],
-                past_key_values=cache,
-                use_cache=True,
-                position_ids=torch.arange(end - start)[None].expand(BATCH, -1),
-            )
-            restarted.append(out.logits[:, -1].numpy())
-        greedy = {}
-        for prompt in PROMPTS.values():
-            out = model.generate(
-                torch.tensor([prompt]),
-                do_sample=False,
-                max_new_tokens=NEW_TOKENS,
-                eos_token_id=EOS,
-                pad_token_id=EOS,
-            )
-            greedy[tuple(prompt)] = (
-                out[0, len(prompt) :].tolist(),
-                greedy_with_positions_restarting(model, prompt),
-            )
-        return {
-            "state": max_state_dict(model),
-            "ids": ids.numpy(),
-            "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
-            "restarted": [logits[:, None] for logits in restarted],
-            "greedy": greedy,
-        }
+            model = hf_model_of_reference()
+            ids = token_ids(BATCH, CHUNKS[-1][1], SMALL.vocab_size, seed=22)
+            full = model(ids).logits.numpy()
+            restarted, cache = [], DynamicCache()
+            for (
+                start,
+                end,
+            ) in CHUNKS:  # the positions-restart-at-0 slip, made with HuggingFace's cache
+                out = model(
+                    ids[:, start:end],
+                    past_key_values=cache,
+                    use_cache=True,
+                    position_ids=torch.arange(end - start)[None].expand(BATCH, -1),
+                )
+                restarted.append(out.logits[:, -1].numpy())
+            greedy = {}
+            for prompt in PROMPTS.values():
+                out = model.generate(
+                    torch.tensor([prompt]),
+                    do_sample=False,
+                    max_new_tokens=NEW_TOKENS,
+                    eos_token_id=EOS,
+                    pad_token_id=EOS,
+                )
+                greedy[tuple(prompt)] = (
+                    out[0, len(prompt) :].tolist(),
+                    greedy_with_positions_restarting(model, prompt),
+                )
+            return {
+                "state": max_state_dict(model),
+                "ids": ids.numpy(),
+                "expected": [full[:, end - 1 : end] for _, end in CHUNKS],
+                "restarted": [logits[:, None] for logits in restarted],
+                "greedy": greedy,
+            }
 
     return cached("kv_cache", (SMALL, CHUNKS, PROMPTS, NEW_TOKENS), build)
 
@@ -211,19 +214,19 @@ def hf_model_of_reference():
 
 def greedy_with_positions_restarting(hf, prompt: list[int]) -> list[int]:
     """The greedy ids of a cached model whose every call numbers its new tokens from 0 (a slip)."""
-    torch = torch_no_grad()
-    from transformers import DynamicCache
+    with torch_no_grad() as torch:
+        from transformers import DynamicCache
 
-    cache, fed, out = DynamicCache(), torch.tensor([prompt]), []
-    for _ in range(NEW_TOKENS):
-        logits = hf(
-            fed,
-            past_key_values=cache,
-            use_cache=True,
-            position_ids=torch.arange(fed.shape[1])[None],
-        ).logits
-        out.append(int(logits[0, -1].argmax()))
-        if out[-1] == EOS:
-            break
-        fed = torch.tensor([[out[-1]]])
-    return out
+        cache, fed, out = DynamicCache(), torch.tensor([prompt]), []
+        for _ in range(NEW_TOKENS):
+            logits = hf(
+                fed,
+                past_key_values=cache,
+                use_cache=True,
+                position_ids=torch.arange(fed.shape[1])[None],
+            ).logits
+            out.append(int(logits[0, -1].argmax()))
+            if out[-1] == EOS:
+                break
+            fed = torch.tensor([[out[-1]]])
+        return out

@@ -224,15 +224,15 @@ def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
     """HuggingFace generate()'s greedy ids on the KV check's model (the same weights)."""
 
     def build():
-        torch = torch_no_grad()
-        out = kv.hf_model_of_reference().generate(
-            torch.tensor([prompt]),
-            do_sample=False,
-            max_new_tokens=kv.NEW_TOKENS,
-            eos_token_id=kv.EOS,
-            pad_token_id=kv.EOS,
-        )
-        return {"ids": out[0, len(prompt) :].tolist()}
+        with torch_no_grad() as torch:
+            out = kv.hf_model_of_reference().generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                max_new_tokens=kv.NEW_TOKENS,
+                eos_token_id=kv.EOS,
+                pad_token_id=kv.EOS,
+            )
+            return {"ids": out[0, len(prompt) :].tolist()}
 
     return cached("serve_greedy", (SMALL, prompt, kv.NEW_TOKENS), build)["ids"]
 

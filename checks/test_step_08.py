@@ -28,19 +28,19 @@ def reference(cfg):
 
 @cached_slips
 def slips(cfg, ids):
-    torch = torch_no_grad()
-    model = hf_lm_model(cfg, seed=12)
-    ids = torch.from_numpy(ids)
-    hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
-    for block in model.transformer.h:
-        hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
-    return [
-        Slip(
-            "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
-            "your MaxGPT2Model already applies.",
-            model.lm_head(hidden),
-        )
-    ]
+    with torch_no_grad() as torch:
+        model = hf_lm_model(cfg, seed=12)
+        ids = torch.from_numpy(ids)
+        hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
+        for block in model.transformer.h:
+            hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
+        return [
+            Slip(
+                "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
+                "your MaxGPT2Model already applies.",
+                model.lm_head(hidden),
+            )
+        ]
 
 
 PROBABILITIES = (
