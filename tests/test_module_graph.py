@@ -1,5 +1,6 @@
 """The grader's modules: no two import each other (not even from inside a function), none imports a
-check file, no pickle, and each opens with a one-line docstring naming its one job."""
+check file, none is over MAX_LINES lines, no pickle, and each opens with a one-line docstring
+naming its one job."""
 
 import ast
 import functools
@@ -103,6 +104,18 @@ def test_the_check_file_import_guard_can_fail():
 
 def test_no_module_in_checks_imports_a_check_file():
     assert check_files_imported(grader_sources()) == {}
+
+
+MAX_LINES = 450  # a module longer than this does more than one job: split it by job
+
+
+def test_no_module_in_checks_is_over_max_lines():
+    long = {
+        name: n
+        for name, text in grader_sources().items()
+        if (n := len(text.splitlines())) > MAX_LINES
+    }
+    assert not long, f"these modules are over {MAX_LINES} lines: {long}"
 
 
 def test_no_pickle_in_the_grader():
