@@ -118,29 +118,22 @@ class LearnerModels:
     def uncached_row(self) -> Row:
         """Step 10's loop on step 11's model of step 8: the whole sequence again for each token."""
         simple, compile_s = self.build()
-
-        def uncached(n: int, ids: list[int] = self.prompts.ids) -> list[int]:
-            text = self.step_10.generate_text(
-                simple,
-                self.prompts.tokenizer,
-                self.device,
-                text_of(ids),
-                max_new_tokens=n,
-                do_sample=False,
-            )
-            return self.new_ids(text, ids)
-
-        long_first = self.prompts.long_first(uncached)
-        return Row("MAX, step 10 loop, no cache", uncached, compile_s, long_first)
+        generate = self.step_10.generate_text
+        return self.loop_row("MAX, step 10 loop, no cache", generate, simple, compile_s)
 
     def cached_row(self, name: str, model_class) -> Row:
         """The KV-cache extension's loop on `model_class`, built with the cache's input types."""
         model, compile_s = self.build(model_class, self.kv.cache_input_types)
+        return self.loop_row(name, self.kv.generate_with_cache, model, compile_s, self.config)
 
-        def cached(n: int, ids: list[int] = self.prompts.ids) -> list[int]:
-            text = self.kv.generate_with_cache(
+    def loop_row(self, name: str, generate, model, compile_s: float, *config) -> Row:
+        """The learner's generation loop `generate(model, *config, tokenizer, device, text, ...)`
+        on `model`, greedy, as a row."""
+
+        def run(n: int, ids: list[int] = self.prompts.ids) -> list[int]:
+            text = generate(
                 model,
-                self.config,
+                *config,
                 self.prompts.tokenizer,
                 self.device,
                 text_of(ids),
@@ -149,7 +142,7 @@ class LearnerModels:
             )
             return self.new_ids(text, ids)
 
-        return Row(name, cached, compile_s, self.prompts.long_first(cached))
+        return Row(name, run, compile_s, self.prompts.long_first(run))
 
 
 def text_of(ids: list[int]) -> str:

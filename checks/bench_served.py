@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from checks import harness
+from checks.bench_rows import hf_run
 from checks.bench_timing import Row, Timing, time_in_turns
 
 STREAMS = 4  # concurrent requests in the served bench
@@ -31,7 +32,7 @@ def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
         rng.integers(0, hf.config.vocab_size, length).tolist()
         for length in SERVED_PROMPT_TOKENS[: STREAMS - 1]
     ]
-    expected = [greedy(hf, ids, tokens) for ids in prompts]
+    expected = [hf_run(hf, ids, use_cache=True)(tokens) for ids in prompts]  # greedy's ids
     with (
         serving.served(hf, harness.steps_dir()) as server,
         ThreadPoolExecutor(STREAMS) as pool,
@@ -58,21 +59,6 @@ def time_served(hf, prompt_ids: list[int], tokens: int, repeats: int) -> int:
         for i in range(STREAMS)
     ]
     return judge_streams(streamed, prompts, tokens)
-
-
-def greedy(hf, ids: list[int], tokens: int) -> list[int]:
-    """HuggingFace generate()'s `tokens` greedy ids after `ids`."""
-    import torch
-
-    out = hf.generate(
-        torch.tensor([ids]),
-        do_sample=False,
-        max_new_tokens=tokens,
-        min_new_tokens=tokens,
-        pad_token_id=0,
-        eos_token_id=None,
-    )
-    return out[0, len(ids) :].tolist()
 
 
 def print_served(one: Timing, many: Timing, start_s: float) -> None:

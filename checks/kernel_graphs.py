@@ -34,12 +34,18 @@ def mojo_error(error: BaseException) -> str | None:
     return f"kernels/{found[1] if found else 'gemv.mojo'} does not compile: {where}"
 
 
-@learner_cache
-def learner_gemv():
+def learner_op(name: str):
+    """The custom op the learner's `name()` in ext_mojo.py returns; a kernel that does not
+    compile is named by its file and line."""
     try:
-        return not_none("gemv()", call("gemv()", learner_attr(MOJO, "gemv")))
+        return not_none(f"{name}()", call(f"{name}()", learner_attr(MOJO, name)))
     except LearnerError as error:
         raise type(error)(mojo_error(error) or str(error)) from None
+
+
+@learner_cache
+def learner_gemv():
+    return learner_op("gemv")
 
 
 def compiled_product(what: str, product, rows, dtype: str = "float32") -> object:
@@ -122,10 +128,7 @@ def kernel_read_gbs(
 
 @learner_cache
 def learner_gemv_bf16():
-    try:
-        return not_none("gemv_bf16()", call("gemv_bf16()", learner_attr(MOJO, "gemv_bf16")))
-    except LearnerError as error:
-        raise type(error)(mojo_error(error) or str(error)) from None
+    return learner_op("gemv_bf16")
 
 
 @learner_cache
