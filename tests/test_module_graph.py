@@ -1,6 +1,6 @@
 """The grader's modules: no two import each other (not even from inside a function), none imports a
-check file, none is over MAX_LINES lines, no pickle, and each opens with a one-line docstring
-naming its one job."""
+check file, none is over MAX_LINES lines nor has a function over MAX_FUNCTION_LINES, no pickle,
+and each opens with a one-line docstring naming its one job."""
 
 import ast
 import functools
@@ -116,6 +116,20 @@ def test_no_module_in_checks_is_over_max_lines():
         if (n := len(text.splitlines())) > MAX_LINES
     }
     assert not long, f"these modules are over {MAX_LINES} lines: {long}"
+
+
+MAX_FUNCTION_LINES = 80  # a function longer than this does several things: give each a name
+
+
+def test_no_function_in_checks_is_over_max_function_lines():
+    long = [
+        f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name, text in grader_sources().items()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"these functions are over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_no_pickle_in_the_grader():
