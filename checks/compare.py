@@ -12,7 +12,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from checks import options
 from checks.tensors import as_numpy
 
 # A float32 check's default tolerance: |got - expected| <= ATOL + RTOL * |expected| everywhere.
@@ -24,11 +23,11 @@ BFLOAT16_TOLERANCE = 3e-2
 SLIP_SLACK = 10
 
 
-def tolerances(atol: float, rtol: float, scale: float = 1.0) -> tuple[float, float]:
-    """A check's float32 tolerances, widened in bfloat16: its rounding errors grow with the size
-    of the values they pass through (`scale`, the largest expected magnitude), so near-zero
-    outputs of a whole model get an absolute margin."""
-    if options.current().dtype == "float32":
+def tolerances(atol: float, rtol: float, precision: str, scale: float = 1.0) -> tuple[float, float]:
+    """A check's float32 tolerances, widened when the run's dtype (`precision`) is bfloat16: its
+    rounding errors grow with the size of the values they pass through (`scale`, the largest
+    expected magnitude), so near-zero outputs of a whole model get an absolute margin."""
+    if precision == "float32":
         return atol, rtol
     return max(atol, BFLOAT16_TOLERANCE * max(1.0, scale)), max(rtol, BFLOAT16_TOLERANCE)
 
@@ -82,15 +81,19 @@ def mismatch(
     rtol: float = RTOL,
     slips: Sequence[Slip] | Callable[[], Sequence[Slip]] = (),
     dtype: Any = np.float32,
+    precision: str = "float32",
 ) -> str | None:
     """None when `got` matches `expected`; otherwise the learner-facing description.
 
     `slips` may be a function, called only on a mismatch (building them can import torch).
+    `dtype` is the numpy dtype `got` must have (None: any); `precision` the dtype the run computes
+    in (its options' `dtype`, given by the caller: this module reads no options), whose bfloat16
+    widens the tolerances.
     """
     got_np = as_numpy(got, what)
     exp_np = np.asarray(expected)
     finite = np.abs(exp_np[np.isfinite(exp_np)]) if exp_np.size else np.zeros(1)
-    atol, rtol = tolerances(atol, rtol, scale=float(finite.max(initial=1.0)))
+    atol, rtol = tolerances(atol, rtol, precision, scale=float(finite.max(initial=1.0)))
     head = f"{what}:"
     if got_np.shape != exp_np.shape:
         return (

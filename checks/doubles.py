@@ -42,22 +42,22 @@ class HFLogits:
         self.last_ids: list[int] = []  # the ids of the latest call
 
     def __call__(self, input_ids: Any) -> Any:
-        torch = torch_no_grad()
-        ids = as_numpy(input_ids, "The ids given to the model")
-        if ids.ndim != 2 or ids.shape[0] != 1:
-            raise LearnerError(
-                f"the model was given ids of shape {list(ids.shape)}; it takes [1, S]."
-            )
-        if ids.shape[1] > self.n_positions:
-            raise LearnerError(
-                f"the model was given {ids.shape[1]} tokens but has only {self.n_positions} "
-                "positions: keep only the last tokenizer.model_max_length tokens."
-            )
-        if ids.shape[1] == 0:
-            raise LearnerError("the model was given no tokens at all.")
-        self.calls += 1
-        self.last_ids = ids[0].tolist()
-        logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
-        if low_precision():  # a bfloat16 model's logits, cast to float32 as step 8 does
-            logits = logits.bfloat16().float()
-        return max_tensor(logits.numpy(), float32=True)
+        with torch_no_grad() as torch:
+            ids = as_numpy(input_ids, "The ids given to the model")
+            if ids.ndim != 2 or ids.shape[0] != 1:
+                raise LearnerError(
+                    f"the model was given ids of shape {list(ids.shape)}; it takes [1, S]."
+                )
+            if ids.shape[1] > self.n_positions:
+                raise LearnerError(
+                    f"the model was given {ids.shape[1]} tokens but has only {self.n_positions} "
+                    "positions: keep only the last tokenizer.model_max_length tokens."
+                )
+            if ids.shape[1] == 0:
+                raise LearnerError("the model was given no tokens at all.")
+            self.calls += 1
+            self.last_ids = ids[0].tolist()
+            logits = self.model(torch.from_numpy(ids.astype(np.int64))).logits
+            if low_precision():  # a bfloat16 model's logits, cast to float32 as step 8 does
+                logits = logits.bfloat16().float()
+            return max_tensor(logits.numpy(), float32=True)

@@ -24,7 +24,7 @@ def timings(dtype: str, repeats: int) -> tuple[list[float], list[float]]:
     """Milliseconds per call of the learner's op and of MAX's matmul, for each of ROWS."""
     import torch
 
-    from checks import test_ext_mojo as mojo
+    from checks import kernel_graphs as mojo
     from checks.tensors import max_tensor
 
     kernel = mojo.kernel_graph() if dtype == "float32" else mojo.kernel_graph_bf16()

@@ -8,6 +8,7 @@ limit, so a syntax error, an exception, a `None` or a loop that never ends reads
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import re
@@ -50,10 +51,27 @@ def steps_dir() -> Path:
 _step_folders: set[str] = set()
 
 
+# What grader modules built from the learner's code (a kernel, a compiled graph) and keep for the
+# run: use_steps_dir forgets it with the learner's modules. (A check file's own caches go with the
+# file: tests.conftest.run_checks_here imports the check files afresh for each run.)
+_learner_caches: list[Any] = []
+
+
+def learner_cache(build: Callable[..., Any]) -> Callable[..., Any]:
+    """functools.cache for what a grader module builds from the learner's code, forgotten when
+    use_steps_dir loads the code again, so no run meets what an earlier run's code built."""
+    cached = functools.cache(build)
+    _learner_caches.append(cached)
+    return cached
+
+
 def use_steps_dir(path: Path) -> None:
-    """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder."""
+    """Make `import step_NN` find the files in `path`, forgetting modules from any earlier folder
+    and what was built from them (learner_cache)."""
     folder = Path(path).resolve()
     options.use(options.current().but(steps_dir=folder))
+    for cached in _learner_caches:
+        cached.cache_clear()
     _step_folders.add(str(folder))
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None) or ""

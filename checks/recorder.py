@@ -6,7 +6,8 @@ fixture; the check records every mismatch and keeps going, so one run reports th
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from pytest_check import check
@@ -28,7 +29,8 @@ class Recorder:
     """One check's failures and notes. pytest-check fails the test at its end and lists every
     failure in a plain pytest run; the report shows `failures` and `notes` in the learner's words."""
 
-    def __init__(self) -> None:
+    def __init__(self, precision: str) -> None:
+        self.precision = precision  # the run's dtype: every comparison's tolerances follow it
         self.failures: list[str] = []
         self.notes: list[str] = []
 
@@ -39,20 +41,41 @@ class Recorder:
             check.fail(message)
         return ok
 
+    @contextlib.contextmanager
+    def comparing_in(self, precision: str) -> Iterator[None]:
+        """Compare with `precision`'s tolerances meanwhile: a check that runs part of a float32
+        run in bfloat16 (with options.changed) says so here too."""
+        before, self.precision = self.precision, precision
+        try:
+            yield
+        finally:
+            self.precision = before
+
     def note(self, text: str) -> None:
         """A line the report shows under the check, passed or failed (a speed, say)."""
         self.notes.append(text)
 
     def expect_close(self, what: str, got: Any, expected: Any, **kwargs: Any) -> bool:
-        """Record a failure when `got` differs from `expected` (see compare.mismatch)."""
-        message = mismatch(what, got, expected, **kwargs)
+        """Record a failure when `got` differs from `expected` (see compare.mismatch), with the
+        tolerances of the run's precision."""
+        message = mismatch(what, got, expected, precision=self.precision, **kwargs)
         return self.expect(message is None, message or "")
 
     def expect_eager_only_failure(
         self, eager_output: Any, expected: Any, tolerance: float = 1e-4
     ) -> None:
         """After a compiled mismatch: say so plainly when the same code is right eagerly."""
-        if mismatch("eager", eager_output, expected, atol=tolerance, rtol=tolerance) is None:
+        if (
+            mismatch(
+                "eager",
+                eager_output,
+                expected,
+                atol=tolerance,
+                rtol=tolerance,
+                precision=self.precision,
+            )
+            is None
+        ):
             self.expect(False, EAGER_ONLY_RIGHT)
 
     def expect_compiled_matches(

@@ -61,22 +61,24 @@ def hf_config(cfg: CheckConfig, eos_token_id: int | None = None) -> Any:
 
 
 def randomize_(module: Any, seed: int) -> Any:
-    """Seeded weights at scales that keep activations of order one; returns `module` in eval mode."""
-    torch = torch_no_grad()
-    generator = torch.Generator().manual_seed(seed)
-    for name, param in module.named_parameters():
-        noise = torch.randn(param.shape, generator=generator)
-        leaf = name.rsplit(".", 1)[-1]
-        if (".ln" in f".{name}" or param.ndim == 1) and leaf == "weight":
-            param.copy_(1.0 + 0.2 * noise)  # layer-norm gain
-        elif leaf == "bias":
-            param.copy_(0.2 * noise)
-        elif param.ndim == 2 and "wte" not in name and "wpe" not in name:
-            fan_in = param.shape[0]  # Conv1D weights are [in, out]
-            param.copy_(noise / fan_in**0.5)
-        else:
-            param.copy_(noise)  # embeddings
-    return module.eval()
+    """Seeded weights at scales that keep activations of order one; returns `module` in eval mode
+    with its weights out of autograd (a reference is never trained: its outputs, wherever it runs,
+    can go to numpy, and in-place edits of its weights need no torch.no_grad)."""
+    with torch_no_grad() as torch:
+        generator = torch.Generator().manual_seed(seed)
+        for name, param in module.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            leaf = name.rsplit(".", 1)[-1]
+            if (".ln" in f".{name}" or param.ndim == 1) and leaf == "weight":
+                param.copy_(1.0 + 0.2 * noise)  # layer-norm gain
+            elif leaf == "bias":
+                param.copy_(0.2 * noise)
+            elif param.ndim == 2 and "wte" not in name and "wpe" not in name:
+                fan_in = param.shape[0]  # Conv1D weights are [in, out]
+                param.copy_(noise / fan_in**0.5)
+            else:
+                param.copy_(noise)  # embeddings
+        return module.eval().requires_grad_(False)
 
 
 def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
@@ -97,16 +99,16 @@ def max_state_dict(hf_module: Any) -> dict[str, np.ndarray]:
 
 
 def hidden_states(batch: int, seq_len: int, width: int, seed: int) -> Any:
-    torch = torch_no_grad()
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn((batch, seq_len, width), generator=generator)
+    with torch_no_grad() as torch:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn((batch, seq_len, width), generator=generator)
 
 
 def causal_mask_4d(seq_len: int) -> Any:
     """HuggingFace's additive causal mask for one sequence, `[1, 1, S, S]`."""
-    torch = torch_no_grad()
-    mask = torch.full((seq_len, seq_len), float("-inf")).triu(1)
-    return mask[None, None]
+    with torch_no_grad() as torch:
+        mask = torch.full((seq_len, seq_len), float("-inf")).triu(1)
+        return mask[None, None]
 
 
 def hf_mlp(cfg: CheckConfig, seed: int) -> Any:
@@ -127,8 +129,8 @@ def run_hf_attention(attention: Any, x: Any) -> Any:
 
 
 def hf_layer_norm(dim: int, eps: float, seed: int) -> Any:
-    torch = torch_no_grad()
-    return randomize_(torch.nn.Sequential(torch.nn.LayerNorm(dim, eps=eps)), seed)[0]
+    with torch_no_grad() as torch:
+        return randomize_(torch.nn.Sequential(torch.nn.LayerNorm(dim, eps=eps)), seed)[0]
 
 
 def hf_block(cfg: CheckConfig, seed: int) -> Any:
@@ -152,27 +154,29 @@ def hf_lm_model(cfg: CheckConfig, seed: int, eos_token_id: int | None = None) ->
 
 
 def token_ids(batch: int, seq_len: int, vocab_size: int, seed: int) -> Any:
-    torch = torch_no_grad()
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab_size, (batch, seq_len), generator=generator)
+    with torch_no_grad() as torch:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randint(0, vocab_size, (batch, seq_len), generator=generator)
 
 
 def near_greedy_problem(hf_model: Any, ids: list[int], prompt_length: int) -> str | None:
     """For bfloat16, where greedy text may part from float32's wherever two tokens score within
     rounding: each generated id must score, in HuggingFace's float32 model, no further below the
     best than 5% of the row's largest magnitude (at least 0.05). None when all do, else what is wrong, in a sentence."""
-    torch = torch_no_grad()
-    logits = hf_model(torch.tensor([ids[:-1]])).logits[0].double().numpy()  # row i predicts i + 1
-    for position in range(prompt_length - 1, len(ids) - 1):
-        row, chosen = logits[position], ids[position + 1]
-        margin = 0.05 * max(1.0, float(np.abs(row).max()))
-        if row[chosen] < row.max() - margin:
-            return (
-                f"generated token {position + 2 - prompt_length} (id {chosen}) scores "
-                f"{row[chosen]:.3g} where the best (id {int(row.argmax())}) scores "
-                f"{row.max():.3g}: further than bfloat16 rounding explains."
-            )
-    return None
+    with torch_no_grad() as torch:
+        logits = (
+            hf_model(torch.tensor([ids[:-1]])).logits[0].double().numpy()
+        )  # row i predicts i + 1
+        for position in range(prompt_length - 1, len(ids) - 1):
+            row, chosen = logits[position], ids[position + 1]
+            margin = 0.05 * max(1.0, float(np.abs(row).max()))
+            if row[chosen] < row.max() - margin:
+                return (
+                    f"generated token {position + 2 - prompt_length} (id {chosen}) scores "
+                    f"{row[chosen]:.3g} where the best (id {int(row.argmax())}) scores "
+                    f"{row.max():.3g}: further than bfloat16 rounding explains."
+                )
+        return None
 
 
 def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Path:
@@ -186,13 +190,13 @@ def save_small_model(folder: Path, seed: int = 15, readable: bool = False) -> Pa
     # SMALL has the tokenizer's vocabulary (tests/test_reference_cache.py checks)
     model = hf_lm_model(SMALL, seed=seed, eos_token_id=tokenizer.eos_token_id)
     if readable:  # the other tokens' embeddings (tied to the head) are 0: their logits are 0
-        torch = torch_no_grad()
-        keep = torch.zeros(SMALL.vocab_size, dtype=torch.bool)
-        for token in range(SMALL.vocab_size):
-            text = tokenizer.decode([token])
-            keep[token] = bool(text.strip()) and text.isascii() and text.isprintable()
-        keep[tokenizer.eos_token_id] = False
-        model.transformer.wte.weight[~keep] = 0.0
+        with torch_no_grad() as torch:
+            keep = torch.zeros(SMALL.vocab_size, dtype=torch.bool)
+            for token in range(SMALL.vocab_size):
+                text = tokenizer.decode([token])
+                keep[token] = bool(text.strip()) and text.isascii() and text.isprintable()
+            keep[tokenizer.eos_token_id] = False
+            model.transformer.wte.weight[~keep] = 0.0
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

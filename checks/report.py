@@ -22,10 +22,12 @@ from checks.verdicts import checker_digest, keep_newest
 # for a verdict the compile error gave already.
 AFTER_COMPILE_FAILURE = "not run: your code did not compile (above); fix that first"
 
+# Why a check is not run after a failure above it: the one wording, and its reasons in brackets.
+AFTER_FAILURE = "not run, because a check above failed: fix that first"
+
 # Compiling takes 10-60 s and can only repeat what an eager failure already said.
 COMPILED_AFTER_EAGER_FAILURE = (
-    "not run, because a check above failed: fix that first (the "
-    "compiled check would only compile your code to say the same)"
+    f"{AFTER_FAILURE} (the compiled check would only compile your code to say the same)"
 )
 
 
@@ -35,7 +37,7 @@ def skipped_after_failure(item: pytest.Item) -> str:
     runs_on = item.get_closest_marker("compiled").kwargs.get("runs_on")
     if runs_on is None:
         return COMPILED_AFTER_EAGER_FAILURE
-    return f"not run, because a check above failed: fix that first (it runs on {runs_on})"
+    return f"{AFTER_FAILURE} (it runs on {runs_on})"
 
 
 @dataclass
@@ -127,7 +129,8 @@ class ReportPlugin:
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
-        self.recorder = Recorder()  # the running check's, made anew before each check
+        # the running check's, made anew before each check, with the run's dtype for its tolerances
+        self.recorder = Recorder(options.current().dtype)
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -139,7 +142,7 @@ class ReportPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before pytest sets up the fixtures, `record` among them
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.recorder = Recorder()
+        self.recorder = Recorder(options.current().dtype)
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if any(r.compile_failed for r in self.results):

@@ -330,15 +330,15 @@ def sampling_logits(model: str | None, prompt: str):
     """(next-token logits [V], tokenizer): HuggingFace's model `model`, or step 10's check model."""
     from checks.tensors import torch_no_grad
 
-    torch = torch_no_grad()
-    if model is None:
-        from checks.reference import sampling_model
+    with torch_no_grad() as torch:
+        if model is None:
+            from checks.reference import sampling_model
 
-        tokenizer, hf_model = sampling_model()
-    else:
-        hf_model, tokenizer = harness.learner_attr(11, "load_huggingface")(model)
-    ids = torch.tensor([tokenizer.encode(prompt)[-hf_model.config.n_positions :]])
-    return hf_model(ids).logits[0, -1].double().numpy(), tokenizer
+            tokenizer, hf_model = sampling_model()
+        else:
+            hf_model, tokenizer = harness.learner_attr(11, "load_huggingface")(model)
+        ids = torch.tensor([tokenizer.encode(prompt)[-hf_model.config.n_positions :]])
+        return hf_model(ids).logits[0, -1].double().numpy(), tokenizer
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -11,12 +12,15 @@ from checks.learner import LearnerError, error_summary
 from checks.runtime import device, low_precision
 
 
-def torch_no_grad() -> Any:
-    """torch, with gradients off: the checks only ever run HuggingFace forward."""
+@contextlib.contextmanager
+def torch_no_grad() -> Iterator[Any]:
+    """torch, with gradients off while the block runs (`with torch_no_grad() as torch:`): the
+    checks only ever run HuggingFace forward. Only the block: torch's grad mode outside it, in
+    this thread and any other, stays as it was."""
     import torch
 
-    torch.set_grad_enabled(False)
-    return torch
+    with torch.no_grad():
+        yield torch
 
 
 def as_numpy(value: Any, what: str) -> np.ndarray:
@@ -38,7 +42,9 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
             if not isinstance(value.device, CPU):
                 value = value.to(CPU())
             if value.dtype == DType.bfloat16:  # numpy has none; torch reads it without a MAX cast
-                return torch_no_grad().from_dlpack(value).float().numpy()
+                import torch
+
+                return torch.from_dlpack(value).float().numpy()
             return value.to_numpy()
         except Exception as error:
             raise LearnerError(
@@ -56,7 +62,9 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
 def bfloat16(array: np.ndarray) -> Any:
     """A float array as a bfloat16 torch tensor: numpy has no bfloat16, and torch's cast, unlike
     MAX's eager one on a CPU, compiles nothing."""
-    return torch_no_grad().tensor(array).bfloat16()
+    import torch
+
+    return torch.tensor(array).bfloat16()
 
 
 def max_tensor(array: Any, float32: bool = False) -> Any:

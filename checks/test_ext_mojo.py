@@ -7,24 +7,32 @@ failed: a correct kernel passes on any machine), and the KV-cache model built on
 HuggingFace at every step."""
 
 import functools
-import re
-import statistics
-import time
 
 import numpy as np
 import pytest
 
 from checks import harness, options
-from checks import test_ext_kv_cache as kv
+from checks import kv_reference as kv
 from checks.compare import Slip
 from checks.cpus import kernel_worker_counts
 from checks.tensors import as_numpy
-from checks.harness import MOJO, LearnerError, call, compile_module, learner_attr, not_none
+from checks.harness import MOJO, call, compile_module, learner_attr
+from checks.kernel_graphs import (
+    LM_HEAD,
+    kernel_graph,
+    kernel_graph_bf16,
+    kernel_read_gbs,
+    learner_gemv,
+    learner_gemv_bf16,
+    matmul_graph,
+    operands,
+    read_gbs,
+)
 from checks.reference import SMALL, near_greedy_problem
 from checks.doubles import IdTokenizer
 from checks.modules import learner_module
 from checks.tensors import max_tensor
-from checks.report import earlier_failure
+from checks.report import AFTER_FAILURE, earlier_failure
 
 # (rows of x, K, N): sizes that are not multiples of any SIMD width, one output row, one input
 # column, a prompt of 3 rows, and the LM head of GPT-2 small.
@@ -32,9 +40,8 @@ SHAPES = {
     "1 x 13 by 7 x 13": (1, 13, 7),
     "3 x 5 by 1 x 5": (3, 5, 1),
     "2 x 100 by 33 x 100": (2, 100, 33),
-    "the LM head, 1 x 768 by 50257 x 768": (1, 768, 50257),
+    "the LM head, 1 x 768 by 50257 x 768": LM_HEAD,
 }
-LM_HEAD = SHAPES["the LM head, 1 x 768 by 50257 x 768"]
 # Other machines: 13 output rows split over worker counts that do not divide them, and the
 # SIMD width of Apple silicon's NEON (K = 37: four 8-float steps, then 5 leftover products).
 SPLIT_SHAPE = (2, 37, 13)
@@ -48,77 +55,6 @@ SLOW_SHARE = 0.25
 def skip_unless_cpu_float32() -> None:
     if harness.low_precision() or options.current().device != "cpu":
         pytest.skip("the kernel is written for the CPU, in float32")
-
-
-def mojo_error(error: BaseException) -> str | None:
-    """`kernels/gemv.mojo does not compile: gemv.mojo line 19: <the compiler's error>` when Mojo
-    did not compile (every file of the kernels folder is one package: either file can stop it)."""
-    while error is not None and type(error).__name__ != "MojoCompilationError":
-        error = error.__cause__
-    if error is None:
-        return None
-    found = re.search(r"(\w+\.mojo):(\d+):\d+: error: (.*)", str(error))
-    where = f"{found[1]} line {found[2]}: {found[3]}" if found else str(error).splitlines()[0]
-    return f"kernels/{found[1] if found else 'gemv.mojo'} does not compile: {where}"
-
-
-@functools.cache
-def learner_gemv():
-    try:
-        return not_none("gemv()", call("gemv()", learner_attr(MOJO, "gemv")))
-    except LearnerError as error:
-        raise type(error)(mojo_error(error) or str(error)) from None
-
-
-def compiled_product(what: str, product, rows, dtype: str = "float32") -> object:
-    """`product(x, weight)` compiled for x [rows, k] and weight [n, k], with symbolic sizes."""
-    from max.dtype import DType
-    from max.experimental.nn import Module
-    from max.experimental.tensor import TensorType
-    from max.graph import DeviceRef
-
-    class Product(Module):
-        def forward(self, x, weight):
-            return product(x, weight)
-
-    device = DeviceRef.from_device(harness.device())
-    return compile_module(
-        what,
-        Product(),
-        TensorType(getattr(DType, dtype), [rows, "k"], device=device),
-        TensorType(getattr(DType, dtype), ["n", "k"], device=device),
-    )
-
-
-@functools.cache
-def kernel_graph(workers: int = 0, width: int = 0):
-    """The learner's op alone in a graph: one compile serves every shape. With `workers` or
-    `width`, the kernel as another machine would run it (its `execute` parameters)."""
-    op = learner_gemv()
-    if workers or width:
-        op = call(
-            "gemv() with other parameters",
-            lambda: op[{"workers": workers, "width": width}],
-        )
-        what = f"gemv custom op for {workers} worker{'s' * (workers > 1)} and a width of {width}"
-    else:
-        what = "gemv custom op"
-    return compiled_product(what, op, "rows")
-
-
-@functools.cache
-def matmul_graph(rows=1, dtype: str = "float32"):
-    """MAX's own product, x @ weight^T (what Linear runs), for the speed comparison."""
-    from checks.harness import waiting
-
-    with waiting.announce("compiling MAX's own matmul, to time your kernel beside it"):
-        return compiled_product("MAX's matmul", lambda x, weight: x @ weight.T, rows, dtype)
-
-
-def operands(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(rows * 1000 + k + n)
-    x = rng.standard_normal((rows, k), dtype=np.float32)
-    return x, rng.standard_normal((n, k), dtype=np.float32)
 
 
 def slips(
@@ -217,35 +153,6 @@ def test_kernel_matches_numpy_on_other_machines(record, machine):
     )
 
 
-def seconds_per_call(run, repeats: int = 10) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def read_gbs(product, nbytes: int, repeats: int = 10) -> float:
-    """GB/s at which `product()` reads its weight of `nbytes` (the median call's)."""
-    return nbytes / 1e9 / seconds_per_call(product, repeats)
-
-
-def kernel_read_gbs(
-    dtype: str = "float32", k: int = LM_HEAD[1], n: int = LM_HEAD[2], repeats: int = 21
-) -> float:
-    """GB/s at which the learner's kernel alone, in its own graph, reads an [n, k] weight for one
-    row of x: by default the LM head's, too large for any cache. The bench splits a token's time
-    with it."""
-    import torch
-
-    graph = kernel_graph() if dtype == "float32" else kernel_graph_bf16()
-    x, weight = (torch.from_numpy(a).to(getattr(torch, dtype)) for a in operands(1, k, n))
-    mx, mw = max_tensor(x), max_tensor(weight)
-    return read_gbs(lambda: graph(mx, mw), weight.numel() * weight.element_size(), repeats)
-
-
 def test_kernel_speed_on_the_lm_head(record, request):
     """The kernel's speed on the LM head, beside MAX's matmul, PyTorch and memory (reported)
 
@@ -306,28 +213,6 @@ OTHER_MACHINES_BF16 = {
 # A bfloat16 keeps 8 significant bits: rounding the float32 sum once moves it by at most 2^-9 of
 # itself (4e-3 leaves room for a kernel that truncates instead).
 BF16_ROUNDING = 4e-3
-
-
-@functools.cache
-def learner_gemv_bf16():
-    try:
-        return not_none("gemv_bf16()", call("gemv_bf16()", learner_attr(MOJO, "gemv_bf16")))
-    except LearnerError as error:
-        raise type(error)(mojo_error(error) or str(error)) from None
-
-
-@functools.cache
-def kernel_graph_bf16(workers: int = 0, width: int = 0):
-    """The learner's bfloat16 op alone in a graph, as kernel_graph() is the float32 one's."""
-    op = learner_gemv_bf16()
-    what = "gemv_bf16 custom op"
-    if workers or width:
-        op = call(
-            "gemv_bf16() with other parameters",
-            lambda: op[{"workers": workers, "width": width}],
-        )
-        what += f" for {workers} workers and a width of {width}"
-    return compiled_product(what, op, "rows", "bfloat16")
 
 
 def operands_bf16(rows: int, k: int, n: int):
@@ -400,7 +285,7 @@ def test_bfloat16_kernel_matches_numpy(record, shape, request):
     """gemv_bf16(x, weight) equals numpy's product of the same bfloat16 numbers, rounded once"""
     skip_unless_cpu()
     if earlier_failure(request):  # the second part builds on the first: no compile until it passes
-        pytest.skip("not run, because a check above failed: fix that first")
+        pytest.skip(AFTER_FAILURE)
     if not bf16_started():
         pytest.skip(BF16_NOT_STARTED)
     rows, k, n = shape

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks import test_ext_kv_cache as kv
+from checks import kv_reference as kv
 from checks.tensors import as_numpy
 from checks.harness import SERVING, LearnerError, call, compile_module, learner_attr, not_none
 from checks.reference import SMALL
@@ -18,6 +18,7 @@ from checks.reference_cache import cached
 from checks.modules import learner_module
 from checks.tensors import torch_no_grad
 from checks.report import may_compile
+from checks.serve_align import align_problem
 
 # Sizes that differ from each other, so a property that reads the wrong one shows.
 SIZES = dict(n_layer=3, n_head=4, n_embd=48, n_positions=40, vocab_size=101)
@@ -101,119 +102,6 @@ def test_max_seq_len_is_bounded_by_the_positions(record, max_length, expected):
     record.expect(problem is None, problem or "")
 
 
-# (cached, new) per row for align(): two prompts arriving beside two decoding requests, with
-# caches of different lengths; the shorter prompt has padded queries and nothing cached.
-ALIGN_CASE = ([3, 0, 5, 0], [1, 4, 1, 2])
-ALIGN = "align(cached=[3, 0, 5, 0], new=[1, 4, 1, 2])"
-
-
-def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
-    """[B, S, N + S] booleans: the keys each query sees, for queries that are real tokens (padded
-    queries' rows are left False: they are checked apart)."""
-    n, s = max(cached), max(new)
-    visible = np.zeros((len(cached), s, n + s), bool)
-    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
-        for query in range(s - k, s):
-            visible[row, query, n - c : n] = True  # its own cached keys, the last c of N
-            visible[row, query, n + s - k : n + query + 1] = True  # its new keys up to itself
-    return visible
-
-
-def align_problem(align) -> str | None:
-    """What is wrong with the learner's align() on ALIGN_CASE, in a sentence, or None."""
-    cached, new = ALIGN_CASE
-    out = not_none(ALIGN, call(ALIGN, align, list(cached), list(new)))
-    if not isinstance(out, tuple) or len(out) != 2:
-        return f"{ALIGN} returned {type(out).__name__}; it should return (positions, mask)."
-    for part, todo in zip(out, ("positions", "mask"), strict=True):
-        if part is None:
-            number = 3 if todo == "positions" else 4
-            return (
-                f"{ALIGN} gave {todo} None: it is still the skeleton's placeholder. Replace it as "
-                f"its TODO ({number}) says."
-            )
-    positions, mask = (np.asarray(part) for part in out)
-    n, s, batch = max(cached), max(new), len(cached)
-    if positions.shape != (batch, s):
-        return (
-            f"{ALIGN} gave positions of shape {list(positions.shape)}; they should be [B, S] = "
-            f"[{batch}, {s}]: a position for every id of the padded batch."
-        )
-    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
-        got, want = positions[row, s - k :].tolist(), list(range(c, c + k))
-        if got == want:
-            continue
-        if got == list(range(c + s - k, c + s)):
-            return (
-                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got}; they should be "
-                f"{want}: the padding before its new ids is counted as positions. The padding "
-                "sits on the left, so a row's first real id is at column S - new[i]."
-            )
-        if got in (list(range(n, n + k)), list(range(n + s - k, n + s))):
-            return (
-                f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
-                f"tokens; they should be {want}. The positions are not per row: each row "
-                "continues after its own cached length, not the longest one's."
-            )
-        return (
-            f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new tokens "
-            f"(the last {k} columns); they should be {want}, continuing after its cache."
-        )
-    if (positions < 0).any():
-        return f"{ALIGN} gave a negative position ({positions.tolist()}): wpe has no such row."
-    if mask.shape != (batch, 1, s, n + s):
-        return (
-            f"{ALIGN} gave a mask of shape {list(mask.shape)}; it should be [B, 1, S, N + S] = "
-            f"[{batch}, 1, {s}, {n + s}]: one per row, shared by the heads."
-        )
-    if not np.isin(mask, (0.0, -np.inf)).all():
-        return (
-            f"{ALIGN} gave a mask with values other than 0 and -inf: it is added to the scores, "
-            "0 where a key is visible, -inf where it is hidden."
-        )
-    visible, wanted = mask[:, 0] == 0, expected_visible(cached, new)
-    if all((visible[row] == visible[0]).all() for row in range(batch)):
-        return (
-            f"{ALIGN} gave every row the same mask; the rows have different lengths: each row's "
-            "mask is its own (its cached keys on the right of the N, its new keys after its "
-            "padding)."
-        )
-    for row, (c, k) in enumerate(zip(cached, new, strict=True)):
-        for query in range(s):
-            real = query >= s - k
-            seen = np.flatnonzero(visible[row, query]).tolist()
-            if not real:
-                if not seen:
-                    return (
-                        f"{ALIGN}: row {row}'s padded query {query} sees no key at all: softmax "
-                        "over only -inf is NaN, and NaN keys and values spread. Let a padded "
-                        "query see itself (its output is never used)."
-                    )
-                continue
-            want = np.flatnonzero(wanted[row, query]).tolist()
-            if seen == want:
-                continue
-            padded = [key for key in seen if key < n - c or n <= key < n + s - k]
-            if padded:
-                return (
-                    f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the padded "
-                    f"key slots {padded}: padding is attended to. Hide the first N - cached[i] "
-                    "cached slots and the new slots before the row's own ids."
-                )
-            later = [key for key in seen if key > n + query]
-            if later:
-                return (
-                    f"{ALIGN}: row {row}, query {query}, sees later keys {later}: a token may "
-                    "only see the keys up to its own (causal)."
-                )
-            return (
-                f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the key slots "
-                f"{seen}; it should see {want}: its cached keys (the last {c} of the N = {n}) "
-                "and its new ones up to itself."
-            )
-    return None
-
-
 def test_align_lines_up_rows_of_different_lengths(record):
     """align() gives each row of a padded batch its own positions and mask (no MAX run)"""
     problem = align_problem(learner_attr(SERVING, "align"))
@@ -224,15 +112,15 @@ def greedy_ids(prompt: tuple[int, ...]) -> list[int]:
     """HuggingFace generate()'s greedy ids on the KV check's model (the same weights)."""
 
     def build():
-        torch = torch_no_grad()
-        out = kv.hf_model_of_reference().generate(
-            torch.tensor([prompt]),
-            do_sample=False,
-            max_new_tokens=kv.NEW_TOKENS,
-            eos_token_id=kv.EOS,
-            pad_token_id=kv.EOS,
-        )
-        return {"ids": out[0, len(prompt) :].tolist()}
+        with torch_no_grad() as torch:
+            out = kv.hf_model_of_reference().generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                max_new_tokens=kv.NEW_TOKENS,
+                eos_token_id=kv.EOS,
+                pad_token_id=kv.EOS,
+            )
+            return {"ids": out[0, len(prompt) :].tolist()}
 
     return cached("serve_greedy", (SMALL, prompt, kv.NEW_TOKENS), build)["ids"]
 

@@ -41,43 +41,43 @@ def reference(dim, eps, batch, seq_len, scale):
 
 @cached_slips
 def slips(ref, eps):
-    torch = torch_no_grad()
-    x = torch.from_numpy(ref["x"])
-    w, b = (torch.from_numpy(ref["state"][k]) for k in ("weight", "bias"))
-    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    with torch_no_grad() as torch:
+        x = torch.from_numpy(ref["x"])
+        w, b = (torch.from_numpy(ref["state"][k]) for k in ("weight", "bias"))
+        mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
 
-    def norm(v, e=eps):
-        return (x - mean) / torch.sqrt(v + e)
+        def norm(v, e=eps):
+            return (x - mean) / torch.sqrt(v + e)
 
-    return [
-        *bfloat16_statistics(torch, x, w, b, eps),
-        Slip(
-            "the values match a different epsilon: use the eps passed to __init__.",
-            norm(var, 1e-12) * w + b,
-        ),
-        Slip(
-            "the values match a different epsilon: use the eps passed to __init__.",
-            norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b,
-        ),
-        Slip(
-            "epsilon is added outside the square root: divide by sqrt(var + eps).",
-            (x - mean) / (torch.sqrt(var) + eps) * w + b,
-        ),
-        Slip(
-            "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
-            norm(x.var(-1, unbiased=True, keepdim=True)) * w + b,
-        ),
-        Slip("the bias (shift) is missing: add self.bias after scaling.", norm(var) * w),
-        Slip("the weight (gain) is missing: multiply by self.weight.", norm(var) + b),
-        Slip(
-            "it normalizes over the wrong axis: normalize each position over its features "
-            "(the last axis).",
-            (x - x.mean(-2, keepdim=True))
-            / torch.sqrt(x.var(-2, unbiased=False, keepdim=True) + eps)
-            * w
-            + b,
-        ),
-    ]
+        return [
+            *bfloat16_statistics(torch, x, w, b, eps),
+            Slip(
+                "the values match a different epsilon: use the eps passed to __init__.",
+                norm(var, 1e-12) * w + b,
+            ),
+            Slip(
+                "the values match a different epsilon: use the eps passed to __init__.",
+                norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b,
+            ),
+            Slip(
+                "epsilon is added outside the square root: divide by sqrt(var + eps).",
+                (x - mean) / (torch.sqrt(var) + eps) * w + b,
+            ),
+            Slip(
+                "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
+                norm(x.var(-1, unbiased=True, keepdim=True)) * w + b,
+            ),
+            Slip("the bias (shift) is missing: add self.bias after scaling.", norm(var) * w),
+            Slip("the weight (gain) is missing: multiply by self.weight.", norm(var) + b),
+            Slip(
+                "it normalizes over the wrong axis: normalize each position over its features "
+                "(the last axis).",
+                (x - x.mean(-2, keepdim=True))
+                / torch.sqrt(x.var(-2, unbiased=False, keepdim=True) + eps)
+                * w
+                + b,
+            ),
+        ]
 
 
 def bfloat16_statistics(torch, x, w, b, eps) -> list[Slip]:
@@ -171,5 +171,5 @@ def test_compiled_output_matches_torch(record):
 @pytest.mark.compiled
 def test_compiles_in_bfloat16(record):
     """LayerNorm compiles in bfloat16, MAX's default dtype on a GPU, and matches torch (compiled, bfloat16)"""
-    with options.changed(dtype="bfloat16"), pinned_defaults():
+    with options.changed(dtype="bfloat16"), pinned_defaults(), record.comparing_in("bfloat16"):
         expect_compiled_matches(record, [reference(32, 1e-5, 2, 7, 1.0)], 1e-5, "bfloat16, ")

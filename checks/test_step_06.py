@@ -34,46 +34,47 @@ def reference(cfg, shapes):
 def slips(cfg, x):
     from checks.reference import causal_mask_4d
 
-    torch = torch_no_grad()
-    block, x = hf_block(cfg, seed=8), torch.from_numpy(x)
-    mask = causal_mask_4d(x.shape[1])
+    with torch_no_grad() as torch:
+        block, x = hf_block(cfg, seed=8), torch.from_numpy(x)
+        mask = causal_mask_4d(x.shape[1])
 
-    def attn(h):
-        return block.attn(h, attention_mask=mask)[0]
+        def attn(h):
+            return block.attn(h, attention_mask=mask)[0]
 
-    after_attn = x + attn(block.ln_1(x))
-    post_norm = block.ln_1(x + attn(x))
-    attn_normed = residual_after_norm(block.ln_1, attn, x)
-    return [
-        Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, attn_normed)),
-        Slip(NORMALIZED_RESIDUAL, attn_normed + block.mlp(block.ln_2(attn_normed))),
-        Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, after_attn)),
-        Slip(
-            "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
-            "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
-            block.ln_2(post_norm + block.mlp(post_norm)),
-        ),
-        Slip(
-            "the residual around attention is missing: add the block's input back, "
-            "x = x + attn(ln_1(x)).",
-            attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x)))),
-        ),
-        Slip(
-            "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
-            block.mlp(block.ln_2(after_attn)),
-        ),
-        Slip(
-            "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
-            after_attn + block.mlp(block.ln_1(after_attn)),
-        ),
-        Slip(
-            "the MLP's layer norm is missing: x + mlp(ln_2(x)).", after_attn + block.mlp(after_attn)
-        ),
-        Slip(
-            "the attention's layer norm is missing: x + attn(ln_1(x)).",
-            (x + attn(x)) + block.mlp(block.ln_2(x + attn(x))),
-        ),
-    ]
+        after_attn = x + attn(block.ln_1(x))
+        post_norm = block.ln_1(x + attn(x))
+        attn_normed = residual_after_norm(block.ln_1, attn, x)
+        return [
+            Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, attn_normed)),
+            Slip(NORMALIZED_RESIDUAL, attn_normed + block.mlp(block.ln_2(attn_normed))),
+            Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, after_attn)),
+            Slip(
+                "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
+                "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
+                block.ln_2(post_norm + block.mlp(post_norm)),
+            ),
+            Slip(
+                "the residual around attention is missing: add the block's input back, "
+                "x = x + attn(ln_1(x)).",
+                attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x)))),
+            ),
+            Slip(
+                "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
+                block.mlp(block.ln_2(after_attn)),
+            ),
+            Slip(
+                "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
+                after_attn + block.mlp(block.ln_1(after_attn)),
+            ),
+            Slip(
+                "the MLP's layer norm is missing: x + mlp(ln_2(x)).",
+                after_attn + block.mlp(after_attn),
+            ),
+            Slip(
+                "the attention's layer norm is missing: x + attn(ln_1(x)).",
+                (x + attn(x)) + block.mlp(block.ln_2(x + attn(x))),
+            ),
+        ]
 
 
 NORMALIZED_RESIDUAL = (

@@ -17,42 +17,44 @@ def reference(cfg):
     """Weights, ids, HuggingFace's output and every intermediate stage, for each shape."""
 
     def build():
-        torch = torch_no_grad()
-        body = hf_lm_model(cfg, seed=10).transformer
-        data = {"state": max_state_dict(body)}
-        for batch, seq_len in SHAPES:
-            ids = token_ids(batch, seq_len, cfg.vocab_size, seed=11)
-            stages = [body.wte(ids) + body.wpe(torch.arange(seq_len))]  # embeddings
-            for block in body.h:
-                stages.append(block(stages[-1], attention_mask=causal_mask_4d(seq_len)))
-            output = body(ids).last_hidden_state
-            data[batch, seq_len] = (ids.numpy(), [s.numpy() for s in stages], output.numpy())
-        return data
+        with torch_no_grad() as torch:
+            body = hf_lm_model(cfg, seed=10).transformer
+            data = {"state": max_state_dict(body)}
+            for batch, seq_len in SHAPES:
+                ids = token_ids(batch, seq_len, cfg.vocab_size, seed=11)
+                stages = [body.wte(ids) + body.wpe(torch.arange(seq_len))]  # embeddings
+                for block in body.h:
+                    stages.append(block(stages[-1], attention_mask=causal_mask_4d(seq_len)))
+                output = body(ids).last_hidden_state
+                data[batch, seq_len] = (ids.numpy(), [s.numpy() for s in stages], output.numpy())
+            return data
 
     return cached("model", (cfg, SHAPES), build)
 
 
 @cached_slips
 def slips(cfg, ids, stages):
-    torch = torch_no_grad()
-    body = hf_lm_model(cfg, seed=10).transformer
-    ids = torch.from_numpy(ids)
-    seq_len = ids.shape[1]
-    shifted = []
-    if seq_len < cfg.n_positions:  # position S does not exist when S is the full context
-        shifted = [
+    with torch_no_grad() as torch:
+        body = hf_lm_model(cfg, seed=10).transformer
+        ids = torch.from_numpy(ids)
+        seq_len = ids.shape[1]
+        shifted = []
+        if seq_len < cfg.n_positions:  # position S does not exist when S is the full context
+            shifted = [
+                Slip(
+                    "the position ids start at 1: they are 0, 1, ..., S-1.",
+                    body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state,
+                )
+            ]
+        return shifted + [
             Slip(
-                "the position ids start at 1: they are 0, 1, ..., S-1.",
-                body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state,
-            )
+                "the final layer norm ln_f is missing: apply it after the last block.", stages[-1]
+            ),
+            Slip(
+                "the position embeddings are missing: add wpe(positions) to wte(input_ids).",
+                _without_positions(body, ids),
+            ),
         ]
-    return shifted + [
-        Slip("the final layer norm ln_f is missing: apply it after the last block.", stages[-1]),
-        Slip(
-            "the position embeddings are missing: add wpe(positions) to wte(input_ids).",
-            _without_positions(body, ids),
-        ),
-    ]
 
 
 def _without_positions(body, ids):
@@ -107,18 +109,20 @@ def shared_blocks(blocks) -> str | None:
     return None
 
 
-def where_it_diverges(model, cfg, stages, expected):
-    """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs."""
+def where_it_diverges(model, cfg, stages, expected, precision: str):
+    """Run the learner's parts one at a time on HuggingFace's inputs; name the first that differs
+    (compared in the run's `precision`)."""
+    close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": precision}
     for index in range(cfg.n_layer):
         block = call(f"MaxGPT2Model.h[{index}]", lambda i=index: model.h[i])
         got = call(f"block h[{index}]", block, max_tensor(stages[index]))
-        if mismatch("", got, stages[index + 1], atol=TOLERANCE, rtol=TOLERANCE) is not None:
+        if mismatch("", got, stages[index + 1], **close) is not None:
             return (
                 f"The first difference is in block h[{index}]: on HuggingFace's input it "
                 "gives another output, so look at your GPT2Block (step 6)."
             )
     got = call("ln_f", model.ln_f, max_tensor(stages[-1]))
-    if mismatch("", got, expected, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+    if mismatch("", got, expected, **close) is not None:
         return "Every block matches, but ln_f does not: look at ln_f (your LayerNorm of step 5)."
     return (
         "Embeddings, every block and ln_f match on their own, so the difference is in how "
@@ -132,7 +136,7 @@ def check_output(record, what, got, model, cfg, ids, stages, expected):
     )
     if not ok:
         try:
-            record.expect(False, where_it_diverges(model, cfg, stages, expected))
+            record.expect(False, where_it_diverges(model, cfg, stages, expected, record.precision))
         except LearnerError as error:
             record.expect(False, str(error))
     return ok

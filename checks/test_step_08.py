@@ -28,19 +28,19 @@ def reference(cfg):
 
 @cached_slips
 def slips(cfg, ids):
-    torch = torch_no_grad()
-    model = hf_lm_model(cfg, seed=12)
-    ids = torch.from_numpy(ids)
-    hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
-    for block in model.transformer.h:
-        hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
-    return [
-        Slip(
-            "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
-            "your MaxGPT2Model already applies.",
-            model.lm_head(hidden),
-        )
-    ]
+    with torch_no_grad() as torch:
+        model = hf_lm_model(cfg, seed=12)
+        ids = torch.from_numpy(ids)
+        hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
+        for block in model.transformer.h:
+            hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
+        return [
+            Slip(
+                "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
+                "your MaxGPT2Model already applies.",
+                model.lm_head(hidden),
+            )
+        ]
 
 
 PROBABILITIES = (
@@ -61,12 +61,14 @@ def check_logits(record, what, got, model, cfg, ids, hidden, logits):
         atol=TOLERANCE,
         rtol=TOLERANCE,
         slips=lambda: [Slip(PROBABILITIES, softmax(logits)), *slips(cfg, ids)],
+        precision=record.precision,
     )
     record.expect(problem is None, problem or "")
     # A named mistake says what to fix; where the difference lies would only be a vaguer guess.
     if problem and not names_a_mistake(problem):
         body = call("MaxGPT2LMHeadModel.transformer", model.transformer, max_tensor(ids))
-        if mismatch("", body, hidden, atol=TOLERANCE, rtol=TOLERANCE) is not None:
+        close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": record.precision}
+        if mismatch("", body, hidden, **close) is not None:
             record.expect(
                 False,
                 "The body (self.transformer, your MaxGPT2Model of step 7) already "

@@ -30,8 +30,8 @@ class StandInModel:
         self.calls += 1
         logits = np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy()
         if self.bfloat16:  # through torch, which has bfloat16 (numpy has none)
-            torch = torch_no_grad()
-            return max_tensor(torch.from_numpy(logits).bfloat16())
+            with torch_no_grad() as torch:
+                return max_tensor(torch.from_numpy(logits).bfloat16())
         return max_tensor(logits)
 
 
@@ -69,18 +69,18 @@ def generate(tokenizer, model, prompt, **kwargs):
 def hf_greedy(tokenizer, model, prompt, max_new_tokens):
     """HuggingFace generate()'s greedy text; in bfloat16 it picks from the logits rounded to
     bfloat16 (what the learner's loop receives), the first of equal ones as argmax does."""
-    torch = torch_no_grad()
-    ids = torch.tensor([tokenizer.encode(prompt)])
-    rounding = [lambda _, scores: scores.bfloat16().float()] if harness.low_precision() else []
-    out = model.generate(
-        ids,
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-        logits_processor=rounding,
-    )
-    return tokenizer.decode(out[0], skip_special_tokens=True)
+    with torch_no_grad() as torch:
+        ids = torch.tensor([tokenizer.encode(prompt)])
+        rounding = [lambda _, scores: scores.bfloat16().float()] if harness.low_precision() else []
+        out = model.generate(
+            ids,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.eos_token_id,
+            logits_processor=rounding,
+        )
+        return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
 def text_hint(got, prompt, expected):
@@ -161,8 +161,8 @@ def low_temperature_advice(sampled: str, own_greedy: str) -> str:
 
 def prompt_logits(tokenizer, model, prompt):
     """HuggingFace's float64 logits `[V]` of the token after `prompt`."""
-    torch = torch_no_grad()
-    return model(torch.tensor([tokenizer.encode(prompt)])).logits[0, -1].double().numpy()
+    with torch_no_grad() as torch:
+        return model(torch.tensor([tokenizer.encode(prompt)])).logits[0, -1].double().numpy()
 
 
 def first_draws(tokenizer, logits, prompt, draws, **kwargs):
@@ -211,9 +211,9 @@ def hf_top_k(logits, k):
     """HuggingFace's TopKLogitsWarper (what generate(top_k=k) applies) on float64 logits `[V]`."""
     from transformers.generation.logits_process import TopKLogitsWarper
 
-    torch = torch_no_grad()
-    scores = torch.from_numpy(np.array(logits, dtype=np.float64))[None]
-    return TopKLogitsWarper(top_k=k)(None, scores)[0].numpy()
+    with torch_no_grad() as torch:
+        scores = torch.from_numpy(np.array(logits, dtype=np.float64))[None]
+        return TopKLogitsWarper(top_k=k)(None, scores)[0].numpy()
 
 
 def top_k_cases():

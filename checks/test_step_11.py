@@ -35,7 +35,8 @@ def huggingface():
 
     quiet_transformers()
     folder = small_model_folder()
-    return GPT2LMHeadModel.from_pretrained(folder).eval(), GPT2Tokenizer.from_pretrained(folder)
+    model = GPT2LMHeadModel.from_pretrained(folder).eval().requires_grad_(False)  # a reference
+    return model, GPT2Tokenizer.from_pretrained(folder)
 
 
 def test_transfer_weights_transposes_exactly_the_conv1d_weights(record):
@@ -127,58 +128,59 @@ def build():
 @pytest.mark.compiled
 def test_build_model_gives_huggingface_logits_and_text_compiled(record):
     """build_model(folder) compiles a model whose logits and greedy text equal HuggingFace's"""
-    torch = torch_no_grad()
-    hf_model, hf_tokenizer = huggingface()
-    model, tokenizer, device = built_model()
-    record.expect(
-        tokenizer.pad_token == tokenizer.eos_token,
-        "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",
-    )
-    record.expect(
-        tokenizer.model_max_length == hf_model.config.n_positions,
-        f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
-        f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.",
-    )
-    for prompt in ("Hello world", "naïve café"):
-        ids = hf_tokenizer.encode(prompt)
-        got = call("the compiled model", model, max_tensor(np.array([ids], dtype=np.int64)))
-        expected = hf_model(torch.tensor([ids])).logits.numpy()
-        record.expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
-    generate_text = learner_attr(10, "generate_text")
-    prompt = "Hello world"
-    out = hf_model.generate(
-        torch.tensor([hf_tokenizer.encode(prompt)]),
-        do_sample=False,
-        max_new_tokens=8,
-        pad_token_id=hf_tokenizer.eos_token_id,
-    )
-    expected_text = hf_tokenizer.decode(out[0], skip_special_tokens=True)
-    fed: list[list[int]] = []
-
-    def spy(input_ids):
-        fed.append(as_numpy(input_ids, "The ids given to the model")[0].tolist())
-        return model(input_ids)
-
-    text = call(
-        "generate_text(build_model(...))",
-        generate_text,
-        spy,
-        tokenizer,
-        device,
-        prompt,
-        max_new_tokens=8,
-        do_sample=False,
-    )
-    if harness.low_precision() and fed:  # the tokens up to the last call, within rounding
-        problem = near_greedy_problem(hf_model, fed[-1], len(hf_tokenizer.encode(prompt)))
+    with torch_no_grad() as torch:
+        hf_model, hf_tokenizer = huggingface()
+        model, tokenizer, device = built_model()
         record.expect(
-            problem is None, f"Greedy text from your compiled bfloat16 model is {text!r}: {problem}"
+            tokenizer.pad_token == tokenizer.eos_token,
+            "Set tokenizer.pad_token = tokenizer.eos_token (GPT-2 has no padding token).",
         )
-        return
-    record.expect(
-        text == expected_text,
-        f"Greedy text from your compiled model is {text!r}; HuggingFace's is {expected_text!r}.",
-    )
+        record.expect(
+            tokenizer.model_max_length == hf_model.config.n_positions,
+            f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
+            f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.",
+        )
+        for prompt in ("Hello world", "naïve café"):
+            ids = hf_tokenizer.encode(prompt)
+            got = call("the compiled model", model, max_tensor(np.array([ids], dtype=np.int64)))
+            expected = hf_model(torch.tensor([ids])).logits.numpy()
+            record.expect_close(f"Logits for {prompt!r}", got, expected, atol=2e-4, rtol=2e-4)
+        generate_text = learner_attr(10, "generate_text")
+        prompt = "Hello world"
+        out = hf_model.generate(
+            torch.tensor([hf_tokenizer.encode(prompt)]),
+            do_sample=False,
+            max_new_tokens=8,
+            pad_token_id=hf_tokenizer.eos_token_id,
+        )
+        expected_text = hf_tokenizer.decode(out[0], skip_special_tokens=True)
+        fed: list[list[int]] = []
+
+        def spy(input_ids):
+            fed.append(as_numpy(input_ids, "The ids given to the model")[0].tolist())
+            return model(input_ids)
+
+        text = call(
+            "generate_text(build_model(...))",
+            generate_text,
+            spy,
+            tokenizer,
+            device,
+            prompt,
+            max_new_tokens=8,
+            do_sample=False,
+        )
+        if harness.low_precision() and fed:  # the tokens up to the last call, within rounding
+            problem = near_greedy_problem(hf_model, fed[-1], len(hf_tokenizer.encode(prompt)))
+            record.expect(
+                problem is None,
+                f"Greedy text from your compiled bfloat16 model is {text!r}: {problem}",
+            )
+            return
+        record.expect(
+            text == expected_text,
+            f"Greedy text from your compiled model is {text!r}; HuggingFace's is {expected_text!r}.",
+        )
 
 
 # What the checks after build_model's run on: they compile nothing of their own.

@@ -127,6 +127,11 @@ def progress(
     if any(legend):
         print("\n" + "\n".join(line for line in legend if line))
     print(f"\n{passed} of {len(harness.STEPS)} steps pass.", end=" ")
+    return say_what_next(next_step)
+
+
+def say_what_next(next_step: int | str | None) -> bool:
+    """The end of progress's last line: what to do next; True when every step passes."""
     if next_step is None:
         print(
             f"Every step and extension passes. Compare the speeds: {harness.command('bench')}; "

@@ -123,8 +123,9 @@ def start_checks(*args: str, **env: str) -> subprocess.Popen:
 def run_checks_here(*args: str) -> Run:
     """`python -m checks ARGS` run in this process: its exit status and what it printed, the
     waiting beats included. No new interpreter imports torch, transformers and MAX again (5-8 s a
-    run); each run imports the check files afresh, so nothing an earlier run cached (a compiled
-    graph of other learner code) carries over. tests/test_solutions_and_skeletons.py runs the
+    run); each run imports the check files afresh and forgets what grader modules built from the
+    learner's code (`checks.learner.learner_cache`, cleared by use_steps_dir), so nothing an
+    earlier run cached (a compiled graph of other learner code) carries over. tests/test_solutions_and_skeletons.py runs the
     real command. A run past its test's time limit ends the test session with every thread's
     traceback (pytest-timeout); a stop signal (Ctrl+C, CI's SIGTERM) that the checker turned into its own "Stopped." stops the
     tests too."""

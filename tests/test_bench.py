@@ -5,7 +5,7 @@ import contextlib
 
 import pytest
 
-from checks import bench
+from checks import bench_served, bench_table, bench_timing
 from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
@@ -47,15 +47,15 @@ def test_bench_runs_and_every_row_agrees(tmp_path):
 
 @pytest.mark.fast
 def test_bench_fails_when_tokens_differ(capsys):
-    same = bench.Timing("a", [1, 2], 0.1, [0.1])
-    other = bench.Timing("b", [1, 3], 0.1, [0.1])
-    assert bench.report([same, other], tokens=2) == 1
+    same = bench_timing.Timing("a", [1, 2], 0.1, [0.1])
+    other = bench_timing.Timing("b", [1, 3], 0.1, [0.1])
+    assert bench_table.report([same, other], tokens=2) == 1
     assert "disagree" in capsys.readouterr().out
 
 
 @pytest.mark.fast
 def test_rows_are_timed_in_turns_after_a_warm_up_of_each(monkeypatch):
-    monkeypatch.setattr(bench, "SETTLE_S", 0)
+    monkeypatch.setattr(bench_timing, "SETTLE_S", 0)
     calls = []
 
     def row(name):
@@ -63,9 +63,9 @@ def test_rows_are_timed_in_turns_after_a_warm_up_of_each(monkeypatch):
             calls.append((name, tokens))
             return list(range(tokens))
 
-        return bench.Row(name, run)
+        return bench_timing.Row(name, run)
 
-    results = bench.time_in_turns([row("a"), row("b")], tokens=3, repeats=2)
+    results = bench_timing.time_in_turns([row("a"), row("b")], tokens=3, repeats=2)
     warm_ups, rounds = calls[:2], calls[2:]
     assert warm_ups == [("a", 3), ("b", 3)]
     # each round: every row for 3 tokens and for 1 (the first token), before the next round
@@ -76,10 +76,10 @@ def test_rows_are_timed_in_turns_after_a_warm_up_of_each(monkeypatch):
 @pytest.mark.fast
 def test_the_report_gives_the_ceiling_each_rows_share_and_the_spread(capsys):
     # 2 tok/s; quartiles 1.0 and 1.1 of 5 runs: spread 10 %; the one slow round does not count
-    steady = bench.Timing("steady", [1, 2], 0.1, [1.0, 1.1, 1.0, 3.0, 1.0])
-    memory = bench.Memory(gbs=40.0, bytes_per_token=500_000_000)  # ceiling 80 tok/s
+    steady = bench_timing.Timing("steady", [1, 2], 0.1, [1.0, 1.1, 1.0, 3.0, 1.0])
+    memory = bench_table.Memory(gbs=40.0, bytes_per_token=500_000_000)  # ceiling 80 tok/s
     assert memory.ceiling() == pytest.approx(80)
-    assert bench.report([steady], tokens=2, memory=memory) == 0
+    assert bench_table.report([steady], tokens=2, memory=memory) == 0
     out = capsys.readouterr().out
     assert "| steady" in out and "10 %" in out and "2 %" in out  # spread, and 2 of 80 tok/s
     assert "40.0 GB/s" in out and "500 MB" in out and "80 tok/s" in out
@@ -88,25 +88,25 @@ def test_the_report_gives_the_ceiling_each_rows_share_and_the_spread(capsys):
 
 @pytest.mark.fast
 def test_a_mojo_rows_token_is_split_into_reading_at_its_kernels_speed_and_the_rest(capsys):
-    memory = bench.Memory(gbs=40.0, bytes_per_token=500_000_000)
+    memory = bench_table.Memory(gbs=40.0, bytes_per_token=500_000_000)
     # 50 tok/s: 20 ms a token; 250 MB in bfloat16 at 25 GB/s: 10 ms reading, 10 ms the rest
-    mojo16 = bench.Timing("mojo16", [1] * 50, 0.1, [1.0], bfloat16=True, kernel_gbs=25.0)
-    plain = bench.Timing("plain", [1] * 50, 0.1, [1.0])
-    assert bench.report([plain, mojo16], tokens=50, memory=memory) == 0
+    mojo16 = bench_timing.Timing("mojo16", [1] * 50, 0.1, [1.0], bfloat16=True, kernel_gbs=25.0)
+    plain = bench_timing.Timing("plain", [1] * 50, 0.1, [1.0])
+    assert bench_table.report([plain, mojo16], tokens=50, memory=memory) == 0
     out = capsys.readouterr().out
     split = [line for line in out.splitlines() if line.startswith("mojo16: ")]
     assert len(split) == 1 and not any(line.startswith("plain: ") for line in out.splitlines())
     assert "20.0 ms a token" in split[0] and "reads the LM head at 25.0 GB/s;" in split[0]
     assert "250 MB take 10.0 ms, and the other 10.0 ms (50 %) go to the rest" in split[0]
     # timed apart, the kernel alone can come out slower than in the model: no negative rest
-    slow = bench.Timing("slow", [1] * 50, 0.1, [1.0], kernel_gbs=20.0)  # 500 MB: 25 ms
-    assert bench.time_split(slow, memory).endswith("take 25.0 ms, the whole token.")
+    slow = bench_timing.Timing("slow", [1] * 50, 0.1, [1.0], kernel_gbs=20.0)  # 500 MB: 25 ms
+    assert bench_table.time_split(slow, memory).endswith("take 25.0 ms, the whole token.")
 
 
 @pytest.mark.fast
 def test_a_busy_machine_is_said_in_one_line(capsys):
-    jumpy = bench.Timing("jumpy", [1, 2], 0.1, [1.0, 1.5, 1.0, 1.5, 1.0])  # spread 50 %
-    assert bench.report([jumpy], tokens=2) == 0
+    jumpy = bench_timing.Timing("jumpy", [1, 2], 0.1, [1.0, 1.5, 1.0, 1.5, 1.0])  # spread 50 %
+    assert bench_table.report([jumpy], tokens=2) == 0
     busy = [line for line in capsys.readouterr().out.splitlines() if "busy" in line]
     assert len(busy) == 1 and "jumpy" in busy[0] and "50 %" in busy[0], busy
 
@@ -124,24 +124,24 @@ def test_a_decoded_token_reads_every_weight_once_but_the_position_table():
 
 @pytest.mark.fast
 def test_bfloat16_rows_are_judged_apart_and_against_their_own_ceiling(capsys):
-    exact = bench.Timing("f32", [1, 2], 0.1, [1.0])
-    rounded = bench.Timing("b16", [1, 3], 0.1, [0.5], bfloat16=True)  # 4 tok/s, other tokens
-    memory = bench.Memory(gbs=40.0, bytes_per_token=500_000_000)  # ceilings 80 and 160 tok/s
+    exact = bench_timing.Timing("f32", [1, 2], 0.1, [1.0])
+    rounded = bench_timing.Timing("b16", [1, 3], 0.1, [0.5], bfloat16=True)  # 4 tok/s, other tokens
+    memory = bench_table.Memory(gbs=40.0, bytes_per_token=500_000_000)  # ceilings 80 and 160 tok/s
     assert memory.ceiling(bfloat16=True) == pytest.approx(160)
-    assert bench.report([exact, rounded], tokens=2, memory=memory) == 0
+    assert bench_table.report([exact, rounded], tokens=2, memory=memory) == 0
     out = capsys.readouterr().out
     assert "| b16" in out and " 2 % |" in out.split("| b16")[1]  # 4 of 160 tok/s, not of 80
     assert "bfloat16 ceiling is 160 tok/s" in out
     rounded.near_greedy = "generated token 2 (id 3) scores 0.1 where the best scores 9."
-    assert bench.report([exact, rounded], tokens=2, memory=memory) == 1
+    assert bench_table.report([exact, rounded], tokens=2, memory=memory) == 1
     assert "b16: generated token 2" in capsys.readouterr().out
 
 
 @pytest.mark.fast
 def test_the_long_prompt_column_shows_each_rows_first_token(capsys):
-    timed = bench.Timing("a", [1, 2], 0.1, [1.0], long_first_token_s=0.6416)
-    untimed = bench.Timing("served", [1, 2], 0.1, [1.0])
-    bench.report([timed, untimed], tokens=2, long_prompt=512)
+    timed = bench_timing.Timing("a", [1, 2], 0.1, [1.0], long_first_token_s=0.6416)
+    untimed = bench_timing.Timing("served", [1, 2], 0.1, [1.0])
+    bench_table.report([timed, untimed], tokens=2, long_prompt=512)
     out = capsys.readouterr().out
     assert "512-token prompt, first token ms" in out
     columns = {
@@ -159,14 +159,14 @@ def test_the_plot_draws_each_row_in_its_dtypes_colour_up_to_its_rate(tmp_path):
     from checks import show
 
     rows = [
-        bench.Timing("f32", [1, 2], 0.1, [0.1], first_token_s=0.05, long_first_token_s=0.6),
-        bench.Timing("b16", [1, 2], 0.1, [0.05], first_token_s=0.04, bfloat16=True),
+        bench_timing.Timing("f32", [1, 2], 0.1, [0.1], first_token_s=0.05, long_first_token_s=0.6),
+        bench_timing.Timing("b16", [1, 2], 0.1, [0.05], first_token_s=0.04, bfloat16=True),
     ]  # 20 and 40 tok/s
-    memory = bench.Memory(gbs=25.0, bytes_per_token=500_000_000)  # ceilings 50 and 100
+    memory = bench_table.Memory(gbs=25.0, bytes_per_token=500_000_000)  # ceilings 50 and 100
     path = tmp_path / "bench.png"
-    speed, _ = bench.draw(rows, memory, 512, path, dpi=50)
+    speed, _ = bench_table.draw(rows, memory, 512, path, dpi=50)
     image = pixels(path)
-    for y, rate, colour in ((1, 20, show.BARS), (0, 40, bench.BFLOAT16_BARS)):
+    for y, rate, colour in ((1, 20, show.BARS), (0, 40, bench_table.BFLOAT16_BARS)):
         x, row = speed(rate - 3, y)
         assert image[row][x] == rgb(colour), (rate, colour)
         x, row = speed(rate + 3, y)
@@ -207,7 +207,7 @@ def stand_in_server(monkeypatch, wrong_after: int | None = None):
             return ids
 
     monkeypatch.setattr(serving, "served", lambda hf, folder: contextlib.nullcontext(Server()))
-    monkeypatch.setattr(bench, "SETTLE_S", 0)
+    monkeypatch.setattr(bench_timing, "SETTLE_S", 0)
 
 
 @pytest.mark.fast
@@ -216,7 +216,7 @@ def test_the_served_table_gives_one_and_four_streams_and_checks_each_against_gre
 ):
     stand_in_server(monkeypatch)
     prompt = [3, 1, 4, 1, 5, 9, 2, 6]
-    assert bench.time_served(GreedyStandIn(), prompt, tokens=5, repeats=2) == 0
+    assert bench_served.time_served(GreedyStandIn(), prompt, tokens=5, repeats=2) == 0
     out = capsys.readouterr().out
     assert "the server started in 2 s" in out
     rows = {
@@ -236,7 +236,7 @@ def test_the_served_table_gives_one_and_four_streams_and_checks_each_against_gre
 @pytest.mark.fast
 def test_a_served_stream_that_differs_from_greedy_is_named(monkeypatch, capsys):
     stand_in_server(monkeypatch, wrong_after=10)  # only the 13-token prompt's stream is wrong
-    assert bench.time_served(GreedyStandIn(), [7] * 8, tokens=4, repeats=1) == 1
+    assert bench_served.time_served(GreedyStandIn(), [7] * 8, tokens=4, repeats=1) == 1
     out = capsys.readouterr().out
     wrong = out.split("Served streams differ from HuggingFace's greedy tokens:")[1].strip()
     # stream 1 is the one-stream row; streams 2-5 ran at once, the 13-token prompt third

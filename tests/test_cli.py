@@ -184,6 +184,20 @@ def test_a_new_folder_forgets_the_step_modules_of_the_last(folder, tmp_path):
     assert sys.path[0] == str(other.resolve())
 
 
+def test_a_new_folder_forgets_what_grader_modules_built_from_the_learner_s_code(folder, tmp_path):
+    """A learner_cache (a kernel, a compiled graph) lasts one folder's code: the next run, of
+    other code (tests.conftest.run_checks_here, in one process), builds it again."""
+    write(folder, 1, "WHERE = 'first'\n")
+    built = learner.learner_cache(lambda: harness.load_step(1).WHERE)
+    assert built() == "first"
+    other = tmp_path / "other"
+    other.mkdir()
+    write(other, 1, "WHERE = 'second'\n")
+    harness.use_steps_dir(other)
+    assert built() == "second"
+    learner._learner_caches.remove(built)
+
+
 # --- the report's last lines --------------------------------------------------------------------
 
 

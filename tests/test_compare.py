@@ -5,6 +5,8 @@ Every expected phrase and tolerance here is written out by hand, not read from c
 hint's wording or a tolerance there and a test here fails (then change it here too, on purpose).
 """
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -131,13 +133,39 @@ def test_a_check_s_own_tolerance_is_used():
     assert not difference(just(expected, 1e-3, 1.1), expected, atol=1e-3, rtol=0)[0]
 
 
-def test_bfloat16_widens_the_tolerance_to_3e_2_of_the_largest_magnitude(bfloat16):
+def test_bfloat16_widens_the_tolerance_to_3e_2_of_the_largest_magnitude():
+    bf16 = {"dtype": None, "precision": "bfloat16"}
     expected = np.array([0.0, 0.0, 5.0])  # absolute margin 3e-2 * 5; relative 3e-2 * |expected|
-    assert mismatch("x", just(expected, 0.15, 0.9), expected, dtype=None) is None
-    assert mismatch("x", just(expected, 0.15, 1.1), expected, dtype=None) is not None
+    assert mismatch("x", just(expected, 0.15, 0.9), expected, **bf16) is None
+    assert mismatch("x", just(expected, 0.15, 1.1), expected, **bf16) is not None
     small = np.zeros(3)  # below magnitude 1 the absolute margin stays 3e-2
-    assert mismatch("x", just(small, 3e-2, 0.9), small, dtype=None) is None
-    assert mismatch("x", just(small, 3e-2, 1.1), small, dtype=None) is not None
+    assert mismatch("x", just(small, 3e-2, 0.9), small, **bf16) is None
+    assert mismatch("x", just(small, 3e-2, 1.1), small, **bf16) is not None
+
+
+def test_the_tolerances_follow_the_precision_given_never_the_run_s_options(bfloat16):
+    """compare reads no options: a caller passes the run's dtype (the recorder passes its own)."""
+    source = (ROOT / "checks" / "compare.py").read_text()
+    assert "options.current" not in source and "import options" not in source
+    expected = np.zeros(3)  # the options say bfloat16 (the fixture); the caller says float32
+    assert mismatch("x", just(expected, 1e-3, 1.0), expected, dtype=None) is not None
+    widened = mismatch("x", just(expected, 1e-3, 1.0), expected, dtype=None, precision="bfloat16")
+    assert widened is None
+
+
+def test_every_comparison_in_the_grader_says_its_precision():
+    """Each call of mismatch in checks/ passes `precision` (a forgotten one would compare a
+    bfloat16 run with float32's tolerances); the recorder passes the run's own."""
+    missing = []
+    for path in sorted((ROOT / "checks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "mismatch"
+                and not any(k.arg in ("precision", None) for k in node.keywords)
+            ):
+                missing.append(f"{path.name} line {node.lineno}")
+    assert not missing, f"mismatch without precision= at {missing}"
 
 
 def test_a_slip_is_named_within_ten_times_the_check_s_tolerance():

@@ -1,8 +1,10 @@
-"""The grader's modules: no two import each other (not even from inside a function), no pickle, and
-each opens with a one-line docstring naming its one job."""
+"""The grader's modules: no two import each other (not even from inside a function), none imports a
+check file, none is over MAX_LINES lines nor has a function over MAX_FUNCTION_LINES, no pickle,
+and each opens with a one-line docstring naming its one job."""
 
 import ast
 import functools
+import re
 
 import pytest
 
@@ -69,6 +71,65 @@ def test_the_cycle_guard_can_fail():
 
 def test_no_checks_module_imports_one_that_imports_it_back():
     assert import_cycle(grader_sources()) is None
+
+
+# A check file (checks/test_*.py) holds checks and what only they use; whatever two modules share
+# lives in a grader module, so no module imports a check file (nor its cached, learner-built state).
+CHECK_FILE_IMPORT = re.compile(r"from checks\.test_|import test_")
+
+
+def check_files_imported(sources: dict[str, str]) -> dict[str, list[str]]:
+    """{module: the check files it imports} over `sources` ({name: source}), found by parsing
+    (`from checks import test_x as x` too, and inside functions) and by the issue's grep."""
+    found = {}
+    for name, text in sources.items():
+        parsed = {m for m in imported_modules(text, set(sources)) if m.startswith("test_")}
+        grepped = [line.strip() for line in text.splitlines() if CHECK_FILE_IMPORT.search(line)]
+        if parsed or grepped:
+            found[name] = sorted(parsed) + grepped
+    return found
+
+
+def test_the_check_file_import_guard_can_fail():
+    hidden = {
+        "bench": "def f():\n    from checks.test_ext_mojo import kernel_read_gbs\n",
+        "test_ext_serve": "from checks import test_ext_kv_cache as kv\n",
+        "test_ext_kv_cache": "from checks import kv_reference\n",
+        "kv_reference": "",
+        "test_ext_mojo": "",
+    }
+    assert set(check_files_imported(hidden)) == {"bench", "test_ext_serve"}
+    assert check_files_imported({**hidden, "bench": "", "test_ext_serve": ""}) == {}
+
+
+def test_no_module_in_checks_imports_a_check_file():
+    assert check_files_imported(grader_sources()) == {}
+
+
+MAX_LINES = 450  # a module longer than this does more than one job: split it by job
+
+
+def test_no_module_in_checks_is_over_max_lines():
+    long = {
+        name: n
+        for name, text in grader_sources().items()
+        if (n := len(text.splitlines())) > MAX_LINES
+    }
+    assert not long, f"these modules are over {MAX_LINES} lines: {long}"
+
+
+MAX_FUNCTION_LINES = 80  # a function longer than this does several things: give each a name
+
+
+def test_no_function_in_checks_is_over_max_function_lines():
+    long = [
+        f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name, text in grader_sources().items()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"these functions are over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_no_pickle_in_the_grader():

@@ -28,7 +28,7 @@ class StandIn:
 def record(monkeypatch) -> recorder.Recorder:
     monkeypatch.setattr(recorder, "max_tensor", lambda x: x)
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
-    return recorder.Recorder()
+    return recorder.Recorder("float32")
 
 
 def compiled_failures(record, module, expected) -> list[str]:

@@ -371,6 +371,7 @@ def test_step_5_statistics_in_bfloat16_are_named_in_a_bfloat16_run():
             atol=step_05.TOLERANCE,
             rtol=step_05.TOLERANCE,
             slips=lambda: step_05.slips(ref, eps),
+            precision="bfloat16",
         )
     assert message is not None, "the bfloat16 statistics no longer differ: a weaker test"
     assert "Hint: the mean and variance are computed in bfloat16" in message, message
@@ -463,7 +464,7 @@ def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch)
     monkeypatch.setattr(step_08, "max_tensor", lambda ids: ids)  # the body runs no MAX here
     ids, hidden, logits = step_08.reference(SMALL)[2, 7]
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-    record = recorder.Recorder()
+    record = recorder.Recorder("float32")
     args = (RightBody(hidden), SMALL, ids, hidden, logits)
     assert step_08.check_logits(record, "Logits", logits, *args) and not record.failures
     assert not step_08.check_logits(record, "Logits", probabilities, *args)
@@ -497,11 +498,11 @@ class CachedStandIn:
 
 @pytest.mark.parametrize("new_first", [True, False], ids=["new keys first", "appended"])
 def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
-    from checks import test_ext_kv_cache as kv
+    from checks import kv_reference as kv
 
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
     monkeypatch.setattr(kv, "max_tensor", lambda array: array)  # the stand-in takes numpy
-    record = recorder.Recorder()
+    record = recorder.Recorder("float32")
     model = CachedStandIn(kv.reference()["expected"], new_first)
     assert kv.check_chunks(record, model, "eager") == 3  # 3 new tokens after 7 cached
     (message,) = record.failures
@@ -550,14 +551,14 @@ def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, gree
     monkeypatch.setattr(step_10, "HFLogits", lambda model: model)
     monkeypatch.setattr(step_10, "hf_greedy", lambda *args: step_10.PROMPTS[0] + HF_GREEDY)
     monkeypatch.setattr(step_10, "generate", learner_generating(sampled, greedy))
-    record = recorder.Recorder()
+    record = recorder.Recorder("float32")
     step_10.test_low_temperature_gives_the_greedy_tokens(record)
     (message,) = record.failures  # one piece of advice, the one that fits
     assert message.endswith(f"the greedy tokens, {HF_GREEDY!r}. {advice}"), message
 
 
 def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
-    from checks import test_ext_kv_cache as kv
+    from checks import kv_reference as kv
     from checks.learner import LearnerError
 
     def fails_with_a_cache(ids, *caches):
@@ -567,7 +568,7 @@ def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
 
     monkeypatch.setattr(kv, "max_tensor", lambda array: array)
     with pytest.raises(LearnerError, match="the prompt ran but the first call with a cache did"):
-        kv.check_chunks(recorder.Recorder(), fails_with_a_cache, "eager")
+        kv.check_chunks(recorder.Recorder("float32"), fails_with_a_cache, "eager")
 
 
 # Step 7: blocks that are one object, and step 9: an extra id.

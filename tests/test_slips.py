@@ -724,7 +724,7 @@ def solution_align(replacements: list[tuple[str, str]]):
 
 @pytest.mark.fast
 def test_the_solutions_align_passes_its_check():
-    from checks.test_ext_serve import align_problem
+    from checks.serve_align import align_problem
 
     assert align_problem(solution_align([])) is None
 
@@ -732,7 +732,7 @@ def test_the_solutions_align_passes_its_check():
 @pytest.mark.fast
 @pytest.mark.parametrize("slip", SLIPS_ALIGN.values(), ids=SLIPS_ALIGN.keys())
 def test_slip_in_align_is_named(slip):
-    from checks.test_ext_serve import align_problem
+    from checks.serve_align import align_problem
 
     replacements, message = slip
     problem = align_problem(solution_align(replacements))
