@@ -73,31 +73,36 @@ LEAST_FIRST = "the order is reversed: the most surprising token (largest -log p)
 
 def reference():
     def build():
-        torch = torch_no_grad()
-        tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
-        model = hf_lm_model(SMALL, seed=31, eos_token_id=tokenizer.eos_token_id)
-        ids = token_ids(BATCH, SEQ_LEN, SMALL.vocab_size, seed=32)
-        mask = torch.tensor([[1] * n + [0] * (SEQ_LEN - n) for n in LENGTHS])
-        padded = torch.where(mask.bool(), ids, tokenizer.eos_token_id)
-        text_ids = torch.tensor([tokenizer.encode(TEXT)])
-        return {
-            "state": max_state_dict(model),
-            "ids": ids.numpy(),
-            "logits": model(ids).logits.numpy(),
-            "loss": float(model(ids, labels=ids).loss),
-            "padded": padded.numpy(),
-            "mask": mask.numpy(),
-            "padded logits": model(padded, attention_mask=mask).logits.numpy(),
-            "padded loss": float(
-                model(
-                    padded, attention_mask=mask, labels=torch.where(mask.bool(), padded, -100)
-                ).loss
-            ),
-            "text ids": text_ids.numpy(),
-            "text loss": float(model(text_ids, labels=text_ids).loss),
-        }
+        with torch_no_grad():
+            return build_reference()
 
     return cached("loss", (SMALL, BATCH, SEQ_LEN, LENGTHS, TEXT), build)
+
+
+def build_reference():
+    """The seeded model's weights, logits and losses (run with gradients off)."""
+    import torch
+
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    model = hf_lm_model(SMALL, seed=31, eos_token_id=tokenizer.eos_token_id)
+    ids = token_ids(BATCH, SEQ_LEN, SMALL.vocab_size, seed=32)
+    mask = torch.tensor([[1] * n + [0] * (SEQ_LEN - n) for n in LENGTHS])
+    padded = torch.where(mask.bool(), ids, tokenizer.eos_token_id)
+    text_ids = torch.tensor([tokenizer.encode(TEXT)])
+    return {
+        "state": max_state_dict(model),
+        "ids": ids.numpy(),
+        "logits": model(ids).logits.numpy(),
+        "loss": float(model(ids, labels=ids).loss),
+        "padded": padded.numpy(),
+        "mask": mask.numpy(),
+        "padded logits": model(padded, attention_mask=mask).logits.numpy(),
+        "padded loss": float(
+            model(padded, attention_mask=mask, labels=torch.where(mask.bool(), padded, -100)).loss
+        ),
+        "text ids": text_ids.numpy(),
+        "text loss": float(model(text_ids, labels=text_ids).loss),
+    }
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -135,7 +140,9 @@ def softmax32(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def log_probs_problem(what: str, got, logits: np.ndarray, ids: np.ndarray, extra=()) -> str | None:
+def log_probs_problem(
+    what: str, got, logits: np.ndarray, ids: np.ndarray, extra=(), precision: str = "float32"
+) -> str | None:
     """None when `got` (the learner's token_log_probs) matches; else what is wrong, in words."""
     if getattr(got, "dtype", None) is not None and "bfloat16" in str(got.dtype).lower():
         return f"{what}: the result is bfloat16; it should be float32: {UNCAST}"
@@ -143,7 +150,8 @@ def log_probs_problem(what: str, got, logits: np.ndarray, ids: np.ndarray, extra
     right = expected_log_probs(logits, ids)
     if got_np.shape == (ids.shape[0], ids.shape[1]):
         self_scored = gathered(log_softmax(logits), ids)
-        if mismatch("", got_np, self_scored, atol=TOLERANCE, rtol=TOLERANCE) is None:
+        close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": precision}
+        if mismatch("", got_np, self_scored, **close) is None:
             return (
                 f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {NO_SHIFT}"
             )
@@ -156,6 +164,7 @@ def log_probs_problem(what: str, got, logits: np.ndarray, ids: np.ndarray, extra
         right,
         atol=TOLERANCE,
         rtol=TOLERANCE,
+        precision=precision,
         slips=lambda: [*log_probs_slips(logits, ids), *extra],
     )
 
@@ -175,7 +184,9 @@ def number(what: str, got) -> float:
     return float(array.reshape(()))
 
 
-def loss_problem(what: str, got: float, log_probs: np.ndarray, mask, expected: float) -> str | None:
+def loss_problem(
+    what: str, got: float, log_probs: np.ndarray, mask, expected: float, precision: str = "float32"
+) -> str | None:
     log_probs = log_probs.astype(np.float64)
     all_positions = -log_probs.mean()
     counted = np.ones_like(log_probs) if mask is None else mask[:, :-1] * mask[:, 1:]
@@ -191,6 +202,7 @@ def loss_problem(what: str, got: float, log_probs: np.ndarray, mask, expected: f
         np.array(expected, dtype=np.float64),
         atol=TOLERANCE,
         rtol=TOLERANCE,
+        precision=precision,
         slips=slips,
         dtype=None,
     )
@@ -234,7 +246,12 @@ def expect_log_probs(record, what, logits, ids, inputs=None, extra=()):
     logits_in, ids_in = inputs or (max_tensor(logits), max_tensor(ids))
     got = call(f"token_log_probs ({what})", function("token_log_probs"), logits_in, ids_in)
     problem = log_probs_problem(
-        f"token_log_probs ({what})", not_none("token_log_probs(...)", got), logits, ids, extra
+        f"token_log_probs ({what})",
+        not_none("token_log_probs(...)", got),
+        logits,
+        ids,
+        extra,
+        record.precision,
     )
     record.expect(problem is None, problem or "")
 
@@ -280,17 +297,18 @@ def test_mean_loss_matches_huggingface(record, padded):
     log_probs = expected_log_probs(logits, ids)
     what = f"mean_loss ({'padded batch' if padded else 'no padding'})"
     got = call(what, function("mean_loss"), max_tensor(log_probs, float32=True), mask)
-    problem = loss_problem(what, number(what, got), log_probs, mask, expected)
+    problem = loss_problem(what, number(what, got), log_probs, mask, expected, record.precision)
     record.expect(problem is None, problem or "")
 
 
-def perplexity_problem(got: float, loss: float) -> str | None:
+def perplexity_problem(got: float, loss: float, precision: str = "float32") -> str | None:
     return mismatch(
         f"perplexity({loss:.4g})",
         np.array(got, dtype=np.float64),
         np.array(math.exp(loss), dtype=np.float64),
         atol=TOLERANCE,
         rtol=TOLERANCE,
+        precision=precision,
         slips=[Slip(BITS_PERPLEXITY, np.array(2.0**loss))],
         dtype=None,
     )
@@ -300,7 +318,7 @@ def test_perplexity_is_e_to_the_loss(record):
     """perplexity(loss) = e^loss"""
     loss = reference()["loss"]
     got = number("perplexity", call("perplexity", function("perplexity"), loss))
-    problem = perplexity_problem(got, loss)
+    problem = perplexity_problem(got, loss, record.precision)
     record.expect(problem is None, problem or "")
 
 
@@ -347,6 +365,7 @@ def test_score_text_on_your_model(record):
         np.array(ref["text loss"], dtype=np.float64),
         atol=TOLERANCE,
         rtol=TOLERANCE,
+        precision=record.precision,
         dtype=None,
     )
     if problem:
@@ -400,6 +419,6 @@ def test_compiled_log_probs_match_huggingface(record):
             logits = bfloat16(logits).float().numpy()
         what = f"the compiled token_log_probs ({name})"
         got = call(what, graph, max_tensor(logits), max_tensor(ids))
-        problem = log_probs_problem(what, got, logits, ids)
+        problem = log_probs_problem(what, got, logits, ids, precision=record.precision)
         if not record.expect(problem is None, problem or ""):
             break
