@@ -11,7 +11,6 @@ import pytest
 
 from checks import test_ext_loss
 from checks.reference import SMALL, hf_config
-from checks.tensors import torch_no_grad
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.fast
@@ -79,7 +78,7 @@ def test_the_checks_batches_are_counted_right(text):
     mask = np.array([[1] * n + [0] * (test_ext_loss.SEQ_LEN - n) for n in test_ext_loss.LENGTHS])
     assert int(counted) == int((mask[:, :-1] * mask[:, 1:]).sum())
     assert int(of) == int(predictions)
-    torch = torch_no_grad()
+    import torch
     assert f"the label −{-torch.nn.CrossEntropyLoss().ignore_index}, which its loss skips" in text
     assert f"from logits {test_ext_loss.CONFIDENT:g} times larger" in text
 
@@ -107,7 +106,7 @@ def test_float32_and_bfloat16_limits(text):
     log_softmax = test_ext_loss.log_softmax(logits)
     assert round(float(log_softmax[1])) == -int(gap) and f"about −{gap} for that token" in text
 
-    torch = torch_no_grad()
+    import torch
     assert "between 4 and 8 its numbers are 1/32 apart" in text
     assert 4 * torch.finfo(torch.bfloat16).eps == 1 / 32
     before, after = found(rf"log-probability of −{NUMBER} would be stored as −{NUMBER}", text)
@@ -122,7 +121,7 @@ def reference() -> dict:
 
 
 def test_a_fresh_model_spreads_its_bets_evenly(text, reference):
-    torch = torch_no_grad()
+    import torch
     from transformers import GPT2LMHeadModel
 
     layers, width, vocabulary = found(
