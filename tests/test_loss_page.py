@@ -79,6 +79,7 @@ def test_the_checks_batches_are_counted_right(text):
     assert int(counted) == int((mask[:, :-1] * mask[:, 1:]).sum())
     assert int(of) == int(predictions)
     import torch
+
     assert f"the label −{-torch.nn.CrossEntropyLoss().ignore_index}, which its loss skips" in text
     assert f"from logits {test_ext_loss.CONFIDENT:g} times larger" in text
 
@@ -107,6 +108,7 @@ def test_float32_and_bfloat16_limits(text):
     assert round(float(log_softmax[1])) == -int(gap) and f"about −{gap} for that token" in text
 
     import torch
+
     assert "between 4 and 8 its numbers are 1/32 apart" in text
     assert 4 * torch.finfo(torch.bfloat16).eps == 1 / 32
     before, after = found(rf"log-probability of −{NUMBER} would be stored as −{NUMBER}", text)
