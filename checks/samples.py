@@ -1,7 +1,8 @@
 """Write the sample reports the docs pages show, by running the checker as a learner would.
 
-    python -m checks.samples    # rewrite docs/reports/step_NN_{skeleton,solution}.txt and
-                                # checks/skeletons/ (what `reset` restores)
+    python -m checks.samples            # rewrite docs/reports/<module>_{skeleton,solution}.txt
+                                        # and checks/skeletons/ (what `reset` restores)
+    python -m checks.samples ext_loss   # only these modules' reports (each run takes seconds)
 
 Each step page includes two reports: the untouched skeleton's (what a learner sees first) and the
 solution's (what passing looks like). tests/test_solutions_and_skeletons.py runs the same commands
@@ -56,10 +57,14 @@ def comparable(sample: str) -> str:
     return SPEEDS.sub(r"N \2", SECONDS.sub("N s)", sample))
 
 
-def main() -> int:
+def main(modules: list[str]) -> int:
     tools.write_skeletons()
     REPORTS.mkdir(parents=True, exist_ok=True)
-    for step in STEPS:
+    unknown = set(modules) - {harness.module_name(step) for step in STEPS}
+    if unknown:
+        print(f"No course entry has the module {', '.join(sorted(unknown))} (course.toml).")
+        return 2
+    for step in [step for step in STEPS if not modules or harness.module_name(step) in modules]:
         for solution in (False, True):
             run = subprocess.run(
                 command(step, solution),
@@ -81,4 +86,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -4,6 +4,7 @@
     python -m checks show sampling                # one next-token distribution: T, then top-k
                                                   #   (--all-tokens: bytes and marks too)
     python -m checks show attention --model DIR   # your model's attention weights, layers x heads
+    python -m checks show loss --model DIR        # each token's surprise under your model
 
 Each command prints the file it wrote (--out changes it). The course's pages show these pictures,
 made by the same commands.
@@ -14,46 +15,15 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from checks import harness
+from checks.figures import PixelOf, pyplot as _pyplot, save as _save
 
 FIGURES = harness.ROOT / "build" / "figures"
 VISIBLE, HIDDEN = "#cfe8c8", "#3b3b4f"  # mask cells: 0 (may look) and -inf (may not)
 BARS = "#7e56c2"  # the site's purple
-# Pixel coordinates of a panel's data point (x, y) in the PNG: (column, row from the top).
-PixelOf = Callable[[float, float], tuple[int, int]]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no window, works without a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path, axes: list) -> list[PixelOf]:
-    """Write `fig` to `path` and return, per axes, where its data points landed in the PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)  # no bbox_inches="tight": it would move the axes after this
-    height = fig.canvas.get_width_height()[1]
-
-    def pixel_of(ax) -> PixelOf:
-        def at(x: float, y: float) -> tuple[int, int]:
-            px, py = ax.transData.transform((x, y))
-            return int(px), int(height - py)
-
-        return at
-
-    found = [pixel_of(ax) for ax in axes]
-    _pyplot().close(fig)
-    return found
-
-
 # --- the mask -----------------------------------------------------------------------------------
 
 
@@ -306,11 +276,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m checks show", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("picture", choices=("mask", "sampling", "attention"))
+    parser.add_argument("picture", choices=("mask", "sampling", "attention", "loss"))
     harness.add_folder_options(parser, "draw")
     parser.add_argument("--out", type=Path, help="the PNG to write (build/figures/NAME.png)")
-    parser.add_argument("--model", help="attention, sampling: a model folder or hub name")
-    parser.add_argument("--prompt", help="the text (sampling: Hello world; attention: a sentence)")
+    parser.add_argument("--model", help="attention, loss, sampling: a model folder or hub name")
+    parser.add_argument("--prompt", help="the text (sampling: Hello world; others: a sentence)")
     parser.add_argument("--top-k", type=int, default=5, help="sampling: k (5)")
     parser.add_argument(
         "--all-tokens",
@@ -318,9 +288,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="sampling: every token, also single bytes and marks (default: words and word pieces)",
     )
     args = parser.parse_args(argv)
-    if args.picture == "attention" and not args.model:
+    if args.picture in ("attention", "loss") and not args.model:
         parser.error(
-            "attention needs --model: a folder (python -m checks save-model DIR makes a small "
+            f"{args.picture} needs --model: a folder (python -m checks save-model DIR makes a small "
             "one) or gpt2 (online)"
         )
     return args
@@ -358,6 +328,15 @@ def main(argv: list[str]) -> int:
             order = np.argsort(-logits)[:12]
             labels = {int(i): quoted_label(tokenizer, int(i)) for i in order}
             draw_sampling(panels, labels, order, path)
+        elif args.picture == "loss":
+            from checks import show_loss
+
+            harness.prepare_max()
+            with harness.pinned_defaults():
+                tokens, surprise, title = show_loss.learner_surprise(
+                    args.model, args.prompt or show_loss.TEXT
+                )
+            show_loss.draw_surprise(tokens, surprise, title, path)
         else:
             harness.prepare_max()
             with harness.pinned_defaults():

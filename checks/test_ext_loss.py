@@ -209,6 +209,8 @@ def loss_problem(
 
 
 def surprising_problem(what: str, got, log_probs: np.ndarray, k: int) -> str | None:
+    if got is None:
+        return f"{what} returned None: it is still the skeleton's placeholder."
     if not isinstance(got, (list, tuple)):
         return (
             f"{what} returned a {type(got).__name__}; it should return a list of (index, surprise)."

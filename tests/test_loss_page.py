@@ -182,3 +182,33 @@ def test_the_papers_perplexities_are_quoted_as_published(text):
     assert rows == TABLE_3
     assert f"({PAPER})" in text and "Table 3" in text and '"117M"' in text
     assert (ROOT / "docs" / "next.md").read_text().count(PAPER) == 1, "the same link as next.md"
+
+
+def test_the_figure_caption_is_the_saved_models(text, tmp_path):
+    """The caption's numbers are HuggingFace's for the model `save-model` writes (the figure itself
+    draws the learner's numbers for that model: tests/test_show.py holds its colours)."""
+    import torch
+    import transformers
+
+    from checks.reference import save_small_model
+    from checks.show_loss import TEXT
+
+    folder = save_small_model(tmp_path / "model")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    ids = torch.tensor([tokenizer.encode(TEXT)])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
+    surprise = -log_probs[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+    loss = float(surprise.mean())
+    shown_loss, mantissa, exponent, token, most = found(
+        rf"On this text its loss is {NUMBER} nats, a perplexity of "
+        rf"\\\(([\d.]+) \\cdot 10\^\{{(\d+)\}}\\\), and `(.+?)` surprises it most, at {NUMBER} nats",
+        text,
+    )
+    assert shown_loss == f"{loss:.2f}"
+    assert f"{mantissa}e{int(exponent):+03d}" == f"{math.exp(loss):.1e}"
+    top = int(surprise.argmax())
+    assert (
+        token == tokenizer.decode([int(ids[0, top + 1])]) and most == f"{float(surprise[top]):.1f}"
+    )

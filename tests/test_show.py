@@ -139,3 +139,62 @@ def test_sampling_picture_labels_are_words_and_word_pieces():
     )
     assert 20 <= kept.sum() < SMALL.vocab_size / 2, kept.sum()
     assert show.quoted_label(tokenizer, texts.index(" world")) == "' world'"
+
+
+@pytest.mark.fast
+def test_loss_picture_shades_each_token_by_its_surprise(tmp_path):
+    from checks import show_loss
+
+    tokens = [
+        "The",
+        " quick",
+        " brown",
+        " fox",
+        " jumps",
+        " over",
+        " the",
+        " lazy",
+        " dog",
+        ".",
+    ] * 2
+    surprise = list(np.random.default_rng(5).uniform(0, 12, size=len(tokens) - 1))
+    path = tmp_path / "loss.png"
+    where = show_loss.draw_surprise(tokens, surprise, "test", path, dpi=60)
+    image = pixels(path)
+    top = max(surprise)
+    assert image[where[0][1]][where[0][0]] == rgb(show_loss.UNPREDICTED)
+    for (x, y), value in zip(where[1:], surprise, strict=True):
+        expected = tuple(round(255 * c) for c in show_loss.colour_of(value, top)[:3])
+        assert max(abs(a - b) for a, b in zip(image[y][x], expected, strict=True)) <= 1, value
+    assert len({y for _, y in where}) == 2, "twenty tokens wrap onto a second line"
+
+
+def test_loss_command_scores_with_the_learners_code_as_huggingface_does(tmp_path, monkeypatch):
+    """`show loss --model DIR --solutions` (MAX, eagerly): the surprises it draws are HuggingFace's
+    for that model, and the picture is written."""
+    import torch
+    import transformers
+
+    from checks import show_loss
+    from checks.reference import save_small_model
+
+    folder = str(save_small_model(tmp_path / "model"))
+    drawn = {}
+    draw = show_loss.draw_surprise
+    monkeypatch.setattr(
+        show_loss,
+        "draw_surprise",
+        lambda tokens, surprise, title, path: (
+            drawn.update(surprise=surprise, title=title)
+            or draw(tokens, surprise, title, path, dpi=40)
+        ),
+    )
+    path = tmp_path / "loss.png"
+    assert show.main(["loss", "--model", folder, "--solutions", "--out", str(path)]) == 0
+    model = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    ids = torch.tensor([transformers.AutoTokenizer.from_pretrained(folder).encode(show_loss.TEXT)])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
+    expected = -log_probs[torch.arange(ids.shape[1] - 1), ids[0, 1:]].numpy()
+    np.testing.assert_allclose(drawn["surprise"], expected, rtol=1e-4, atol=1e-3)
+    assert f"loss {expected.mean():.2f} nats" in drawn["title"] and path.exists()
