@@ -62,10 +62,11 @@ def transform_dir() -> Path:
 
 
 # Another MAX process may be writing the cache right now (`pixi run warm` in a second terminal, a
-# server starting). MAX writes a kernel's object before its index entry, and the entries are read
-# before the objects below, so an entry whose object is missing lost it; this margin is a second
-# guard: an entry newer than this is judged only if a compiler's folder was created or deleted
-# after it (the `mojo` command ran), which takes every object written before with it.
+# server starting). MAX writes a kernel's object before its index entry (its cache log shows the
+# order; polled while two compiles ran at once, no entry ever lacked its object), and the entries
+# are read before the objects, so an entry whose object is missing has lost it. A second guard: an
+# entry is judged only once it is older than this, or than the last change of the compilers'
+# folders (one made or deleted: the `mojo` command ran), which took the objects written before.
 SETTLED_S = 15 * 60
 
 
@@ -114,8 +115,9 @@ def repair_kernel_cache() -> int:
     When that object is gone (the `mojo` command ran: it deletes MAX's folder there; or a cache
     folder deleted to free disk space, a partly restored cache), MAX logs "MOGG hit but Mojo
     miss", compiles the kernel again in every graph and never rewrites the entry, so every edit
-    costs a cold compile. Measured here: the GPT-2 graph after a one-line edit compiled in 72 s with 682
-    such entries and in 56 s once they were removed (MAX then records the kernels it compiles).
+    costs a cold compile. Measured here: the GPT-2 graph after a one-line edit compiled in 72 s
+    with 682 such entries and in 56 s once they were removed (MAX then records the kernels it
+    compiles).
     """
     stale = stale_kernel_cache_entries()
     for entry in stale:
