@@ -133,8 +133,9 @@ def repair_note(forgotten: int) -> str:
     return (
         f"Note: MAX's kernel cache listed {kernels} whose machine code is gone, as happens when "
         "the `mojo` command runs (its compiler, another build than MAX's, shares the cache folder "
-        "and clears MAX's code from it). The list is mended: MAX compiles each of them again "
-        "once, when a graph next needs it, instead of in every graph."
+        "and clears MAX's code from it; `MODULAR_CACHE_DIR=~/.cache/mojo mojo run ...` gives it a "
+        "folder of its own). The list is mended: MAX compiles each of them again once, when a "
+        "graph next needs it, instead of in every graph."
     )
 
 
