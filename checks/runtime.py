@@ -12,7 +12,7 @@ import time
 from typing import Any, Iterator
 
 from checks import options
-from checks.max_cache import repair_kernel_cache
+from checks.max_cache import repair_kernel_cache, repair_note
 
 
 class NoDevice(Exception):
@@ -136,13 +136,8 @@ def prepare_max() -> None:
     quiet_max_logs()
     interpret_eager_ops()
     forgotten = repair_kernel_cache()
-    if forgotten:
-        print(
-            f"Note: MAX's kernel cache listed {forgotten} compiled kernels whose code is gone "
-            "from its folder, which MAX would compile again in every graph. The list is mended: "
-            "the next compile of each takes a few seconds more, once.",
-            file=sys.stderr,  # a note on the machine, beside the command's own answer on stdout
-        )
+    if forgotten:  # a note on the machine, beside the command's own answer on stdout
+        print(repair_note(forgotten), file=sys.stderr)
 
 
 def quiet_max_logs() -> None:

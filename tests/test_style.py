@@ -27,7 +27,7 @@ def test_ruff(command):
 # The environment variables the grader may read, and why: none of them is one of its options,
 # which travel in one checks.options.Options made by the command line.
 ENVIRONMENT_READS = {
-    "max_cache.py": "XDG_CACHE_HOME, where MAX keeps its cache",
+    "max_cache.py": "MODULAR_CACHE_DIR and XDG_CACHE_HOME, where MAX keeps its cache",
     "runtime.py": "child_env copies the environment; "
     "PIXI_PROJECT_ROOT, whether pixi started the checker, so its messages name pixi's commands",
 }
