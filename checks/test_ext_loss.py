@@ -50,8 +50,8 @@ IN_BITS = (
     "np.log, math.exp. (Bits are the loss divided by ln 2.)"
 )
 UNCAST = (
-    "the log-softmax ran in bfloat16, which keeps about 3 significant digits: cast the logits "
-    "to float32 first, logits.cast(DType.float32), then F.logsoftmax."
+    "the log-softmax ran in bfloat16, which keeps 8 significant bits (about 2.4 decimal "
+    "digits): cast the logits to float32 first, logits.cast(DType.float32), then F.logsoftmax."
 )
 PADDING_COUNTED = (
     "padded positions are counted: a pair counts only when both tokens are real, "

@@ -33,7 +33,7 @@ def token_log_probs(logits: Tensor, ids: Tensor) -> Tensor:
     # TODO 2: the log-probabilities of every vocabulary token, in float32.
     # Hint: F.logsoftmax(x, axis=-1), not F.log(F.softmax(x)): a probability below 1e-38
     #   rounds to 0 in float32 and its log is -inf. Cast the logits first with
-    #   .cast(DType.float32): on a GPU they are bfloat16, which keeps about 3 digits.
+    #   .cast(DType.float32): on a GPU they are bfloat16, which keeps 8 significant bits.
 
     # TODO 3: at each position, pick the log-probability of the token that came next.
     # Hint: F.gather_nd(log_probs, F.unsqueeze(next_ids, -1), batch_dims=2) gives [B, S - 1].
