@@ -144,7 +144,7 @@ def run_step(step: int, *, verbose: bool, quiet: bool = False, trust_passed: boo
 
     from checks.report import ReportPlugin
 
-    plugin = ReportPlugin(trust_passed)
+    plugin = ReportPlugin(options.current(), trust_passed)
     test_file = str(harness.ROOT / "checks" / f"test_{harness.module_name(step)}.py")
     loud = verbose and not quiet
     with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):

@@ -37,4 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     defaults.enter_context(harness.pinned_defaults())
     config.add_cleanup(defaults.close)
     # Every check runs, also a compiled one this code passed before: a breakpoint in it is met.
-    config.pluginmanager.register(ReportPlugin(trust_passed=False), "checks-report")
+    config.pluginmanager.register(
+        ReportPlugin(options.current(), trust_passed=False), "checks-report"
+    )

@@ -125,12 +125,13 @@ def earlier_failure(request: pytest.FixtureRequest) -> bool:
 
 
 class ReportPlugin:
-    def __init__(self, trust_passed: bool = True) -> None:
+    def __init__(self, run: options.Options, trust_passed: bool = True) -> None:
+        self.run = run  # the run's options: its dtype and whether it compiles
         self.results: list[Result] = []
         self.passed_before = PassedBefore()
         self.trust_passed = trust_passed  # False: compile even what passed before (warm)
         # the running check's, made anew before each check, with the run's dtype for its tolerances
-        self.recorder = Recorder(options.current().dtype)
+        self.recorder = Recorder(run.dtype)
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -142,12 +143,12 @@ class ReportPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before pytest sets up the fixtures, `record` among them
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.recorder = Recorder(options.current().dtype)
+        self.recorder = Recorder(self.run.dtype)
         failed = any(not r.passed for r in self.results)
         item.config.stash[EARLIER_FAILURE] = failed
         if any(r.compile_failed for r in self.results):
             pytest.skip(AFTER_COMPILE_FAILURE)
-        if is_compiled(item) and options.current().eager_only:
+        if is_compiled(item) and self.run.eager_only:
             pytest.skip(EAGER_ONLY)
         if is_compiled(item) and failed:
             pytest.skip(skipped_after_failure(item))
@@ -158,7 +159,7 @@ class ReportPlugin:
         if (
             is_compiled(pyfuncitem)
             and self.trust_passed
-            and not options.current().eager_only
+            and not self.run.eager_only
             and pyfuncitem in self.passed_before
         ):
             return True

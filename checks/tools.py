@@ -94,18 +94,15 @@ def progress(
             if not ran_now:
                 prepare()  # MAX, only now that a check must run
             eager_only = not fresh or options.current().eager_only
-            previous = options.current()
-            options.use(previous.but(eager_only=eager_only))
             try:
-                harness.load_step(step)
-                results = run_step(step)
+                with options.changed(eager_only=eager_only):  # this step's run only
+                    harness.load_step(step)
+                    results = run_step(step)
                 failed = [r for r in results if not r.passed]
                 status = "passed" if results and not failed else "failing"
                 detail = verdicts.first_failure(results)
             except harness.LearnerError as error:
                 status, detail = "failing", str(error)
-            finally:
-                options.use(previous)
             verdicts.record(step, status == "passed", detail, eager_only=eager_only)
             ran_now += 1
             source = "  [checked now, eager checks only]" if not fresh else ""

@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-from checks import max_cache
+from checks import max_cache, options
 from checks.harness import child_env
 from tests.conftest import ROOT, run_checks, run_command
 
@@ -250,7 +250,8 @@ def test_warm_compiles_what_a_check_would_skip_as_passed_before(tmp_path, monkey
         nodeid="checks/test_step_05.py::test_model",
         get_closest_marker=lambda name: object() if name == "compiled" else None,
     )
-    check, warm = ReportPlugin(), ReportPlugin(trust_passed=False)
+    run = options.Options()
+    check, warm = ReportPlugin(run), ReportPlugin(run, trust_passed=False)
     assert check.pytest_pyfunc_call(item) is None  # not passed yet: it runs
     check.passed_before.add(item)
     assert (tmp_path / "modular" / "course-passed-compiled").is_dir()

@@ -43,7 +43,7 @@ def run_source(folder: Path, source: str) -> list[report.Result]:
     arguments."""
     checks = folder / "test_stand_in.py"
     checks.write_text(source)
-    plugin, path = report.ReportPlugin(), list(sys.path)
+    plugin, path = report.ReportPlugin(options.current()), list(sys.path)
     pytest.main(checker.pytest_arguments(str(checks), verbose=False), plugins=[plugin])
     sys.modules.pop(checks.stem, None)  # the next run imports its own file
     sys.path[:] = path  # pytest put the stand-in's folder first
@@ -166,3 +166,24 @@ def test_what_the_report_says_for_each_way_a_check_ends(folder):
         "code: run again with -v for the traceback."
     ]
     assert speed.passed and speed.messages == [] and speed.notes == ["your kernel 1.5 ms"]
+
+
+@pytest.mark.fast
+def test_the_report_follows_the_options_it_was_given_not_the_current_ones():
+    """The run's options are passed to the report: its tolerances' dtype and its skipping of
+    compiled checks follow them, whatever the options current when a check starts."""
+    from types import SimpleNamespace
+
+    given = options.Options(dtype="bfloat16", eager_only=True)
+    plugin = report.ReportPlugin(given)
+    compiled = SimpleNamespace(
+        config=SimpleNamespace(stash={}),
+        get_closest_marker=lambda name: object() if name == "compiled" else None,
+    )
+    with options.changed(dtype="float32", eager_only=False):
+        with pytest.raises(pytest.skip.Exception, match="--eager-only"):
+            plugin.pytest_runtest_setup(compiled)
+        assert plugin.recorder.precision == "bfloat16"
+    source = Path(report.__file__).read_text()
+    plugin_source = source[source.index("class ReportPlugin") :]
+    assert "options.current()" not in plugin_source
