@@ -15,6 +15,18 @@ from checks import harness
 from checks.compare import Slip, mismatch
 from checks.doubles import HFLogits
 from checks.harness import LearnerError, call, compile_module, learner_attr, not_none, parse_step
+from checks.loss_judging import (
+    K,
+    TOLERANCE,
+    UNCAST,
+    expected_log_probs,
+    log_probs_problem,
+    loss_problem,
+    number,
+    perplexity_problem,
+    surprising_problem,
+    text_surprises_problem,
+)
 from checks.modules import learner_module
 from checks.reference import SMALL, hf_lm_model, max_state_dict, token_ids
 from checks.reference_cache import cached
@@ -26,49 +38,6 @@ BATCH, SEQ_LEN = 2, 12
 LENGTHS = (12, 7)  # the padded batch: the second text is 7 real tokens, then padding
 CONFIDENT = 60.0  # logits this many times larger: most probabilities underflow float32
 TEXT = "The quick brown fox jumps over the lazy dog."
-K = 3
-TOLERANCE = 1e-4
-
-NO_SHIFT = (
-    "each position scores its own token: position t predicts token t + 1, so pair logits[:, :-1] "
-    "with ids[:, 1:]."
-)
-LAST_INCLUDED = (
-    "one value per position, but the last position has no next token in the text to score: "
-    "drop it (logits[:, :-1] with ids[:, 1:]), which leaves S - 1 values."
-)
-SHIFTED_BACK = (
-    "shifted the wrong way: each position scores the token before it. Position t predicts "
-    "token t + 1: logits[:, :-1] with ids[:, 1:]."
-)
-UNDERFLOW = (
-    "log(softmax(x)) underflows: a probability below about 1e-38 is 0 in float32 and its log "
-    "-inf. F.logsoftmax computes x - max - log(sum(exp(x - max))) and stays finite."
-)
-IN_BITS = (
-    "these are in bits (log base 2); the loss is in nats, with the natural log: F.logsoftmax, "
-    "np.log, math.exp. (Bits are the loss divided by ln 2.)"
-)
-UNCAST = (
-    "the log-softmax ran in bfloat16, which keeps 8 significant bits (about 2.4 decimal "
-    "digits): cast the logits to float32 first, logits.cast(DType.float32), then F.logsoftmax."
-)
-PADDING_COUNTED = (
-    "padded positions are counted: a pair counts only when both tokens are real, "
-    "counted = mask[:, :-1] * mask[:, 1:], and the mean divides by counted.sum()."
-)
-PROBABILITIES_AVERAGED = (
-    "this is -log(mean(p)), the log of the averaged probabilities; the loss is the mean of "
-    "-log(p), the average surprise."
-)
-BITS_PERPLEXITY = (
-    "2^loss is the perplexity of a loss in bits; this loss is in nats: math.exp(loss)."
-)
-OFF_BY_ONE = (
-    "the indices are one too small: entry t of log_probs scores token t + 1 of the text, "
-    "so return t + 1."
-)
-LEAST_FIRST = "the order is reversed: the most surprising token (largest -log p) comes first."
 
 
 def reference():
@@ -101,143 +70,9 @@ def build_reference():
             model(padded, attention_mask=mask, labels=torch.where(mask.bool(), padded, -100)).loss
         ),
         "text ids": text_ids.numpy(),
+        "text logits": model(text_ids).logits.numpy(),
         "text loss": float(model(text_ids, labels=text_ids).loss),
     }
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = logits.astype(np.float64)
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def gathered(log_probs: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """log_probs [B, T, V] at ids [B, T] -> [B, T]."""
-    return np.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0]
-
-
-def expected_log_probs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    return gathered(log_softmax(logits[:, :-1]), ids[:, 1:]).astype(np.float32)
-
-
-def log_probs_slips(logits: np.ndarray, ids: np.ndarray) -> list[Slip]:
-    all_positions = log_softmax(logits)
-    with np.errstate(divide="ignore"):
-        through_softmax = np.log(softmax32(logits[:, :-1]))
-    right = expected_log_probs(logits, ids)
-    return [
-        Slip(NO_SHIFT, gathered(all_positions, ids)),
-        Slip(SHIFTED_BACK, gathered(log_softmax(logits[:, 1:]), ids[:, :-1])),
-        Slip(UNDERFLOW, gathered(through_softmax, ids[:, 1:])),
-        Slip(IN_BITS, right / math.log(2)),
-    ]
-
-
-def softmax32(logits: np.ndarray) -> np.ndarray:
-    """Softmax in float32, as F.softmax computes it: tiny probabilities become 0."""
-    x = logits.astype(np.float32)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def log_probs_problem(
-    what: str, got, logits: np.ndarray, ids: np.ndarray, extra=(), precision: str = "float32"
-) -> str | None:
-    """None when `got` (the learner's token_log_probs) matches; else what is wrong, in words."""
-    if getattr(got, "dtype", None) is not None and "bfloat16" in str(got.dtype).lower():
-        return f"{what}: the result is bfloat16; it should be float32: {UNCAST}"
-    got_np = as_numpy(got, what)
-    right = expected_log_probs(logits, ids)
-    if got_np.shape == (ids.shape[0], ids.shape[1]):
-        self_scored = gathered(log_softmax(logits), ids)
-        close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": precision}
-        if mismatch("", got_np, self_scored, **close) is None:
-            return (
-                f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {NO_SHIFT}"
-            )
-        return (
-            f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {LAST_INCLUDED}"
-        )
-    return mismatch(
-        what,
-        got_np,
-        right,
-        atol=TOLERANCE,
-        rtol=TOLERANCE,
-        precision=precision,
-        slips=lambda: [*log_probs_slips(logits, ids), *extra],
-    )
-
-
-def number(what: str, got) -> float:
-    """A Python number (or one-element array) the learner returned, as a float."""
-    if isinstance(got, (int, float, np.number)) and not isinstance(got, bool):
-        return float(got)
-    if got is None:
-        raise LearnerError(f"{what} returned None: it is still the skeleton's placeholder.")
-    array = as_numpy(got, what) if not isinstance(got, (int, float)) else np.asarray(got)
-    if array.size != 1:
-        raise LearnerError(
-            f"{what} returned {array.size} numbers (shape {list(array.shape)}); it should return "
-            "one: the mean over every counted position."
-        )
-    return float(array.reshape(()))
-
-
-def loss_problem(
-    what: str, got: float, log_probs: np.ndarray, mask, expected: float, precision: str = "float32"
-) -> str | None:
-    log_probs = log_probs.astype(np.float64)
-    all_positions = -log_probs.mean()
-    counted = np.ones_like(log_probs) if mask is None else mask[:, :-1] * mask[:, 1:]
-    averaged = -np.log((np.exp(log_probs) * counted).sum() / counted.sum())
-    slips = [
-        Slip(IN_BITS, expected / math.log(2)),
-        Slip(PROBABILITIES_AVERAGED, averaged),
-        *([Slip(PADDING_COUNTED, all_positions)] if mask is not None else []),
-    ]
-    return mismatch(
-        what,
-        np.array(got, dtype=np.float64),
-        np.array(expected, dtype=np.float64),
-        atol=TOLERANCE,
-        rtol=TOLERANCE,
-        precision=precision,
-        slips=slips,
-        dtype=None,
-    )
-
-
-def surprising_problem(what: str, got, log_probs: np.ndarray, k: int) -> str | None:
-    if got is None:
-        return f"{what} returned None: it is still the skeleton's placeholder."
-    if not isinstance(got, (list, tuple)):
-        return (
-            f"{what} returned a {type(got).__name__}; it should return a list of (index, surprise)."
-        )
-    surprise = -log_probs[0].astype(np.float64)
-    order = np.argsort(-surprise, kind="stable")[:k]
-    expected = [(int(t) + 1, float(surprise[t])) for t in order]
-    try:
-        indices = [int(index) for index, _ in got]
-        values = [float(value) for _, value in got]
-    except (TypeError, ValueError):
-        return f"{what} returned {got!r:.80}; it should return (index, surprise) pairs."
-    if indices == [index for index, _ in expected] and np.allclose(
-        values, [value for _, value in expected], atol=TOLERANCE, rtol=TOLERANCE
-    ):
-        return None
-
-    def pairs(found):
-        return [(index, round(value, 3)) for index, value in found]
-
-    message = f"{what}: expected {pairs(expected)}, got {pairs(zip(indices, values, strict=True))}."
-    if indices == [index - 1 for index, _ in expected]:
-        return f"{message}\n  Hint: {OFF_BY_ONE}"
-    least_first = [int(t) + 1 for t in np.argsort(surprise, kind="stable")[:k]]
-    if indices == least_first:
-        return f"{message}\n  Hint: {LEAST_FIRST}"
-    return message
 
 
 def function(name: str):
@@ -301,19 +136,6 @@ def test_mean_loss_matches_huggingface(record, padded):
     got = call(what, function("mean_loss"), max_tensor(log_probs, float32=True), mask)
     problem = loss_problem(what, number(what, got), log_probs, mask, expected, record.precision)
     record.expect(problem is None, problem or "")
-
-
-def perplexity_problem(got: float, loss: float, precision: str = "float32") -> str | None:
-    return mismatch(
-        f"perplexity({loss:.4g})",
-        np.array(got, dtype=np.float64),
-        np.array(math.exp(loss), dtype=np.float64),
-        atol=TOLERANCE,
-        rtol=TOLERANCE,
-        precision=precision,
-        slips=[Slip(BITS_PERPLEXITY, np.array(2.0**loss))],
-        dtype=None,
-    )
 
 
 def test_perplexity_is_e_to_the_loss(record):
@@ -382,13 +204,32 @@ def test_score_text_on_your_model(record):
         math.isclose(perplexity, math.exp(loss), rel_tol=1e-4),
         f"score_text's perplexity is {perplexity:.5g}, not e^loss = {math.exp(loss):.5g}.",
     )
-    record.expect(
-        isinstance(got[2], list)
-        and len(got[2]) == K
-        and all(isinstance(token, str) for token, _ in got[2]),
-        f"score_text's third value should be the {K} most surprising tokens as "
-        f"(token text, surprise) pairs; it is {got[2]!r:.80}.",
-    )
+    what = f"score_text's most surprising tokens of {TEXT!r}"
+    problem = text_surprises_problem(what, got[2], ref["text ids"], ref["text logits"], tokenizer)
+    record.expect(problem is None, problem or "")
+
+
+def test_score_text_refuses_a_text_of_one_token(record):
+    """score_text raises ValueError for a text of one token: no next token to predict"""
+    tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
+    one_token = "The"
+    score_text = function("score_text")
+    try:
+        call(
+            "score_text", score_text, model_never_called, tokenizer, harness.device(), one_token, K
+        )
+    except LearnerError as error:
+        record.expect(
+            "ValueError" in str(error),
+            "score_text of a one-token text should raise ValueError before running the model "
+            f"(a loss needs two tokens); instead: {error}",
+        )
+        return
+    record.expect(False, "score_text of a one-token text returned; it should raise ValueError.")
+
+
+def model_never_called(ids):
+    raise RuntimeError("score_text ran the model on a text of one token")
 
 
 @pytest.mark.compiled

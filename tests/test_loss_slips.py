@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from checks import test_ext_loss as check
+from checks import loss_judging as check
+from checks import test_ext_loss
 from checks.tensors import bfloat16
 
 pytestmark = pytest.mark.fast
@@ -55,7 +56,7 @@ def test_log_prob_mistakes_are_named(mistake):
 
 
 def test_log_of_softmax_is_named_on_confident_logits_and_passes_on_calm_ones():
-    confident = LOGITS * check.CONFIDENT
+    confident = LOGITS * test_ext_loss.CONFIDENT
     got = log_probs_of("log of softmax", confident)
     assert np.isinf(got).any(), "the confident logits no longer underflow: the test tests nothing"
     problem = check.log_probs_problem("token_log_probs", got, confident, IDS)
@@ -101,6 +102,8 @@ def loss_of(mistake: str, log_probs: np.ndarray, mask) -> float:
         return float(-np.log((np.exp(log_probs) * counted).sum() / counted.sum()))
     if mistake == "log base 2":
         return float(-(log_probs * counted).sum() / counted.sum() / math.log(2))
+    if mistake == "divided by every position":
+        return float(-(log_probs * counted).sum() / log_probs.size)
     return float(-(log_probs * counted).sum() / counted.sum())
 
 
@@ -108,6 +111,7 @@ LOSS_SLIPS = {
     "padding counted": check.PADDING_COUNTED,
     "probabilities averaged": check.PROBABILITIES_AVERAGED,
     "log base 2": check.IN_BITS,
+    "divided by every position": check.DIVIDED_BY_ALL,
 }
 
 
@@ -138,3 +142,37 @@ def test_perplexity_in_bits_is_named():
     loss = 2.5
     assert check.perplexity_problem(math.exp(loss), loss) is None
     assert check.BITS_PERPLEXITY in check.perplexity_problem(2.0**loss, loss)
+
+
+def test_an_index_axis_left_in_is_named():
+    right = pick(log_softmax(LOGITS[:, :-1]), IDS[:, 1:])
+    problem = check.log_probs_problem("token_log_probs", right[..., None], LOGITS, IDS)
+    assert problem is not None and check.EXTRA_AXIS in problem, problem
+
+
+def test_log_p_for_surprise_is_named():
+    log_probs = pick(log_softmax(LOGITS[:, :-1]), IDS[:, 1:])
+    surprise = -log_probs[0].astype(np.float64)
+    most = np.argsort(-surprise, kind="stable")[:3]
+    negative = [(int(t) + 1, -float(surprise[t])) for t in most]
+    problem = check.surprising_problem("most_surprising", negative, log_probs, 3)
+    assert check.NEGATIVE_SURPRISE in problem, problem
+
+
+class Tokenizer:
+    def decode(self, ids):
+        return f"<{ids[0]}>"
+
+
+def test_decoded_positions_for_tokens_are_named():
+    """score_text's most surprising tokens decoded from their positions, not their ids."""
+    logits, ids = LOGITS[:1], (IDS[:1] + 7) % 11  # ids that differ from the positions
+    assert (ids[0, 1:] != np.arange(1, ids.shape[1])).any()
+    log_probs = pick(log_softmax(logits[:, :-1]), ids[:, 1:])[0]
+    order = np.argsort(log_probs, kind="stable")[: check.K]
+    right = [(f"<{ids[0, t + 1]}>", float(-log_probs[t])) for t in order]
+    assert check.text_surprises_problem("score_text", right, ids, logits, Tokenizer()) is None
+    positions = [(f"<{t + 1}>", value) for t, (_, value) in zip(order, right, strict=True)]
+    assert positions != right
+    problem = check.text_surprises_problem("score_text", positions, ids, logits, Tokenizer())
+    assert problem is not None and check.POSITIONS_DECODED in problem, problem

@@ -31,7 +31,7 @@ def token_log_probs(logits: Tensor, ids: Tensor) -> Tensor:
     # Hint: slice the sequence axis: logits[:, :-1] and ids[:, 1:].
 
     # TODO 2: the log-probabilities of every vocabulary token, in float32.
-    # Hint: F.logsoftmax(x, axis=-1), not F.log(F.softmax(x)): a probability below 1e-38
+    # Hint: F.logsoftmax(x, axis=-1), not F.log(F.softmax(x)): a probability below 1e-45
     #   rounds to 0 in float32 and its log is -inf. Cast the logits first with
     #   .cast(DType.float32): on a GPU they are bfloat16, which keeps 8 significant bits.
 
@@ -74,5 +74,6 @@ def score_text(model, tokenizer, device: Device, text: str, k: int = 5):
     # TODO 8: tokenize (step 9's tokenize_text, at most tokenizer.model_max_length tokens), run
     #   the model, then use the functions above. A text needs two tokens for one prediction:
     #   raise ValueError for fewer.
-    # Hint: the token text of id i is tokenizer.decode([i]).
+    # Hint: most_surprising gives indices in the text; the token there is ids[0, index], and
+    #   the text of id i is tokenizer.decode([i]).
     return None
