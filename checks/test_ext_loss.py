@@ -178,6 +178,7 @@ def test_score_text_on_your_model(record):
     model = your_model(ref["state"])
     tokenizer = local_tokenizer(model_max_length=SMALL.n_positions)
     got = call("score_text", function("score_text"), model, tokenizer, harness.device(), TEXT, K)
+    not_none("score_text(...)", got)
     if not isinstance(got, tuple) or len(got) != 3:
         raise LearnerError(
             f"score_text returned {got!r:.60}; it should return (loss, perplexity, surprising)."

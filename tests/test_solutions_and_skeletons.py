@@ -30,16 +30,19 @@ def test_solution_passes(step):
 
 @pytest.mark.parametrize("step", STEPS)
 def test_untouched_skeleton_fails_plainly(step):
-    run = run_checks(harness.step_argument(step))
+    """A chapter's skeleton among finished steps 1-11, as a learner meets it (samples does the
+    same)."""
+    with samples.learner_folder(step) as folder:
+        run = run_checks(*samples.command(step, solution=False, folder=folder)[3:])
     run.assert_plain_failure(f"{harness.step_name(step)} is not done yet")
-    assert_docs_sample_matches(run, step, solution=False)
+    assert_docs_sample_matches(run, step, solution=False, folder=folder)
 
 
-def assert_docs_sample_matches(run: Run, step: int, solution: bool) -> None:
+def assert_docs_sample_matches(run: Run, step: int, solution: bool, folder=None) -> None:
     page_sample = samples.report_path(step, solution)
     assert page_sample.exists(), f"{page_sample} is missing: run python -m checks.samples"
     assert samples.comparable(page_sample.read_text()) == samples.comparable(
-        samples.as_sample(run.stdout)
+        samples.as_sample(run.stdout, folder)
     ), f"{page_sample} is not what the checker prints now: run python -m checks.samples"
 
 
