@@ -59,6 +59,9 @@ TOP_K_AFTER_SOFTMAX = (
     "probabilities zeroed outside the top k no longer sum to 1. Filter the logits before the "
     "softmax instead (top_k_filter sets them to -inf), so the softmax normalises what is kept."
 )
+NO_STOP_AT_END_OF_TEXT = (
+    "the third token is <|endoftext|>, so generation should stop right after it (3 calls)."
+)
 BFLOAT16_TO_NUMPY = (
     "numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
     "logits.cast(DType.float32), when logits.dtype is not DType.float32."
@@ -342,8 +345,7 @@ def test_stops_after_end_of_text_and_at_max_new_tokens(record):
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
     record.expect(
         model.calls == 3,
-        f"{what} called the model {model.calls} times; the third token is "
-        "<|endoftext|>, so generation should stop right after it (3 calls).",
+        f"{what} called the model {model.calls} times; {NO_STOP_AT_END_OF_TEXT}",
     )
     model = scripted([word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
