@@ -62,6 +62,11 @@ TOP_K_AFTER_SOFTMAX = (
 NO_STOP_AT_END_OF_TEXT = (
     "the third token is <|endoftext|>, so generation should stop right after it (3 calls)."
 )
+HALF_CHARACTERS = (
+    "A character's bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
+    "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on only the "
+    "part not shown yet."
+)
 BFLOAT16_TO_NUMPY = (
     "numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
     "logits.cast(DType.float32), when logits.dtype is not DType.float32."
@@ -401,10 +406,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens(record):
     expected = tokenizer.decode(words)
     record.expect(
         "".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
-        f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
-        "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
-        "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
-        "only the part not shown yet.",
+        f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. {HALF_CHARACTERS}",
     )
     record.expect(
         calls_so_far == [2, 3],

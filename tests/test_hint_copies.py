@@ -12,7 +12,13 @@ pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 # The tests that hold which hint each known mistake gets.
-HINT_TESTS = ("test_slip_hints.py", "test_slips.py", "test_top_k_messages.py", "test_loss_slips.py")
+HINT_TESTS = (
+    "test_slip_hints.py",
+    "test_slips.py",
+    "test_messages.py",
+    "test_top_k_messages.py",
+    "test_loss_slips.py",
+)
 LONGEST_ALLOWED = 25
 
 
