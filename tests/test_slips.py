@@ -579,7 +579,7 @@ SLIPS_KV = {
                 "",
             )
         ],
-        kv.CACHE_NOT_APPENDED,
+        kv.FIRST_CALL_FAILED,
     ),
     "new keys before the cached ones": (
         [
