@@ -61,3 +61,29 @@ class HFLogits:
             if low_precision():  # a bfloat16 model's logits, cast to float32 as step 8 does
                 logits = logits.bfloat16().float()
             return max_tensor(logits.numpy(), float32=True)
+
+
+class StandInModel:
+    """A model whose logits are given: call k returns rows[k] (the last row again after the end)
+    at every position, and the ids it was given are kept. Checks the loop, not the network.
+    `bfloat16` returns them in bfloat16, as a model on a GPU does."""
+
+    def __init__(self, rows, bfloat16=False):
+        self.rows, self.calls, self.last_ids = [np.asarray(r, np.float32) for r in rows], 0, []
+        self.bfloat16 = bfloat16
+
+    def __call__(self, input_ids):
+        ids = as_numpy(input_ids, "The ids given to the model")
+        self.last_ids = ids[0].tolist()
+        row = self.rows[min(self.calls, len(self.rows) - 1)]
+        self.calls += 1
+        logits = np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy()
+        if self.bfloat16:  # through torch, which has bfloat16 (numpy has none)
+            with torch_no_grad() as torch:
+                return max_tensor(torch.from_numpy(logits).bfloat16())
+        return max_tensor(logits)
+
+
+def scripted(next_ids, vocab_size, bfloat16=False):
+    """A stand-in model whose greedy choice at call k is next_ids[k]."""
+    return StandInModel([10.0 * np.eye(vocab_size)[i] for i in next_ids], bfloat16)

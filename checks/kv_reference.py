@@ -120,9 +120,8 @@ def run_chunks(model, mode: str):
         want = [BATCH, SMALL.n_head, end, SMALL.n_embd // SMALL.n_head]
         if any(shape != want for shape in grown):
             raise LearnerError(
-                f"After {label} the caches have shapes {grown[0]}, ...; expected {want}: the cache "
-                "is not appended to. Concatenate the new keys and values to the cached ones "
-                "along the sequence axis (F.concat([past_key, key], axis=2)) and return them."
+                f"After {label} the caches have shapes {grown[0]}, ...; expected {want}: "
+                f"{CACHE_NOT_APPENDED}"
             )
         if any(
             new_before_cached(past, present) for past, present in zip(given, cache, strict=True)
@@ -140,6 +139,23 @@ POSITIONS_RESTART = (
 NEW_BEFORE_CACHED = (
     "the new keys and values are put before the cached ones: they go after them, in position "
     "order (F.concat([past_key, key], axis=2)), as causal_mask(S, N) expects."
+)
+CACHE_NOT_APPENDED = (
+    "the cache is not appended to. Concatenate the new keys and values to the cached ones "
+    "along the sequence axis (F.concat([past_key, key], axis=2)) and return them."
+)
+CHANGES_WITH_A_CACHE = (
+    "the prompt matched and this step does not: check what changes once there is a cache (keys "
+    "and values appended, the mask for N cached keys, positions from N)."
+)
+FIRST_CALL_FAILED = (
+    "the prompt ran but the first call with a cache did not: append the new keys and values to "
+    "the cached ones (F.concat([past_key, key], axis=2)), so the scores are [B, H, S, N + S], and "
+    "return them grown."
+)
+SEVERAL_AFTER_A_CACHE_FAILED = (
+    "single new tokens work, several after a cache do not: the mask for S queries after N cached "
+    "keys is causal_mask(S, N, ...) with N = past_key.shape[2]."
 )
 
 
@@ -173,11 +189,7 @@ def check_chunks(record, model, mode: str) -> int | None:
             if order_hint and not names_a_mistake(problem):
                 problem += f"\n  Hint: {order_hint}"
             if number and not names_a_mistake(problem):
-                problem += (
-                    "\n  Hint: the prompt matched and this step does not: check what "
-                    "changes once there is a cache (keys and values appended, the mask "
-                    "for N cached keys, positions from N)."
-                )
+                problem += f"\n  Hint: {CHANGES_WITH_A_CACHE}"
             record.expect(False, problem)
             return number
     return None
@@ -187,16 +199,7 @@ def cache_hint(start: int, end: int) -> str:
     """Where a call fails says what to look at: the first call with a cache, or the first chunk."""
     if start == 0:
         return ""
-    if end - start == 1:
-        return (
-            "\n  Hint: the prompt ran but the first call with a cache did not: append the new "
-            "keys and values to the cached ones (F.concat([past_key, key], axis=2)), so the "
-            "scores are [B, H, S, N + S], and return them grown."
-        )
-    return (
-        "\n  Hint: single new tokens work, several after a cache do not: the mask for S "
-        "queries after N cached keys is causal_mask(S, N, ...) with N = past_key.shape[2]."
-    )
+    return f"\n  Hint: {FIRST_CALL_FAILED if end - start == 1 else SEVERAL_AFTER_A_CACHE_FAILED}"
 
 
 def bfloat16_on_the_cpu() -> bool:

@@ -12,6 +12,10 @@ from checks.runtime import device, low_precision
 from checks.tensors import bfloat16
 
 
+# Named in a wrong shape of an MLP's weight (a block that ignores n_inner).
+MLP_WIDTH = "the MLP's width is config.n_inner, or 4 * n_embd when that is None"
+
+
 def build_learner_module(what: str, factory: Any, *args: Any) -> Any:
     """Construct the learner's module without random initialisation (fast; weights come next)."""
     from max.experimental import functional as F
@@ -51,11 +55,7 @@ def load_weights(what: str, module: Any, state: dict[str, np.ndarray]) -> Any:
         problems.append(f"it has parameters HuggingFace's module does not: {', '.join(extra)}")
     for name in sorted(set(params) & set(expected)):
         if params[name] != expected[name]:
-            width = (
-                "the MLP's width is config.n_inner, or 4 * n_embd when that is None; "
-                if ".mlp." in f".{name}"
-                else ""
-            )
+            width = f"{MLP_WIDTH}; " if ".mlp." in f".{name}" else ""
             problems.append(
                 f"{name} has shape {params[name]}, expected {expected[name]} ({width}a MAX Linear "
                 "stores its weight as [out_features, in_features])"

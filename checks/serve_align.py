@@ -15,6 +15,28 @@ from checks.learner import call, not_none
 ALIGN_CASE = ([3, 0, 5, 0], [1, 4, 1, 2])
 ALIGN = "align(cached=[3, 0, 5, 0], new=[1, 4, 1, 2])"
 
+# The known mistakes' words; align_problem() decides which one a wrong align() made.
+PADDING_COUNTED = (
+    "the padding before its new ids is counted as positions. The padding sits on the left, so a "
+    "row's first real id is at column S - new[i]."
+)
+POSITIONS_NOT_PER_ROW = (
+    "The positions are not per row: each row continues after its own cached length, not the "
+    "longest one's."
+)
+ONE_MASK_FOR_EVERY_ROW = (
+    "gave every row the same mask; the rows have different lengths: each row's mask is its own "
+    "(its cached keys on the right of the N, its new keys after its padding)."
+)
+PADDED_QUERY_SEES_NOTHING = (
+    "softmax over only -inf is NaN, and NaN keys and values spread. Let a padded query see "
+    "itself (its output is never used)."
+)
+PADDING_ATTENDED_TO = (
+    "padding is attended to. Hide the first N - cached[i] cached slots and the new slots before "
+    "the row's own ids."
+)
+
 
 def expected_visible(cached: list[int], new: list[int]) -> np.ndarray:
     """[B, S, N + S] booleans: the keys each query sees, for queries that are real tokens (padded
@@ -60,14 +82,12 @@ def positions_problem(positions: np.ndarray, cached, new) -> str | None:
         if got == list(range(c + s - k, c + s)):
             return (
                 f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got}; they should be "
-                f"{want}: the padding before its new ids is counted as positions. The padding "
-                "sits on the left, so a row's first real id is at column S - new[i]."
+                f"{want}: {PADDING_COUNTED}"
             )
         if got in (list(range(n, n + k)), list(range(n + s - k, n + s))):
             return (
                 f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new "
-                f"tokens; they should be {want}. The positions are not per row: each row "
-                "continues after its own cached length, not the longest one's."
+                f"tokens; they should be {want}. {POSITIONS_NOT_PER_ROW}"
             )
         return (
             f"{ALIGN}: row {row} ({c} cached, {k} new) has positions {got} for its new tokens "
@@ -93,11 +113,7 @@ def mask_problem(mask: np.ndarray, cached, new) -> str | None:
         )
     visible, wanted = mask[:, 0] == 0, expected_visible(cached, new)
     if all((visible[row] == visible[0]).all() for row in range(batch)):
-        return (
-            f"{ALIGN} gave every row the same mask; the rows have different lengths: each row's "
-            "mask is its own (its cached keys on the right of the N, its new keys after its "
-            "padding)."
-        )
+        return f"{ALIGN} {ONE_MASK_FOR_EVERY_ROW}"
     for row, (c, k) in enumerate(zip(cached, new, strict=True)):
         for query in range(s):
             real = query >= s - k
@@ -105,9 +121,8 @@ def mask_problem(mask: np.ndarray, cached, new) -> str | None:
             if not real:
                 if not seen:
                     return (
-                        f"{ALIGN}: row {row}'s padded query {query} sees no key at all: softmax "
-                        "over only -inf is NaN, and NaN keys and values spread. Let a padded "
-                        "query see itself (its output is never used)."
+                        f"{ALIGN}: row {row}'s padded query {query} sees no key at all: "
+                        f"{PADDED_QUERY_SEES_NOTHING}"
                     )
                 continue
             want = np.flatnonzero(wanted[row, query]).tolist()
@@ -117,8 +132,7 @@ def mask_problem(mask: np.ndarray, cached, new) -> str | None:
             if padded:
                 return (
                     f"{ALIGN}: row {row} ({c} cached, {k} new), query {query}, sees the padded "
-                    f"key slots {padded}: padding is attended to. Hide the first N - cached[i] "
-                    "cached slots and the new slots before the row's own ids."
+                    f"key slots {padded}: {PADDING_ATTENDED_TO}"
                 )
             later = [key for key in seen if key > n + query]
             if later:

@@ -31,6 +31,11 @@ from checks.kv_reference import (
 from checks.modules import learner_module
 from checks.tensors import max_tensor
 
+WHOLE_WINDOW_FED = (  # once: the first ids fed per call, as they should be
+    "it should feed the prompt once and then only the newest token ({once}...): in CachedLM, "
+    "pass only the ids the cache has not seen."
+)
+
 
 @functools.cache
 def learner_model():
@@ -129,7 +134,5 @@ def test_greedy_text_matches_huggingface_generate(record, prompt, request):
     once = [len(prompt)] + [1] * (len(fed) - 1)
     record.expect(
         fed == once,
-        f"{what} fed the model {fed} ids per call; it should feed the prompt once "
-        f"and then only the newest token ({once[:4]}...): in CachedLM, pass only "
-        "the ids the cache has not seen.",
+        f"{what} fed the model {fed} ids per call; {WHOLE_WINDOW_FED.format(once=once[:4])}",
     )

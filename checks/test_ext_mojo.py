@@ -57,6 +57,34 @@ def skip_unless_cpu_float32() -> None:
         pytest.skip("the kernel is written for the CPU, in float32")
 
 
+# The words of the known mistakes (templates: the TODOs' numbers differ in the bfloat16 kernel);
+# slips() and slips_bf16() give each its output.
+SKELETON_ZEROS = "the kernel writes only zeros: it is still the skeleton's (TODOs {simd}-{split})."
+LEFTOVER_MISSING = (
+    "the last {missing} of {k} products are missing (K is not a multiple of the SIMD width): add "
+    "them one float at a time after the SIMD loop (TODO {leftover})."
+)
+LEFTOVER_TWICE = (
+    "the first {cut} of {k} products are counted twice (the result is near twice the right one): "
+    "the scalar loop for the leftover starts again at 0; it should go on from the i where the "
+    "SIMD loop stopped (TODO {leftover})."
+)
+SECOND_HALF_MISSING = (
+    "the second half of the output rows is missing: each worker takes its own block, "
+    "worker * n // blocks up to (worker + 1) * n // blocks (TODO {split})."
+)
+ROWS_LEFT_TO_NOBODY = (
+    "the last {left} of {n} output rows are missing with {workers} workers: n // blocks leaves "
+    "{left} rows to nobody when {workers} does not divide {n}; give each worker the rows "
+    "worker * n // blocks up to (worker + 1) * n // blocks (TODO {split})."
+)
+BFLOAT16_ACCUMULATORS = (
+    "the sums are rounded to bfloat16 as they grow: the accumulators must be float32 "
+    "(SIMD[DType.float32, width]), the loaded bfloat16 converted with .cast[DType.float32]() "
+    "before they are multiplied; only the result is rounded to bfloat16 (TODO 7)."
+)
+
+
 def slips(
     x: np.ndarray, weight: np.ndarray, counts: tuple[int, ...] = (), todos: tuple = (3, 4, 5)
 ) -> list[Slip]:
@@ -64,19 +92,13 @@ def slips(
     k, n = x.shape[1], weight.shape[0]
     right = x @ weight.T
     simd, leftover, split = todos
-    found = [
-        Slip(
-            f"the kernel writes only zeros: it is still the skeleton's (TODOs {simd}-{split}).",
-            0 * right,
-        )
-    ]
+    found = [Slip(SKELETON_ZEROS.format(simd=simd, split=split), 0 * right)]
     for step in (4, 8, 16, 32, 64):  # k % step products left after a SIMD loop of that step
         cut = k - k % step
         if 0 < cut < k:
             found.append(
                 Slip(
-                    f"the last {k - cut} of {k} products are missing (K is not a multiple of the "
-                    f"SIMD width): add them one float at a time after the SIMD loop (TODO {leftover}).",
+                    LEFTOVER_MISSING.format(missing=k - cut, k=k, leftover=leftover),
                     x[:, :cut] @ weight[:, :cut].T,
                 )
             )
@@ -85,31 +107,20 @@ def slips(
         if cut:
             found.append(
                 Slip(
-                    f"the first {cut} of {k} products are counted twice (the result is near "
-                    "twice the right one): the scalar loop for the leftover starts again at 0; "
-                    f"it should go on from the i where the SIMD loop stopped (TODO {leftover}).",
+                    LEFTOVER_TWICE.format(cut=cut, k=k, leftover=leftover),
                     right + x[:, :cut] @ weight[:, :cut].T,
                 )
             )
     half = right.copy()
     half[:, n // 2 :] = 0
-    found.append(
-        Slip(
-            "the second half of the output rows is missing: each worker takes its own block, "
-            f"worker * n // blocks up to (worker + 1) * n // blocks (TODO {split}).",
-            half,
-        )
-    )
+    found.append(Slip(SECOND_HALF_MISSING.format(split=split), half))
     for workers in counts or kernel_worker_counts():
         if n % workers:
             floor = right.copy()
             floor[:, n - n % workers :] = 0
             found.append(
                 Slip(
-                    f"the last {n % workers} of {n} output rows are missing with {workers} "
-                    f"workers: n // blocks leaves {n % workers} rows to nobody when {workers} does "
-                    f"not divide {n}; give each worker the rows worker * n // blocks up to "
-                    f"(worker + 1) * n // blocks (TODO {split}).",
+                    ROWS_LEFT_TO_NOBODY.format(left=n % workers, n=n, workers=workers, split=split),
                     floor,
                 )
             )
@@ -252,10 +263,7 @@ def slips_bf16(x, weight, counts: tuple[int, ...] = ()) -> list[Slip]:
         if 2 * width <= x.shape[1]:
             found.append(
                 Slip(
-                    "the sums are rounded to bfloat16 as they grow: the accumulators must be "
-                    "float32 (SIMD[DType.float32, width]), the loaded bfloat16 converted with "
-                    ".cast[DType.float32]() before they are multiplied; only the result is "
-                    "rounded to bfloat16 (TODO 7).",
+                    BFLOAT16_ACCUMULATORS,
                     bf16_accumulated(x, weight, width),
                 )
             )

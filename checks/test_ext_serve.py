@@ -27,6 +27,30 @@ SIZES = dict(n_layer=3, n_head=4, n_embd=48, n_positions=40, vocab_size=101)
 ARRIVALS = ((0, (3, 14, 15, 92, 65)), (0, (35, 89)), (3, (7, 7, 21)))
 BATCHED = "BatchedGPT2LMHeadModel"
 
+# The words of the known mistakes; the checks below decide which one the learner's code made.
+MAX_LENGTH_NOT_CAPPED = (
+    "the user's --max-length when given, but never more than n_positions (wpe has no row for a "
+    "later position)."
+)
+ONE_ROW_PER_REQUEST = "one row, the next token's, per request."
+OWN_SLOTS_KEPT = (
+    "it keeps only its own slots of the grown cache, the ones its mask let it see (the grown "
+    "caches are padded to the batch's longest)."
+)
+PROMPT_FED_ONCE = (
+    "with the request's cache kept in self.caches it feeds the prompt once, then one new id per "
+    "step"
+)
+CACHE_LOST = (
+    "more ids than the requests' caches have not seen: a request's cache was lost between steps. "
+    "Keep one cache per request in self.caches, keyed by its request_id, and feed only the ids "
+    "after it."
+)
+RELEASE_KEEPS_THE_CACHE = (
+    "release(request_id) should drop the request's cache, or the server's memory grows with "
+    "every request."
+)
+
 
 def gpt2_config(**sizes):
     from transformers import GPT2Config
@@ -89,10 +113,7 @@ def max_seq_len_problem(config_class, max_length: int | None, expected: int) -> 
     not_none(what, got)
     if got == expected:
         return None
-    return (
-        f"{what} gave {got!r}; it should be {expected}: the user's --max-length when given, but "
-        "never more than n_positions (wpe has no row for a later position)."
-    )
+    return f"{what} gave {got!r}; it should be {expected}: {MAX_LENGTH_NOT_CAPPED}"
 
 
 @pytest.mark.parametrize("max_length, expected", MAX_LENGTHS.values(), ids=MAX_LENGTHS.keys())
@@ -203,8 +224,7 @@ def step(model, contexts) -> np.ndarray:
     if logits.shape != (len(contexts), SMALL.vocab_size):
         raise LearnerError(
             f"{what} returned logits of shape {list(logits.shape)}; the server samples from "
-            f"[B, V] = [{len(contexts)}, {SMALL.vocab_size}]: one row, the next token's, per "
-            "request."
+            f"[B, V] = [{len(contexts)}, {SMALL.vocab_size}]: {ONE_ROW_PER_REQUEST}"
         )
     return logits
 
@@ -219,8 +239,7 @@ def kept_problem(model, context, ids: int) -> None:
     if len(length) == 3 and length[1] != ids:
         raise LearnerError(
             f"After a step, the cache kept for a request of {ids} ids holds {length[1]} positions "
-            f"([n_head, {length[1]}, head_dim]): it keeps only its own slots of the grown cache, "
-            "the ones its mask let it see (the grown caches are padded to the batch's longest)."
+            f"([n_head, {length[1]}, head_dim]): {OWN_SLOTS_KEPT}"
         )
 
 
@@ -271,8 +290,7 @@ def test_one_request_decodes_huggingface_greedy_tokens(record, request):
     once = [len(prompt)] + [1] * (len(served.fed) - 1)
     record.expect(
         served.fed == once,
-        f"execute fed the model {served.fed} ids per step; with the request's cache kept in "
-        f"self.caches it feeds the prompt once, then one new id per step ({once}).",
+        f"execute fed the model {served.fed} ids per step; {PROMPT_FED_ONCE} ({once}).",
     )
 
 
@@ -299,11 +317,7 @@ def test_requests_of_different_lengths_share_one_forward_per_step(record, reques
             i for i, pair in enumerate(zip(shapes, steps, strict=True)) if len(set(pair)) > 1
         )
         if shapes[wrong][0] == steps[wrong][0] and shapes[wrong][1] > steps[wrong][1]:
-            why = (
-                "more ids than the requests' caches have not seen: a request's cache was lost "
-                "between steps. Keep one cache per request in self.caches, keyed by its "
-                "request_id, and feed only the ids after it."
-            )
+            why = CACHE_LOST
         else:
             why = "one row per running request, padded to the longest run of new ids."
         record.expect(
@@ -332,6 +346,5 @@ def test_release_forgets_the_request(record, request):
     record.expect(
         left == 0,
         f"After two requests were served and released, self.caches still holds {left}: "
-        "release(request_id) should drop the request's cache, or the server's memory grows "
-        "with every request.",
+        f"{RELEASE_KEEPS_THE_CACHE}",
     )

@@ -28,6 +28,15 @@ def reference(cfg, batch, seq_len):
     return cached("mlp", (cfg, batch, seq_len), build)
 
 
+EXACT_GELU = (
+    "the values match the exact (erf) GELU: GPT-2 uses the tanh approximation, "
+    'F.gelu(x, approximate="tanh").'
+)
+NO_ACTIVATION = "the values match the MLP with no activation: apply GELU after c_fc."
+RELU = "the values match ReLU: GPT-2 uses GELU (tanh approximation)."
+GELU_AFTER_C_PROJ = "the values match GELU applied after c_proj: it goes between c_fc and c_proj."
+
+
 @cached_slips
 def slips(cfg, x):
     import torch
@@ -40,17 +49,10 @@ def slips(cfg, x):
         return hf.c_proj(activated)
 
     return [
-        Slip(
-            "the values match the exact (erf) GELU: GPT-2 uses the tanh approximation, "
-            'F.gelu(x, approximate="tanh").',
-            project(torch.nn.functional.gelu(pre)),
-        ),
-        Slip("the values match the MLP with no activation: apply GELU after c_fc.", project(pre)),
-        Slip("the values match ReLU: GPT-2 uses GELU (tanh approximation).", project(pre.relu())),
-        Slip(
-            "the values match GELU applied after c_proj: it goes between c_fc and c_proj.",
-            torch.nn.functional.gelu(hf.c_proj(pre), approximate="tanh"),
-        ),
+        Slip(EXACT_GELU, project(torch.nn.functional.gelu(pre))),
+        Slip(NO_ACTIVATION, project(pre)),
+        Slip(RELU, project(pre.relu())),
+        Slip(GELU_AFTER_C_PROJ, torch.nn.functional.gelu(hf.c_proj(pre), approximate="tanh")),
     ]
 
 

@@ -44,6 +44,11 @@ TRANSPOSED = (
 )
 
 
+SWAPPED = "visible and hidden are swapped: 0 on and below the diagonal, -inf above."
+DIAGONAL_HIDDEN = "the diagonal is shifted by one: query i must see key i + num_tokens itself."
+ONE_KEY_TOO_MANY = "the diagonal is shifted by one: query i sees one key too many."
+
+
 def transposed_mask(seq_len: int, num_tokens: int) -> np.ndarray:
     """The mask of band_part with num_lower and num_upper swapped, behind the cached keys' zeros:
     query i sees the cached keys and the new keys from its own on."""
@@ -72,19 +77,10 @@ def slips(seq_len: int, num_tokens: int, got: np.ndarray | None = None):
     return finite + [
         Slip(ONES_AND_ZEROS, np.where(visible, 0.0, 1.0)),
         Slip(ONES_AND_ZEROS, np.where(visible, 1.0, 0.0)),  # np.tril(ones) or True where visible
-        Slip(
-            "visible and hidden are swapped: 0 on and below the diagonal, -inf above.",
-            np.where(visible, -np.inf, 0.0),
-        ),
+        Slip(SWAPPED, np.where(visible, -np.inf, 0.0)),
         Slip(TRANSPOSED, transposed_mask(seq_len, num_tokens)),
-        Slip(
-            "the diagonal is shifted by one: query i must see key i + num_tokens itself.",
-            expected_mask(seq_len, num_tokens, shift=-1),
-        ),
-        Slip(
-            "the diagonal is shifted by one: query i sees one key too many.",
-            expected_mask(seq_len, num_tokens, shift=1),
-        ),
+        Slip(DIAGONAL_HIDDEN, expected_mask(seq_len, num_tokens, shift=-1)),
+        Slip(ONE_KEY_TOO_MANY, expected_mask(seq_len, num_tokens, shift=1)),
         Slip(
             IGNORES_NUM_TOKENS,
             np.pad(expected_mask(seq_len, 0), ((0, 0), (0, num_tokens)), constant_values=-np.inf),
@@ -147,6 +143,8 @@ class MaskInGraph:
         return _Probe()
 
 
+MASK_NOT_APPLIED = "every key is visible: the mask was not applied in the compiled graph."
+
 # Queries and cached keys shaped as in attention: [batch, heads, length, head_dim].
 PROBE_SHAPE = (2, 2, 4)
 
@@ -194,12 +192,7 @@ def test_mask_in_compiled_graph(record):
             for slip in slips(seq_len, num_tokens)
             if slip.output.shape == scores.shape[2:]
         ]
-        slips_here.append(
-            Slip(
-                "every key is visible: the mask was not applied in the compiled graph.",
-                softmax(scores),
-            )
-        )
+        slips_here.append(Slip(MASK_NOT_APPLIED, softmax(scores)))
         inputs = [max_tensor(queries), max_tensor(cached_keys)]
         got = call(what, graph, *inputs)
         if not record.expect_close(what, got, expected, atol=1e-6, rtol=1e-5, slips=slips_here):

@@ -59,69 +59,63 @@ def attention_variant(
     return hf.c_proj(out)
 
 
+NO_SCALE = (
+    "the output matches attention without the 1/sqrt(head_dim) scale: divide the scores by "
+    "sqrt(head_dim)."
+)
+DIVIDED_BY_HEAD_DIM = "the scores are divided by head_dim: divide by sqrt(head_dim)."
+SCALED_BY_N_EMBD = (
+    "the scores are scaled by 1/sqrt(n_embd), the width of the whole model: scale by "
+    "1/sqrt(head_dim), the width of one head (n_embd // n_head)."
+)
+NO_MASK = (
+    "the output matches attention with no causal mask: add causal_mask(...) to the scores "
+    "before the softmax."
+)
+MASK_SHIFTED = (
+    "the mask is shifted by one: each query may see itself and earlier keys, not the next one."
+)
+MASK_AFTER_SOFTMAX = (
+    "the mask is applied after the softmax: add it to the scores before the softmax, so each "
+    "row of weights still sums to 1."
+)
+SOFTMAX_OVER_QUERIES = (
+    "the softmax runs over the wrong axis: normalize over the keys (the last axis)."
+)
+QKV_ORDER = "q, k and v are taken in the wrong order: c_attn's output is [query | key | value]."
+HEADS_FROM_WRONG_AXIS = (
+    "the heads are split along the wrong axis: reshape [B, S, E] to [B, S, n_head, head_dim], "
+    "then transpose to [B, n_head, S, head_dim]."
+)
+HEADS_RESHAPED_STRAIGHT = (
+    "the heads are reshaped straight to [B, n_head, S, head_dim]: reshape to [B, S, n_head, "
+    "head_dim] first, then transpose axes 1 and 2."
+)
+HEADS_MERGED_WITHOUT_TRANSPOSE = (
+    "the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
+    "[B, S, n_head, head_dim] before reshaping to [B, S, E]."
+)
+HEADS_RESHAPED_STRAIGHT_BOTH_WAYS = (
+    "the heads are reshaped straight to [B, n_head, S, head_dim] and straight back, without "
+    "the transposes: split with reshape to [B, S, n_head, head_dim] then transpose(1, 2), and "
+    "merge with transpose(1, 2) then reshape to [B, S, E]."
+)
+
 SLIPS = [
-    (
-        "the output matches attention without the 1/sqrt(head_dim) scale: divide the scores by "
-        "sqrt(head_dim).",
-        dict(scale="none"),
-    ),
-    ("the scores are divided by head_dim: divide by sqrt(head_dim).", dict(scale="dim")),
-    (
-        "the scores are scaled by 1/sqrt(n_embd), the width of the whole model: scale by "
-        "1/sqrt(head_dim), the width of one head (n_embd // n_head).",
-        dict(scale="embd"),
-    ),
-    (
-        "the output matches attention with no causal mask: add causal_mask(...) to the scores "
-        "before the softmax.",
-        dict(mask="none"),
-    ),
-    (
-        "the mask is shifted by one: each query may see itself and earlier keys, not the next one.",
-        dict(mask="shifted"),
-    ),
-    (
-        "the mask is applied after the softmax: add it to the scores before the softmax, so each "
-        "row of weights still sums to 1.",
-        dict(mask="after_softmax"),
-    ),
-    (
-        "the softmax runs over the wrong axis: normalize over the keys (the last axis).",
-        dict(softmax_axis=-2),
-    ),
-    (
-        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-        dict(order=(1, 0, 2)),
-    ),
-    (
-        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-        dict(order=(0, 2, 1)),
-    ),
-    (
-        "q, k and v are taken in the wrong order: c_attn's output is [query | key | value].",
-        dict(order=(2, 1, 0)),
-    ),
-    (
-        "the heads are split along the wrong axis: reshape [B, S, E] to [B, S, n_head, head_dim], "
-        "then transpose to [B, n_head, S, head_dim].",
-        dict(split="interleaved"),
-    ),
-    (
-        "the heads are reshaped straight to [B, n_head, S, head_dim]: reshape to [B, S, n_head, "
-        "head_dim] first, then transpose axes 1 and 2.",
-        dict(split="no_transpose"),
-    ),
-    (
-        "the heads are merged without transposing back: transpose [B, n_head, S, head_dim] to "
-        "[B, S, n_head, head_dim] before reshaping to [B, S, E].",
-        dict(merge="no_transpose"),
-    ),
-    (
-        "the heads are reshaped straight to [B, n_head, S, head_dim] and straight back, without "
-        "the transposes: split with reshape to [B, S, n_head, head_dim] then transpose(1, 2), and "
-        "merge with transpose(1, 2) then reshape to [B, S, E].",
-        dict(split="no_transpose", merge="no_transpose"),
-    ),
+    (NO_SCALE, dict(scale="none")),
+    (DIVIDED_BY_HEAD_DIM, dict(scale="dim")),
+    (SCALED_BY_N_EMBD, dict(scale="embd")),
+    (NO_MASK, dict(mask="none")),
+    (MASK_SHIFTED, dict(mask="shifted")),
+    (MASK_AFTER_SOFTMAX, dict(mask="after_softmax")),
+    (SOFTMAX_OVER_QUERIES, dict(softmax_axis=-2)),
+    (QKV_ORDER, dict(order=(1, 0, 2))),
+    (QKV_ORDER, dict(order=(0, 2, 1))),
+    (QKV_ORDER, dict(order=(2, 1, 0))),
+    (HEADS_FROM_WRONG_AXIS, dict(split="interleaved")),
+    (HEADS_RESHAPED_STRAIGHT, dict(split="no_transpose")),
+    (HEADS_MERGED_WITHOUT_TRANSPOSE, dict(merge="no_transpose")),
+    (HEADS_RESHAPED_STRAIGHT_BOTH_WAYS, dict(split="no_transpose", merge="no_transpose")),
 ]
 
 EAGER_CASES = {

@@ -39,6 +39,20 @@ def reference(dim, eps, batch, seq_len, scale):
     return cached("layer_norm", (dim, eps, batch, seq_len, scale, rounded), build)
 
 
+OTHER_EPSILON = "the values match a different epsilon: use the eps passed to __init__."
+EPSILON_OUTSIDE_ROOT = "epsilon is added outside the square root: divide by sqrt(var + eps)."
+UNBIASED_VARIANCE = "the variance is the unbiased one (divides by n - 1): layer norm divides by n."
+NO_BIAS = "the bias (shift) is missing: add self.bias after scaling."
+NO_GAIN = "the weight (gain) is missing: multiply by self.weight."
+WRONG_AXIS = (
+    "it normalizes over the wrong axis: normalize each position over its features (the last axis)."
+)
+BFLOAT16_STATISTICS = (
+    "the mean and variance are computed in bfloat16, which rounds rows of small variance "
+    "away: compute in float32 (x.cast(DType.float32)), as step 5's page shows."
+)
+
+
 @cached_slips
 def slips(ref, eps):
     with torch_no_grad() as torch:
@@ -51,27 +65,14 @@ def slips(ref, eps):
 
         return [
             *bfloat16_statistics(torch, x, w, b, eps),
+            Slip(OTHER_EPSILON, norm(var, 1e-12) * w + b),
+            Slip(OTHER_EPSILON, norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b),
+            Slip(EPSILON_OUTSIDE_ROOT, (x - mean) / (torch.sqrt(var) + eps) * w + b),
+            Slip(UNBIASED_VARIANCE, norm(x.var(-1, unbiased=True, keepdim=True)) * w + b),
+            Slip(NO_BIAS, norm(var) * w),
+            Slip(NO_GAIN, norm(var) + b),
             Slip(
-                "the values match a different epsilon: use the eps passed to __init__.",
-                norm(var, 1e-12) * w + b,
-            ),
-            Slip(
-                "the values match a different epsilon: use the eps passed to __init__.",
-                norm(var, 1e-5 if eps != 1e-5 else 1e-3) * w + b,
-            ),
-            Slip(
-                "epsilon is added outside the square root: divide by sqrt(var + eps).",
-                (x - mean) / (torch.sqrt(var) + eps) * w + b,
-            ),
-            Slip(
-                "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
-                norm(x.var(-1, unbiased=True, keepdim=True)) * w + b,
-            ),
-            Slip("the bias (shift) is missing: add self.bias after scaling.", norm(var) * w),
-            Slip("the weight (gain) is missing: multiply by self.weight.", norm(var) + b),
-            Slip(
-                "it normalizes over the wrong axis: normalize each position over its features "
-                "(the last axis).",
+                WRONG_AXIS,
                 (x - x.mean(-2, keepdim=True))
                 / torch.sqrt(x.var(-2, unbiased=False, keepdim=True) + eps)
                 * w
@@ -90,8 +91,7 @@ def bfloat16_statistics(torch, x, w, b, eps) -> list[Slip]:
     var = (centered * centered).mean(-1, keepdim=True)
     return [
         Slip(
-            "the mean and variance are computed in bfloat16, which rounds rows of small variance "
-            "away: compute in float32 (x.cast(DType.float32)), as step 5's page shows.",
+            BFLOAT16_STATISTICS,
             (centered * torch.rsqrt(var + eps) * wb + bb).float(),
         )
     ]

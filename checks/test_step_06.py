@@ -49,31 +49,17 @@ def slips(cfg, x):
             Slip(NORMALIZED_RESIDUAL, attn_normed + block.mlp(block.ln_2(attn_normed))),
             Slip(NORMALIZED_RESIDUAL, residual_after_norm(block.ln_2, block.mlp, after_attn)),
             Slip(
-                "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
-                "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
+                POST_NORM,
                 block.ln_2(post_norm + block.mlp(post_norm)),
             ),
             Slip(
-                "the residual around attention is missing: add the block's input back, "
-                "x = x + attn(ln_1(x)).",
+                NO_ATTENTION_RESIDUAL,
                 attn(block.ln_1(x)) + block.mlp(block.ln_2(attn(block.ln_1(x)))),
             ),
-            Slip(
-                "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
-                block.mlp(block.ln_2(after_attn)),
-            ),
-            Slip(
-                "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
-                after_attn + block.mlp(block.ln_1(after_attn)),
-            ),
-            Slip(
-                "the MLP's layer norm is missing: x + mlp(ln_2(x)).",
-                after_attn + block.mlp(after_attn),
-            ),
-            Slip(
-                "the attention's layer norm is missing: x + attn(ln_1(x)).",
-                (x + attn(x)) + block.mlp(block.ln_2(x + attn(x))),
-            ),
+            Slip(NO_MLP_RESIDUAL, block.mlp(block.ln_2(after_attn))),
+            Slip(LN_1_BEFORE_THE_MLP, after_attn + block.mlp(block.ln_1(after_attn))),
+            Slip(NO_MLP_NORM, after_attn + block.mlp(after_attn)),
+            Slip(NO_ATTENTION_NORM, (x + attn(x)) + block.mlp(block.ln_2(x + attn(x)))),
         ]
 
 
@@ -82,6 +68,17 @@ NORMALIZED_RESIDUAL = (
     "normalize only what goes into the layer, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)) "
     "(not h = ln_1(x); h = h + attn(h))."
 )
+POST_NORM = (
+    "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
+    "x + attn(ln_1(x)), then x + mlp(ln_2(x))."
+)
+NO_ATTENTION_RESIDUAL = (
+    "the residual around attention is missing: add the block's input back, x = x + attn(ln_1(x))."
+)
+NO_MLP_RESIDUAL = "the residual around the MLP is missing: x = x + mlp(ln_2(x))."
+LN_1_BEFORE_THE_MLP = "ln_1 is used before the MLP too: the MLP's input goes through ln_2."
+NO_MLP_NORM = "the MLP's layer norm is missing: x + mlp(ln_2(x))."
+NO_ATTENTION_NORM = "the attention's layer norm is missing: x + attn(ln_1(x))."
 
 
 def residual_after_norm(norm, layer, x):

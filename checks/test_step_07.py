@@ -32,6 +32,16 @@ def reference(cfg):
     return cached("model", (cfg, SHAPES), build)
 
 
+POSITIONS_FROM_1 = "the position ids start at 1: they are 0, 1, ..., S-1."
+NO_LN_F = "the final layer norm ln_f is missing: apply it after the last block."
+NO_POSITIONS = "the position embeddings are missing: add wpe(positions) to wte(input_ids)."
+ONE_BLOCK_REPEATED = (
+    "a list like [GPT2Block(config)] * n_layer, or one block appended in a loop, repeats one "
+    "block, so every layer ends up with the last layer's weights. Create a new GPT2Block(config) "
+    "for each layer."
+)
+
+
 @cached_slips
 def slips(cfg, ids, stages):
     with torch_no_grad() as torch:
@@ -42,18 +52,13 @@ def slips(cfg, ids, stages):
         if seq_len < cfg.n_positions:  # position S does not exist when S is the full context
             shifted = [
                 Slip(
-                    "the position ids start at 1: they are 0, 1, ..., S-1.",
+                    POSITIONS_FROM_1,
                     body(ids, position_ids=torch.arange(1, seq_len + 1)[None]).last_hidden_state,
                 )
             ]
         return shifted + [
-            Slip(
-                "the final layer norm ln_f is missing: apply it after the last block.", stages[-1]
-            ),
-            Slip(
-                "the position embeddings are missing: add wpe(positions) to wte(input_ids).",
-                _without_positions(body, ids),
-            ),
+            Slip(NO_LN_F, stages[-1]),
+            Slip(NO_POSITIONS, _without_positions(body, ids)),
         ]
 
 
@@ -100,12 +105,7 @@ def shared_blocks(blocks) -> str | None:
                 if not name
                 else f"share one {name} layer (h[{first[0]}].{first[1]} is h[{index}].{name})"
             )
-            return (
-                f"h[{first[0]}] and h[{index}] {shared}: a list like [GPT2Block(config)] * "
-                "n_layer, or one block appended in a loop, repeats one block, so every layer "
-                "ends up with the last layer's weights. Create a new GPT2Block(config) for each "
-                "layer."
-            )
+            return f"h[{first[0]}] and h[{index}] {shared}: {ONE_BLOCK_REPEATED}"
     return None
 
 

@@ -26,6 +26,12 @@ def reference(cfg):
     return cached("lm_head", (cfg, SHAPES), build)
 
 
+LOGITS_BEFORE_LN_F = (
+    "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
+    "your MaxGPT2Model already applies."
+)
+
+
 @cached_slips
 def slips(cfg, ids):
     with torch_no_grad() as torch:
@@ -34,13 +40,7 @@ def slips(cfg, ids):
         hidden = model.transformer.wte(ids) + model.transformer.wpe(torch.arange(ids.shape[1]))
         for block in model.transformer.h:
             hidden = block(hidden, attention_mask=causal_mask_4d(ids.shape[1]))
-        return [
-            Slip(
-                "the logits are taken before the final layer norm: lm_head(ln_f(...)), which "
-                "your MaxGPT2Model already applies.",
-                model.lm_head(hidden),
-            )
-        ]
+        return [Slip(LOGITS_BEFORE_LN_F, model.lm_head(hidden))]
 
 
 PROBABILITIES = (

@@ -20,6 +20,16 @@ TEXTS = {
 LONG = "Language models predict the next token from the tokens before it."
 
 
+NO_BATCH_AXIS = "the ids need a batch axis: return shape [1, n], not [n]."
+MAX_LENGTH_IGNORED = "max_length is ignored: pass max_length and truncation=True to encode."
+KEEPS_THE_LAST = "it keeps the last max_length tokens: truncation keeps the first ones."
+EXTRA_ID = (  # where: start or end; name: the id's token, as " ('...')"
+    "the ids {where} with an extra id, {extra}{name}: GPT-2 adds no start or end "
+    "token, so tokenize_text returns exactly tokenizer.encode(text)."
+)
+SPECIAL_TOKENS_KEPT = "Skip special tokens: tokenizer.decode(ids, skip_special_tokens=True)."
+
+
 def expect_ids(record, what, got, ids, slips=()):
     return record.expect_close(
         what,
@@ -28,13 +38,7 @@ def expect_ids(record, what, got, ids, slips=()):
         atol=0,
         rtol=0,
         dtype=np.int64,
-        slips=list(slips)
-        + [
-            Slip(
-                "the ids need a batch axis: return shape [1, n], not [n].",
-                np.array(ids, dtype=np.int64),
-            )
-        ],
+        slips=list(slips) + [Slip(NO_BATCH_AXIS, np.array(ids, dtype=np.int64))],
     )
 
 
@@ -61,8 +65,7 @@ def extra_id_slips(got, ids, tokenizer) -> list[Slip]:
         )
         slips.append(
             Slip(
-                f"the ids {where} with an extra id, {extra}{name}: GPT-2 adds no start or end "
-                "token, so tokenize_text returns exactly tokenizer.encode(text).",
+                EXTRA_ID.format(where=where, extra=extra, name=name),
                 np.array([[extra, *ids]] if where == "start" else [[*ids, extra]], dtype=np.int64),
             )
         )
@@ -103,14 +106,8 @@ def test_tokenize_text_truncates_to_max_length(record):
         got,
         ids[:5],
         slips=[
-            Slip(
-                "max_length is ignored: pass max_length and truncation=True to encode.",
-                np.array([ids], dtype=np.int64),
-            ),
-            Slip(
-                "it keeps the last max_length tokens: truncation keeps the first ones.",
-                np.array([ids[-5:]], dtype=np.int64),
-            ),
+            Slip(MAX_LENGTH_IGNORED, np.array([ids], dtype=np.int64)),
+            Slip(KEEPS_THE_LAST, np.array([ids[-5:]], dtype=np.int64)),
         ],
     )
 
@@ -130,7 +127,7 @@ def test_decode_tokens_matches_decode(record, batched):
             continue
         hint = ""
         if isinstance(got, str) and tokenizer.eos_token in got:
-            hint = " Skip special tokens: tokenizer.decode(ids, skip_special_tokens=True)."
+            hint = f" {SPECIAL_TOKENS_KEPT}"
         elif not isinstance(got, str):
             hint = f" It returned a {type(got).__name__}; return the decoded str."
         record.expect(False, f"{what} gave {got!r}, expected {expected!r}.{hint}")

@@ -4,40 +4,73 @@ import numpy as np
 import pytest
 
 from checks import harness
-from checks.tensors import as_numpy
 from checks.harness import LearnerError, call, learner_attr, not_none
-from checks.doubles import HFLogits
+from checks.doubles import HFLogits, StandInModel, scripted
 from checks.reference import sampling_model
-from checks.tensors import max_tensor, torch_no_grad
+from checks.tensors import torch_no_grad
 
 PROMPTS = ["Hello world", "naïve café"]
 LONG_PROMPT = "Language models predict the next token from the tokens before it. " * 3
 
-
-class StandInModel:
-    """A model whose logits are given: call k returns rows[k] (the last row again after the end)
-    at every position, and the ids it was given are kept. Checks the loop, not the network.
-    `bfloat16` returns them in bfloat16, as a model on a GPU does."""
-
-    def __init__(self, rows, bfloat16=False):
-        self.rows, self.calls, self.last_ids = [np.asarray(r, np.float32) for r in rows], 0, []
-        self.bfloat16 = bfloat16
-
-    def __call__(self, input_ids):
-        ids = as_numpy(input_ids, "The ids given to the model")
-        self.last_ids = ids[0].tolist()
-        row = self.rows[min(self.calls, len(self.rows) - 1)]
-        self.calls += 1
-        logits = np.broadcast_to(row, (1, ids.shape[1], row.shape[0])).copy()
-        if self.bfloat16:  # through torch, which has bfloat16 (numpy has none)
-            with torch_no_grad() as torch:
-                return max_tensor(torch.from_numpy(logits).bfloat16())
-        return max_tensor(logits)
-
-
-def scripted(next_ids, vocab_size, bfloat16=False):
-    """A stand-in model whose greedy choice at call k is next_ids[k]."""
-    return StandInModel([10.0 * np.eye(vocab_size)[i] for i in next_ids], bfloat16)
+# The words of the known mistakes; text_hint, low_temperature_advice and top_k_problem decide which
+# one the learner's code made (the others follow an error's words).
+PROMPT_MISSING = "The prompt is missing: return the prompt followed by the generated text."
+PROMPT_TWICE = "The prompt appears twice: return it once, followed by the generated text."
+CONTINUATION_DIFFERS = (
+    "The continuation differs: take the next token from the last position's logits (logits[0, -1]) "
+    "and append it before predicting the next one."
+)
+POWER_UNDERFLOWS = (
+    "at temperature 0.001 the probabilities were NaN. Raising probabilities to the power 1/T (p ** "
+    "1000) gives the same distribution on paper, but every p below 1 underflows to 0 in floating "
+    "point (0.2 ** 1000 = 0), and 0 / 0 is NaN. Divide the logits by the temperature before the "
+    "softmax: after subtracting the max the largest term is e^0 = 1, so the sum never reaches 0."
+)
+GREEDY_DIFFERS_TOO = (
+    "Your greedy generation (do_sample=False) adds the same, so the temperature is not what "
+    "differs: the greedy check above says what does."
+)
+TEMPERATURE_NOT_DIVIDED = "Divide the logits by the temperature."
+TOP_K_PROBABILITIES = (
+    "returned probabilities (they sum to 1). Filter before the softmax: keep the k largest logits, "
+    "set the others to -inf, and let next_token take the softmax."
+)
+TOP_K_ZEROS = (
+    "set the dropped logits to 0, not -inf: zeroing works for probabilities, but a logit of 0 "
+    "still gets the probability e^0 / sum after the softmax, often more than a kept one. Set them "
+    "to -np.inf (e^-inf = 0)."
+)
+TOP_K_OFF_BY_ONE = (  # more: "one more" or "one fewer"
+    "keeps {finite} tokens for k={k}, {more} than HuggingFace: k off by one. "
+    "np.sort(logits) is ascending, so the k-th largest is np.sort(logits)[-k]; keep "
+    "every logit at least that large."
+)
+TOP_K_TIES_CUT = (
+    "keeps {finite} tokens; HuggingFace keeps {n}: {tied} logits tie at the k-th largest value and "
+    "all of them stay (drop only logits below the k-th largest)."
+)
+TOP_K_OTHER_TOKENS = (
+    "keeps other tokens than the k largest logits; HuggingFace keeps the k largest."
+)
+TOP_K_CHANGED = (
+    "changed the logits it keeps; leave them as they are and set only the others to -inf."
+)
+TOP_K_AFTER_SOFTMAX = (
+    "probabilities zeroed outside the top k no longer sum to 1. Filter the logits before the "
+    "softmax instead (top_k_filter sets them to -inf), so the softmax normalises what is kept."
+)
+NO_STOP_AT_END_OF_TEXT = (
+    "the third token is <|endoftext|>, so generation should stop right after it (3 calls)."
+)
+HALF_CHARACTERS = (
+    "A character's bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
+    "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on only the "
+    "part not shown yet."
+)
+BFLOAT16_TO_NUMPY = (
+    "numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
+    "logits.cast(DType.float32), when logits.dtype is not DType.float32."
+)
 
 
 def new_text(got, prompt):
@@ -84,16 +117,14 @@ def hf_greedy(tokenizer, model, prompt, max_new_tokens):
 
 
 def text_hint(got, prompt, expected):
+    """The known mistake the greedy text `got` shows, as " WORDS", or ''."""
     continuation = expected[len(prompt) :]
     if got == continuation and prompt:
-        return " The prompt is missing: return the prompt followed by the generated text."
+        return f" {PROMPT_MISSING}"
     if got == prompt + expected:
-        return " The prompt appears twice: return it once, followed by the generated text."
+        return f" {PROMPT_TWICE}"
     if got.startswith(prompt) and got != expected:
-        return (
-            " The continuation differs: take the next token from the last position's logits "
-            "(logits[0, -1]) and append it before predicting the next one."
-        )
+        return f" {CONTINUATION_DIFFERS}"
     return ""
 
 
@@ -107,15 +138,6 @@ def test_greedy_matches_huggingface_generate(record, prompt):
         got == expected,
         f"{what} gave {got!r}, expected {expected!r}." + text_hint(got, prompt, expected),
     )
-
-
-UNDERFLOW_HINT = (
-    "\n  Hint: at temperature 0.001 the probabilities were NaN. Raising probabilities to the "
-    "power 1/T (p ** 1000) gives the same distribution on paper, but every p below 1 underflows "
-    "to 0 in floating point (0.2 ** 1000 = 0), and 0 / 0 is NaN. Divide the logits by the "
-    "temperature before the softmax: after subtracting the max the largest term is e^0 = 1, so "
-    "the sum never reaches 0."
-)
 
 
 def test_low_temperature_gives_the_greedy_tokens(record):
@@ -135,7 +157,7 @@ def test_low_temperature_gives_the_greedy_tokens(record):
     except LearnerError as error:
         if "nan" not in str(error).lower():
             raise
-        raise LearnerError(f"{error}{UNDERFLOW_HINT}") from None
+        raise LearnerError(f"{error}\n  Hint: {POWER_UNDERFLOWS}") from None
     added, greedy = new_text(got, PROMPTS[0]), expected[len(PROMPTS[0]) :]
     if added == greedy:
         return
@@ -152,11 +174,8 @@ def low_temperature_advice(sampled: str, own_greedy: str) -> str:
     """What to fix when sampling at temperature 0.001 missed HuggingFace's greedy tokens, from
     what the learner's greedy generation (do_sample=False) adds."""
     if sampled == own_greedy:  # the temperature works; the tokens differ before it applies
-        return (
-            "Your greedy generation (do_sample=False) adds the same, so the temperature is not "
-            "what differs: the greedy check above says what does."
-        )
-    return "Divide the logits by the temperature."
+        return GREEDY_DIFFERS_TOO
+    return TEMPERATURE_NOT_DIVIDED
 
 
 def prompt_logits(tokenizer, model, prompt):
@@ -237,38 +256,22 @@ def top_k_problem(got, logits, k, expected):
     if got.shape != logits.shape:
         return f"returned shape {list(got.shape)}; it should keep the logits' shape {list(logits.shape)}."
     if np.all(got >= 0) and abs(got.sum() - 1) < 1e-6:
-        return (
-            "returned probabilities (they sum to 1). Filter before the softmax: keep the k "
-            "largest logits, set the others to -inf, and let next_token take the softmax."
-        )
+        return TOP_K_PROBABILITIES
     if np.all(got[~kept] == 0) and np.allclose(got[kept], logits[kept]) and n < len(logits):
-        return (
-            "set the dropped logits to 0, not -inf: zeroing works for probabilities, but a logit "
-            "of 0 still gets the probability e^0 / sum after the softmax, often more than a kept "
-            "one. Set them to -np.inf (e^-inf = 0)."
-        )
+        return TOP_K_ZEROS
     finite = int(np.isfinite(got).sum())
     if finite != n:
         tied = int((logits == np.sort(logits)[-k]).sum()) if k <= len(logits) else 1
         if abs(finite - k) == 1 and tied == 1:
             more = "one more" if finite > k else "one fewer"
-            return (
-                f"keeps {finite} tokens for k={k}, {more} than HuggingFace: k off by one. "
-                "np.sort(logits) is ascending, so the k-th largest is np.sort(logits)[-k]; keep "
-                "every logit at least that large."
-            )
+            return TOP_K_OFF_BY_ONE.format(finite=finite, k=k, more=more)
         if tied > 1:
-            return (
-                f"keeps {finite} tokens; HuggingFace keeps {n}: {tied} logits tie at the k-th "
-                "largest value and all of them stay (drop only logits below the k-th largest)."
-            )
+            return TOP_K_TIES_CUT.format(finite=finite, n=n, tied=tied)
         return f"keeps {finite} tokens (finite logits); HuggingFace keeps {n}."
     if not np.array_equal(np.isfinite(got), kept):
-        return "keeps other tokens than the k largest logits; HuggingFace keeps the k largest."
+        return TOP_K_OTHER_TOKENS
     if not np.allclose(got[kept], logits[kept]):
-        return (
-            "changed the logits it keeps; leave them as they are and set only the others to -inf."
-        )
+        return TOP_K_CHANGED
     return None
 
 
@@ -294,11 +297,7 @@ def test_top_k_sampling_draws_among_the_top_k(record):
     try:
         firsts = first_draws(tokenizer, logits, prompt, draws, temperature=1.0, top_k=3)
     except LearnerError as error:
-        hint = (
-            "\n  Hint: probabilities zeroed outside the top k no longer sum to 1. Filter the "
-            "logits before the softmax instead (top_k_filter sets them to -inf), so the softmax "
-            "normalises what is kept."
-        )
+        hint = f"\n  Hint: {TOP_K_AFTER_SOFTMAX}"
         raise LearnerError(f"{error}{hint if 'sum to 1' in str(error) else ''}") from None
     outside = sorted(set(firsts) - allowed)
     record.expect(
@@ -351,8 +350,7 @@ def test_stops_after_end_of_text_and_at_max_new_tokens(record):
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=10, do_sample=False)
     record.expect(
         model.calls == 3,
-        f"{what} called the model {model.calls} times; the third token is "
-        "<|endoftext|>, so generation should stop right after it (3 calls).",
+        f"{what} called the model {model.calls} times; {NO_STOP_AT_END_OF_TEXT}",
     )
     model = scripted([word], len(tokenizer))
     what, got = generate(tokenizer, model, "Hello", max_new_tokens=4, do_sample=False)
@@ -408,10 +406,7 @@ def test_streams_whole_characters_when_a_character_spans_two_tokens(record):
     expected = tokenizer.decode(words)
     record.expect(
         "".join(pieces) == expected and not any("\ufffd" in piece for piece in pieces),
-        f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. A character's "
-        "bytes can be split across tokens, and one token decoded alone gives '\\ufffd': "
-        "decode all the new tokens, wait while the text ends with '\\ufffd', and pass on "
-        "only the part not shown yet.",
+        f"{what} passed {pieces!r} to on_text; the new text is {expected!r}. {HALF_CHARACTERS}",
     )
     record.expect(
         calls_so_far == [2, 3],
@@ -429,10 +424,7 @@ def test_bfloat16_logits_as_on_a_gpu_compiled(record):
     try:
         what, got = generate(tokenizer, model, "Hello", max_new_tokens=1, do_sample=False)
     except LearnerError as error:
-        hint = (
-            "\n  Hint: numpy has no bfloat16: cast the logits to float32 before to_numpy(), "
-            "logits.cast(DType.float32), when logits.dtype is not DType.float32."
-        )
+        hint = f"\n  Hint: {BFLOAT16_TO_NUMPY}"
         raise LearnerError(f"{error}{hint if 'dtype' in str(error).lower() else ''}") from None
     added = new_text(got, "Hello")
     record.expect(

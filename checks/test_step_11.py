@@ -22,6 +22,26 @@ from checks.tokenizer import quiet_transformers
 
 CONV1D = ("c_attn", "c_proj", "c_fc")
 
+# The words of the known mistakes; the checks below decide which one the learner's code made.
+SHAPE_DOES_NOT_FIT = (
+    "that weight's shape does not fit. Transpose the Conv1D weights (c_attn, c_proj, c_fc) in the "
+    "state dict before loading, and no other weight."
+)
+NOT_TRANSPOSED = (
+    "{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, whose weight is "
+    "[in, out]; transpose it for Linear's [out, in]."
+)
+BUILD_MODEL_RETURNS = "{what} should return (compiled model, tokenizer, device, config)."
+CONTEXT_NOT_SET = (
+    "tokenizer.model_max_length is {got}; set it to the model's n_positions ({n_positions}) so "
+    "generation keeps to the context."
+)
+MAIN_NOT_CALLED = (
+    '{name}\'s `if __name__ == "__main__":` block does not call main(): the check runs the '
+    "command line through the given main(argv), so keep your command line in main and end the "
+    "file with {ending}, as given."
+)
+
 
 @functools.cache
 def small_model_folder() -> Path:
@@ -68,11 +88,7 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights(record):
     except LearnerError as error:
         if "not assignable" not in str(error):
             raise
-        raise LearnerError(
-            f"{error}\n  Hint: that weight's shape does not fit. Transpose the "
-            "Conv1D weights (c_attn, c_proj, c_fc) in the state dict before "
-            "loading, and no other weight."
-        ) from None
+        raise LearnerError(f"{error}\n  Hint: {SHAPE_DOES_NOT_FIT}") from None
     params = {name: as_numpy(tensor, name) for name, tensor in model.parameters}
     if not any(params[name].any() for name in expected):
         record.expect(
@@ -93,11 +109,7 @@ def test_transfer_weights_transposes_exactly_the_conv1d_weights(record):
                 "state dict.",
             )
         elif layer in CONV1D and np.array_equal(got, value.T):
-            record.expect(
-                False,
-                f"{name} was not transposed: {layer} is a Conv1D layer in HuggingFace, "
-                "whose weight is [in, out]; transpose it for Linear's [out, in].",
-            )
+            record.expect(False, NOT_TRANSPOSED.format(name=name, layer=layer))
         elif got.shape == value.T.shape and np.array_equal(got, value.T):
             record.expect(
                 False,
@@ -112,7 +124,7 @@ def build():
     what = f"build_model({str(small_model_folder())!r})"
     built = not_none(what, call(what, learner_attr(11, "build_model"), str(small_model_folder())))
     if not (isinstance(built, tuple) and len(built) == 4):
-        raise LearnerError(f"{what} should return (compiled model, tokenizer, device, config).")
+        raise LearnerError(BUILD_MODEL_RETURNS.format(what=what))
     # The extension chapters build through build_model and size their caches from its config.
     hf_config = huggingface()[0].config
     sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
@@ -137,8 +149,9 @@ def test_build_model_gives_huggingface_logits_and_text_compiled(record):
         )
         record.expect(
             tokenizer.model_max_length == hf_model.config.n_positions,
-            f"tokenizer.model_max_length is {tokenizer.model_max_length}; set it to the model's "
-            f"n_positions ({hf_model.config.n_positions}) so generation keeps to the context.",
+            CONTEXT_NOT_SET.format(
+                got=tokenizer.model_max_length, n_positions=hf_model.config.n_positions
+            ),
         )
         for prompt in ("Hello world", "naïve café"):
             ids = hf_tokenizer.encode(prompt)
@@ -304,11 +317,7 @@ def script_ending_problem(name: str, source: str) -> str | None:
         for call in ast.walk(node)
     ):
         return None
-    return (
-        f'{name}\'s `if __name__ == "__main__":` block does not call main(): the check runs '
-        f"the command line through the given main(argv), so keep your command line in main and "
-        f"end the file with {GIVEN_ENDING}, as given."
-    )
+    return MAIN_NOT_CALLED.format(name=name, ending=GIVEN_ENDING)
 
 
 def last_line(output: str) -> str:

@@ -3,7 +3,8 @@
 Most tests make one mistake in a copy of the solutions, run the check as a learner does, and
 assert the message that names it and, where a misleading one was printed before, its absence.
 Where only the hint's choice is in question, the learner's output is written out here in numpy
-and judged in-process by the check's own comparison.
+and judged in-process by the check's own comparison. The words are read from the checks' constants
+(tests/test_hint_copies.py holds that no hint is copied here).
 """
 
 import math
@@ -11,7 +12,13 @@ import math
 import numpy as np
 import pytest
 
-from checks import harness
+from checks import harness, modules, recorder
+from checks import kv_reference as kv
+from checks import test_step_02 as step_02
+from checks import test_step_04 as step_04
+from checks import test_step_05 as step_05
+from checks import test_step_06 as step_06
+from checks import test_step_10 as step_10
 from tests.conftest import ROOT, run_slip
 
 SPLIT_HEADS = (
@@ -34,8 +41,8 @@ STREAMING = """            text = decode_tokens(Tensor.from_dlpack(np.array(gene
 def test_prompt_left_out_is_the_only_thing_reported(learner_copy):
     """One mistake, one message: the other checks judge the new tokens, which are right."""
     run = run_slip(learner_copy, 10, [("return prompt + decode_tokens(", "return decode_tokens(")])
-    assert "The prompt is missing" in run.output, run.output
-    assert "Divide the logits by the temperature" not in run.output, run.output
+    assert step_10.PROMPT_MISSING in run.output, run.output
+    assert step_10.TEMPERATURE_NOT_DIVIDED not in run.output, run.output
     assert "it should add exactly" not in run.output, run.output
     assert run.output.count("FAIL") == 2, run.output  # the two greedy prompts
 
@@ -44,16 +51,15 @@ def test_tokens_from_the_first_position_get_only_the_greedy_hint(learner_copy):
     """logits[0, 0] for logits[0, -1]: sampling at a low temperature misses as greedy does, and
     once told the learner to divide by the temperature, which the code does."""
     run = run_slip(learner_copy, 10, [("to_numpy()[0, -1]", "to_numpy()[0, 0]")])
-    run.assert_plain_failure("take the next token from the last position's logits")
-    assert "Your greedy generation (do_sample=False) adds the same" in run.output, run.output
-    assert "Divide the logits by the temperature" not in run.output, run.output
+    run.assert_plain_failure(step_10.CONTINUATION_DIFFERS)
+    assert step_10.GREEDY_DIFFERS_TOO in run.output, run.output
+    assert step_10.TEMPERATURE_NOT_DIVIDED not in run.output, run.output
 
 
 def test_unbiased_variance_is_named_at_every_width():
     """Dividing by n - 1 is named in every case of step 5's check, width 768 too (it once read as
     "a different epsilon" there). In-process on the check's own inputs, with the learner's output
     written out here: the slip compiled a graph per width through the command line."""
-    from checks import test_step_05 as step_05
     from checks.compare import mismatch
 
     for case in step_05.CASES.values():
@@ -71,11 +77,11 @@ def test_unbiased_variance_is_named_at_every_width():
             rtol=1e-4,
             slips=step_05.slips(ref, eps),
         )
-        assert message is not None and "the variance is the unbiased one" in message, (
+        assert message is not None and message.endswith(f"Hint: {step_05.UNBIASED_VARIANCE}"), (
             case,
             message,
         )
-        assert "a different epsilon" not in message, (case, message)
+        assert step_05.OTHER_EPSILON not in message, (case, message)
 
 
 def gelu_exact(x: np.ndarray) -> np.ndarray:
@@ -84,8 +90,8 @@ def gelu_exact(x: np.ndarray) -> np.ndarray:
 
 # Step 2's activations other than GPT-2's, each the MLP a learner writes with it, in numpy.
 ACTIVATIONS = {
-    "exact GELU": (gelu_exact, "the exact (erf) GELU"),
-    "ReLU": (lambda x: np.maximum(x, 0.0), "match ReLU"),
+    "exact GELU": (gelu_exact, step_02.EXACT_GELU),
+    "ReLU": (lambda x: np.maximum(x, 0.0), step_02.RELU),
 }
 
 
@@ -93,7 +99,6 @@ ACTIVATIONS = {
 def test_step_2_other_activations_are_named_in_every_case(activation):
     """In-process on step 2's own inputs and weights (each slip compiled MAX's kernels for its
     activation through the command line, 30 s of a cold run, for a hint chosen in numpy)."""
-    from checks import test_step_02 as step_02
     from checks.compare import mismatch
 
     function, hint = activation
@@ -111,7 +116,7 @@ def test_step_2_other_activations_are_named_in_every_case(activation):
             rtol=tolerance,
             slips=step_02.slips(cfg, ref["x"]),
         )
-        assert message is not None and hint in message, (cfg.n_embd, message)
+        assert message is not None and message.endswith(f"Hint: {hint}"), (cfg.n_embd, message)
 
 
 def test_residual_added_to_the_normalized_input_is_named(learner_copy):
@@ -132,7 +137,7 @@ def test_residual_added_to_the_normalized_input_is_named(learner_copy):
         ],
         "--eager-only",
     )
-    assert "the residual adds the normalized input" in run.output, run.output
+    assert step_06.NORMALIZED_RESIDUAL in run.output, run.output
 
 
 def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
@@ -145,9 +150,7 @@ def test_heads_reshaped_straight_both_ways_are_named(learner_copy):
         ],
         "--eager-only",
     )
-    assert "reshaped straight to [B, n_head, S, head_dim] and straight back" in run.output, (
-        run.output
-    )
+    assert step_04.HEADS_RESHAPED_STRAIGHT_BOTH_WAYS in run.output, run.output
 
 
 def test_positions_restarting_fail_the_text_check_too(learner_copy):
@@ -159,7 +162,7 @@ def test_positions_restarting_fail_the_text_check_too(learner_copy):
     )
     assert "FAIL  generate_with_cache(do_sample=False) gives" in run.output, run.output
     text_failure = run.output[run.output.index("FAIL  generate_with_cache") :]
-    assert "the positions restart at 0" in text_failure, run.output
+    assert kv.POSITIONS_RESTART in text_failure, run.output
 
 
 def test_streaming_each_token_alone_splits_characters(learner_copy):
@@ -175,7 +178,7 @@ def test_streaming_each_token_alone_splits_characters(learner_copy):
         ],
     )
     assert "on_text never receives half a character" in run.output, run.output
-    assert "wait while the text ends with" in run.output, run.output
+    assert step_10.HALF_CHARACTERS in run.output, run.output
 
 
 def test_a_block_that_ignores_n_inner_fails(learner_copy):
@@ -185,9 +188,7 @@ def test_a_block_that_ignores_n_inner_fails(learner_copy):
         [("inner_dim = config.n_inner or 4 * config.n_embd", "inner_dim = 4 * config.n_embd")],
         "--eager-only",
     )
-    assert "n_inner = 40" in run.output and "the MLP's width is config.n_inner" in run.output, (
-        run.output
-    )
+    assert "n_inner = 40" in run.output and modules.MLP_WIDTH in run.output, run.output
 
 
 ARANGE_MASK = """
@@ -217,7 +218,7 @@ def test_arange_where_mask_is_caught_at_step_3(learner_copy):
             ("from max.graph import DimLike", "from max.graph import Dim, DimLike"),
         ],
     )
-    assert "right eagerly but wrong inside the compiled graph" in run.output, run.output
+    assert recorder.EAGER_ONLY_RIGHT in run.output, run.output
     assert run.output.count("FAIL") == 1, run.output  # the eager values are right
 
 

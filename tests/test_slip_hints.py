@@ -3,10 +3,11 @@ no subprocess).
 
 The learner's output is computed here by the mistake's own formula, in numpy, from the check's own
 weights and inputs; the check's slips (HuggingFace's modules, kept in the reference cache) must
-name it. Every hint is written out by hand, not read from checks/: change a hint's wording there
-and a test here fails (then change it here too, on purpose). The same formulas hold each check's
-tolerance (steps 2, 4 and 6) near float32's rounding, so that loosening one is a decision, not an
-accident.
+name it with exactly the words the check keeps in its constant for that mistake (read from
+checks/, never copied: tests/test_hint_copies.py holds that). So a hint's wording changes in one
+place, and a test here fails when a mistake gets another mistake's hint. The same formulas hold
+each check's tolerance (steps 2, 4 and 6) near float32's rounding, so that loosening one is a
+decision, not an accident.
 """
 
 import math
@@ -15,13 +16,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from checks import recorder
+from checks import kv_reference as kv
+from checks import options, recorder
 from checks import test_step_02 as step_02
 from checks import test_step_03 as step_03
 from checks import test_step_04 as step_04
-from checks import options
 from checks import test_step_05 as step_05
 from checks import test_step_06 as step_06
+from checks import test_step_07 as step_07
+from checks import test_step_08 as step_08
+from checks import test_step_09 as step_09
+from checks import test_step_10 as step_10
 from checks.compare import Slip, mismatch
 from checks.reference import SMALL
 
@@ -69,12 +74,10 @@ def mlp(x, state, mistake="", prefix=""):
 
 
 MLP_SLIPS = {
-    "exact GELU": "the values match the exact (erf) GELU: GPT-2 uses the tanh approximation, "
-    'F.gelu(x, approximate="tanh").',
-    "no activation": "the values match the MLP with no activation: apply GELU after c_fc.",
-    "ReLU": "the values match ReLU: GPT-2 uses GELU (tanh approximation).",
-    "GELU after c_proj": "the values match GELU applied after c_proj: it goes between c_fc and "
-    "c_proj.",
+    "exact GELU": step_02.EXACT_GELU,
+    "no activation": step_02.NO_ACTIVATION,
+    "ReLU": step_02.RELU,
+    "GELU after c_proj": step_02.GELU_AFTER_C_PROJ,
 }
 
 
@@ -86,7 +89,7 @@ def test_step_2_mlp_slips_get_their_hints(mistake):
     assert mismatch("the numpy MLP", mlp(x, ref["state"]).astype(np.float32), expected) is None
     got = mlp(x, ref["state"], mistake).astype(np.float32)
     message = hint_for(step_02, "GPT2MLP output", got, cfg, x, expected)
-    assert message is not None and f"Hint: {MLP_SLIPS[mistake]}" in message, message
+    assert message is not None and message.endswith(f"\n  Hint: {MLP_SLIPS[mistake]}"), message
 
 
 # Step 3: the causal mask.
@@ -100,26 +103,22 @@ def mask(seq_len: int, num_tokens: int, fill: float = -np.inf, first_hidden: int
 
 
 MASK_SLIPS = {
-    "ones and zeros": (
-        lambda s, n: mask(s, n, fill=1.0),
-        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
-    ),
+    "ones and zeros": (lambda s, n: mask(s, n, fill=1.0), step_03.ONES_AND_ZEROS),
     "ones where visible (np.tril of ones)": (
         lambda s, n: np.tril(np.ones((s, s + n), np.float32), n),
-        "your mask uses 1 and 0 (or True/False): attention adds it to the scores",
+        step_03.ONES_AND_ZEROS,
     ),
     "shifted one key too far": (
         lambda s, n: mask(s, n, first_hidden=2),
-        "the diagonal is shifted by one: query i sees one key too many.",
+        step_03.ONE_KEY_TOO_MANY,
     ),
     "num_tokens ignored": (
         lambda s, n: np.triu(np.full((s, s + n), -np.inf, np.float32), 1),
-        "the mask ignores num_tokens: the num_tokens cached keys come first",
+        step_03.IGNORES_NUM_TOKENS,
     ),
     "a large finite number for -inf": (
         lambda s, n: mask(s, n, fill=-1e9),
-        "hidden keys get a large finite number (-1e+09) instead of -inf. Use -inf: exp(-inf) is "
-        "exactly 0",
+        step_03.FINITE_HIDDEN.format(value=-1e9),
     ),
 }
 
@@ -130,11 +129,11 @@ def test_step_3_mask_slips_get_their_hints(slip):
     seq_len, num_tokens = 5, 3  # a case of the check's, with a cache
     assert step_03.CASES["5 queries after 3 cached keys"] == (seq_len, num_tokens)
     message = step_3_message(formula(seq_len, num_tokens), seq_len, num_tokens)
-    assert f"Hint: {phrase}" in message, message
+    assert message.endswith(f"\n  Hint: {phrase}"), message
 
 
-SWAPPED = "visible and hidden are swapped"
-DIAGONAL_HIDDEN = "query i must see key i + num_tokens itself"
+SWAPPED = step_03.SWAPPED
+DIAGONAL_HIDDEN = step_03.DIAGONAL_HIDDEN
 
 
 def diagonal_hidden(seq_len: int, num_tokens: int) -> np.ndarray:
@@ -190,9 +189,7 @@ def test_step_3_transposed_mask_is_named_in_every_case_it_fails(case):
         assert np.array_equal(transposed(*case), mask(*case))
         return
     message = step_3_message(transposed(*case), *case)
-    assert "Hint: the mask is transposed: each query sees the keys after it and not the ones " in (
-        message
-    ), message
+    assert message.endswith(f"\n  Hint: {step_03.TRANSPOSED}"), message
 
 
 def test_step_3_first_failure_names_both_slips_that_give_its_numbers():
@@ -201,8 +198,9 @@ def test_step_3_first_failure_names_both_slips_that_give_its_numbers():
     assert first == (1, 0)
     assert np.array_equal(diagonal_hidden(*first), swapped(*first))
     message = step_3_message(diagonal_hidden(*first), *first)
-    assert "two known mistakes give exactly these numbers" in message, message
-    assert SWAPPED in message and DIAGONAL_HIDDEN in message, message
+    assert message.endswith(
+        f"Hint: two known mistakes give exactly these numbers:\n  - {SWAPPED}\n  - {DIAGONAL_HIDDEN}"
+    ), message
 
 
 # Step 4: attention.
@@ -247,33 +245,21 @@ def attention(x, state, heads, mistake=""):
     return out @ state["c_proj.weight"].T + state["c_proj.bias"]
 
 
-QKV_ORDER = "q, k and v are taken in the wrong order: c_attn's output is [query | key | value]."
 ATTENTION_SLIPS = {
-    "no scale": "the output matches attention without the 1/sqrt(head_dim) scale: divide the "
-    "scores by sqrt(head_dim).",
-    "divided by head_dim": "the scores are divided by head_dim: divide by sqrt(head_dim).",
-    "scaled by n_embd": "the scores are scaled by 1/sqrt(n_embd), the width of the whole model: "
-    "scale by 1/sqrt(head_dim), the width of one head (n_embd // n_head).",
-    "no mask": "the output matches attention with no causal mask: add causal_mask(...) to the "
-    "scores before the softmax.",
-    "mask shifted": "the mask is shifted by one: each query may see itself and earlier keys, not "
-    "the next one.",
-    "mask after the softmax": "the mask is applied after the softmax: add it to the scores before "
-    "the softmax, so each row of weights still sums to 1.",
-    "softmax over the queries": "the softmax runs over the wrong axis: normalize over the keys "
-    "(the last axis).",
-    "qkv as kqv": QKV_ORDER,
-    "qkv as qvk": QKV_ORDER,
-    "qkv as vkq": QKV_ORDER,
-    "heads from the wrong axis": "the heads are split along the wrong axis: reshape [B, S, E] to "
-    "[B, S, n_head, head_dim], then transpose to [B, n_head, S, head_dim].",
-    "heads reshaped straight": "the heads are reshaped straight to [B, n_head, S, head_dim]: "
-    "reshape to [B, S, n_head, head_dim] first, then transpose axes 1 and 2.",
-    "heads merged without transposing": "the heads are merged without transposing back: "
-    "transpose [B, n_head, S, head_dim] to [B, S, n_head, head_dim] before reshaping to [B, S, E].",
-    "heads reshaped straight both ways": "the heads are reshaped straight to [B, n_head, S, "
-    "head_dim] and straight back, without the transposes: split with reshape to [B, S, n_head, "
-    "head_dim] then transpose(1, 2), and merge with transpose(1, 2) then reshape to [B, S, E].",
+    "no scale": step_04.NO_SCALE,
+    "divided by head_dim": step_04.DIVIDED_BY_HEAD_DIM,
+    "scaled by n_embd": step_04.SCALED_BY_N_EMBD,
+    "no mask": step_04.NO_MASK,
+    "mask shifted": step_04.MASK_SHIFTED,
+    "mask after the softmax": step_04.MASK_AFTER_SOFTMAX,
+    "softmax over the queries": step_04.SOFTMAX_OVER_QUERIES,
+    "qkv as kqv": step_04.QKV_ORDER,
+    "qkv as qvk": step_04.QKV_ORDER,
+    "qkv as vkq": step_04.QKV_ORDER,
+    "heads from the wrong axis": step_04.HEADS_FROM_WRONG_AXIS,
+    "heads reshaped straight": step_04.HEADS_RESHAPED_STRAIGHT,
+    "heads merged without transposing": step_04.HEADS_MERGED_WITHOUT_TRANSPOSE,
+    "heads reshaped straight both ways": step_04.HEADS_RESHAPED_STRAIGHT_BOTH_WAYS,
 }
 
 
@@ -290,7 +276,9 @@ def test_step_4_attention_slips_get_their_hints(mistake):
     message = mismatch(
         "Attention output", got, expected, atol=tolerance, rtol=tolerance, slips=slips
     )
-    assert message is not None and f"Hint: {ATTENTION_SLIPS[mistake]}" in message, message
+    assert message is not None and message.endswith(f"\n  Hint: {ATTENTION_SLIPS[mistake]}"), (
+        message
+    )
 
 
 # Step 5: layer norm.
@@ -303,21 +291,12 @@ def layer_norm(x, w, b, eps, axis=-1, ddof=0, eps_outside=False):
 
 
 LAYER_NORM_SLIPS = {
-    "epsilon outside the root": (
-        dict(eps_outside=True),
-        "epsilon is added outside the square root: divide by sqrt(var + eps).",
-    ),
-    "unbiased variance": (
-        dict(ddof=1),
-        "the variance is the unbiased one (divides by n - 1): layer norm divides by n.",
-    ),
-    "a hard-coded epsilon": (
-        dict(eps=1e-12),
-        "the values match a different epsilon: use the eps passed to __init__.",
-    ),
-    "no bias": (dict(b=0.0), "the bias (shift) is missing: add self.bias after scaling."),
-    "no gain": (dict(w=1.0), "the weight (gain) is missing: multiply by self.weight."),
-    "over the positions": (dict(axis=-2), "it normalizes over the wrong axis"),
+    "epsilon outside the root": (dict(eps_outside=True), step_05.EPSILON_OUTSIDE_ROOT),
+    "unbiased variance": (dict(ddof=1), step_05.UNBIASED_VARIANCE),
+    "a hard-coded epsilon": (dict(eps=1e-12), step_05.OTHER_EPSILON),
+    "no bias": (dict(b=0.0), step_05.NO_BIAS),
+    "no gain": (dict(w=1.0), step_05.NO_GAIN),
+    "over the positions": (dict(axis=-2), step_05.WRONG_AXIS),
 }
 
 
@@ -340,7 +319,7 @@ def test_step_5_layer_norm_slips_get_their_hints(slip):
         rtol=step_05.TOLERANCE,
         slips=lambda: step_05.slips(ref, eps),
     )
-    assert message is not None and f"Hint: {phrase}" in message, message
+    assert message is not None and message.endswith(f"\n  Hint: {phrase}"), message
 
 
 def bfloat16(a):
@@ -374,7 +353,7 @@ def test_step_5_statistics_in_bfloat16_are_named_in_a_bfloat16_run():
             precision="bfloat16",
         )
     assert message is not None, "the bfloat16 statistics no longer differ: a weaker test"
-    assert "Hint: the mean and variance are computed in bfloat16" in message, message
+    assert message.endswith(f"\n  Hint: {step_05.BFLOAT16_STATISTICS}"), message
 
 
 # Step 6: the transformer block, from the pieces above.
@@ -415,23 +394,16 @@ def block(x, state, cfg, mistake=""):
     return h + (ff(h) if mistake == "no MLP norm" else ff(ln(h, norm)))
 
 
-NORMALIZED_RESIDUAL = (
-    "the residual adds the normalized input: keep the block's input x for the residual and "
-    "normalize only what goes into the layer, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)) "
-    "(not h = ln_1(x); h = h + attn(h))."
-)
 BLOCK_SLIPS = {
-    "normalized residual, both": NORMALIZED_RESIDUAL,
-    "normalized residual, attention": NORMALIZED_RESIDUAL,
-    "normalized residual, MLP": NORMALIZED_RESIDUAL,
-    "post-norm": "the block normalizes after the residual (post-norm): GPT-2 is pre-norm, "
-    "x + attn(ln_1(x)), then x + mlp(ln_2(x)).",
-    "no attention residual": "the residual around attention is missing: add the block's input "
-    "back, x = x + attn(ln_1(x)).",
-    "no MLP residual": "the residual around the MLP is missing: x = x + mlp(ln_2(x)).",
-    "ln_1 before the MLP": "ln_1 is used before the MLP too: the MLP's input goes through ln_2.",
-    "no MLP norm": "the MLP's layer norm is missing: x + mlp(ln_2(x)).",
-    "no attention norm": "the attention's layer norm is missing: x + attn(ln_1(x)).",
+    "normalized residual, both": step_06.NORMALIZED_RESIDUAL,
+    "normalized residual, attention": step_06.NORMALIZED_RESIDUAL,
+    "normalized residual, MLP": step_06.NORMALIZED_RESIDUAL,
+    "post-norm": step_06.POST_NORM,
+    "no attention residual": step_06.NO_ATTENTION_RESIDUAL,
+    "no MLP residual": step_06.NO_MLP_RESIDUAL,
+    "ln_1 before the MLP": step_06.LN_1_BEFORE_THE_MLP,
+    "no MLP norm": step_06.NO_MLP_NORM,
+    "no attention norm": step_06.NO_ATTENTION_NORM,
 }
 
 
@@ -444,7 +416,7 @@ def test_step_6_block_slips_get_their_hints(mistake):
     assert hint_for(step_06, "the numpy block", right, cfg, x, expected) is None
     got = block(x, ref["state"], cfg, mistake).astype(np.float32)
     message = hint_for(step_06, "Block output", got, cfg, x, expected)
-    assert message is not None and f"Hint: {BLOCK_SLIPS[mistake]}" in message, message
+    assert message is not None and message.endswith(f"\n  Hint: {BLOCK_SLIPS[mistake]}"), message
 
 
 # Step 8: the head.
@@ -458,8 +430,6 @@ class RightBody:
 
 
 def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch):
-    from checks import test_step_08 as step_08
-
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
     monkeypatch.setattr(step_08, "max_tensor", lambda ids: ids)  # the body runs no MAX here
     ids, hidden, logits = step_08.reference(SMALL)[2, 7]
@@ -469,10 +439,7 @@ def test_step_8_probabilities_for_logits_are_named_and_nothing_else(monkeypatch)
     assert step_08.check_logits(record, "Logits", logits, *args) and not record.failures
     assert not step_08.check_logits(record, "Logits", probabilities, *args)
     (message,) = record.failures  # not also "the difference is in the head: lm_head is ..."
-    assert message.endswith(
-        "Hint: the output looks like probabilities (softmax applied): return the logits, the raw "
-        "lm_head output; generation takes the softmax itself."
-    ), message
+    assert message.endswith(f"\n  Hint: {step_08.PROBABILITIES}"), message
 
 
 # The KV-cache chapter: the cache's order.
@@ -498,20 +465,14 @@ class CachedStandIn:
 
 @pytest.mark.parametrize("new_first", [True, False], ids=["new keys first", "appended"])
 def test_kv_new_keys_before_the_cached_ones_are_named(monkeypatch, new_first):
-    from checks import kv_reference as kv
-
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
     monkeypatch.setattr(kv, "max_tensor", lambda array: array)  # the stand-in takes numpy
     record = recorder.Recorder("float32")
     model = CachedStandIn(kv.reference()["expected"], new_first)
     assert kv.check_chunks(record, model, "eager") == 3  # 3 new tokens after 7 cached
     (message,) = record.failures
-    named = (
-        "Hint: the new keys and values are put before the cached ones: they go after them, in "
-        "position order (F.concat([past_key, key], axis=2)), as causal_mask(S, N) expects."
-    )
-    assert (named in message) == new_first, message
-    assert ("check what changes once there is a cache" in message) != new_first, message
+    assert message.endswith(f"\n  Hint: {kv.NEW_BEFORE_CACHED}") == new_first, message
+    assert message.endswith(f"\n  Hint: {kv.CHANGES_WITH_A_CACHE}") != new_first, message
 
 
 # Step 10: sampling at a low temperature.
@@ -533,19 +494,12 @@ HF_GREEDY = " world world"
     "sampled, greedy, advice",
     [
         # logits[0, 0] for logits[0, -1]: greedy and sampling alike miss, the same way
-        (
-            " x x",
-            " x x",
-            "Your greedy generation (do_sample=False) adds the same, so the temperature is not "
-            "what differs: the greedy check above says what does.",
-        ),
-        (" x x", HF_GREEDY, "Divide the logits by the temperature."),  # temperature multiplied
+        (" x x", " x x", step_10.GREEDY_DIFFERS_TOO),
+        (" x x", HF_GREEDY, step_10.TEMPERATURE_NOT_DIVIDED),  # temperature multiplied
     ],
     ids=["tokens from the first position", "temperature multiplied"],
 )
 def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, greedy, advice):
-    from checks import test_step_10 as step_10
-
     monkeypatch.setattr(recorder, "check", SimpleNamespace(fail=lambda message: None))
     monkeypatch.setattr(step_10, "sampling_model", lambda: (None, None))  # no HuggingFace model
     monkeypatch.setattr(step_10, "HFLogits", lambda model: model)
@@ -558,7 +512,6 @@ def test_step_10_low_temperature_advice_fits_the_code(monkeypatch, sampled, gree
 
 
 def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
-    from checks import kv_reference as kv
     from checks.learner import LearnerError
 
     def fails_with_a_cache(ids, *caches):
@@ -567,8 +520,9 @@ def test_kv_a_first_call_with_a_cache_that_fails_is_pointed_at(monkeypatch):
         return CachedStandIn(kv.reference()["expected"], new_first=False)(ids, *caches)
 
     monkeypatch.setattr(kv, "max_tensor", lambda array: array)
-    with pytest.raises(LearnerError, match="the prompt ran but the first call with a cache did"):
+    with pytest.raises(LearnerError) as raised:
         kv.check_chunks(recorder.Recorder("float32"), fails_with_a_cache, "eager")
+    assert str(raised.value).endswith(f"\n  Hint: {kv.FIRST_CALL_FAILED}"), raised.value
 
 
 # Step 7: blocks that are one object, and step 9: an extra id.
@@ -587,8 +541,6 @@ class _Tokenizer:
 
 
 def test_step_9_extra_leading_end_of_text_is_named():
-    from checks.test_step_09 import extra_id_slips
-
     tokenizer = _Tokenizer()
     ids = [31, 7, 99, 250, 12]
     for extra in (50256, tokenizer.eos_token_id):
@@ -600,22 +552,21 @@ def test_step_9_extra_leading_end_of_text_is_named():
             atol=0,
             rtol=0,
             dtype=np.int64,
-            slips=extra_id_slips(got, ids, tokenizer),
+            slips=step_09.extra_id_slips(got, ids, tokenizer),
         )
         assert f"expected shape [1, {len(ids)}], got [1, {len(ids) + 1}]" in message, message
-        assert f"the ids start with an extra id, {extra} (<|endoftext|>)" in message, message
+        hint = step_09.EXTRA_ID.format(where="start", extra=extra, name=" (<|endoftext|>)")
+        assert message.endswith(f"\n  Hint: {hint}"), message
 
 
 def test_step_9_extra_id_at_the_end_and_the_empty_text():
-    from checks.test_step_09 import extra_id_slips
-
     tokenizer = _Tokenizer()
     ids = [31, 7]
-    (slip,) = extra_id_slips(np.array([[*ids, 8]]), ids, tokenizer)
-    assert "the ids end with an extra id, 8 ('tok8')" in slip.hint
-    (slip,) = extra_id_slips(np.array([[50256]]), [], tokenizer)
-    assert "start with an extra id, 50256" in slip.hint
-    assert extra_id_slips(np.array([ids]), ids, tokenizer) == []
+    (slip,) = step_09.extra_id_slips(np.array([[*ids, 8]]), ids, tokenizer)
+    assert slip.hint == step_09.EXTRA_ID.format(where="end", extra=8, name=" ('tok8')")
+    (slip,) = step_09.extra_id_slips(np.array([[50256]]), [], tokenizer)
+    assert slip.hint == step_09.EXTRA_ID.format(where="start", extra=50256, name=" (<|endoftext|>)")
+    assert step_09.extra_id_slips(np.array([ids]), ids, tokenizer) == []
 
 
 class _Block:
@@ -632,22 +583,16 @@ class _Layer:
 
 
 def test_step_7_one_block_repeated_is_named():
-    from checks.test_step_07 import shared_blocks
-
-    block = _Block()
-    message = shared_blocks([block] * 3)
-    assert message.startswith("h[0] and h[1] are the same GPT2Block object"), message
-    assert "[GPT2Block(config)] * n_layer" in message
-    assert "last layer's weights" in message
+    message = step_07.shared_blocks([_Block()] * 3)
+    assert message == f"h[0] and h[1] are the same GPT2Block object: {step_07.ONE_BLOCK_REPEATED}"
 
 
 def test_step_7_a_shared_layer_is_named_and_distinct_blocks_pass():
-    from checks.test_step_07 import shared_blocks
-
     layer = _Layer()
-    message = shared_blocks([_Block(layer), _Block(layer)])
-    assert "h[0] and h[1] share one mlp layer" in message, message
-    assert shared_blocks([_Block(), _Block(), _Block()]) is None
+    message = step_07.shared_blocks([_Block(layer), _Block(layer)])
+    shared = "share one mlp layer (h[0].mlp is h[1].mlp)"
+    assert message == f"h[0] and h[1] {shared}: {step_07.ONE_BLOCK_REPEATED}", message
+    assert step_07.shared_blocks([_Block(), _Block(), _Block()]) is None
 
 
 # The checks' own tolerances: near float32's rounding of the right formula, so a small mistake fails.
