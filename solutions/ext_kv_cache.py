@@ -50,8 +50,8 @@ class CachedAttention(Module):
 
         # Multiplied, not divided: MAX 26.7 compiles `tensor / float` as an extra graph (~7 s).
         scale = 1.0 / math.sqrt(self.head_dim)
-        # In float32 (no-op casts in float32): MAX 26.7's bfloat16 batched matmul on a CPU is
-        # ~60x slower than its float32 one, seconds on a long prompt (the bfloat16 Mojo page).
+        # In float32 (no-op casts in float32): on our test CPU, MAX 26.7's bfloat16 batched matmul
+        # is over 60x slower than its float32 one, seconds on a long prompt (the bfloat16 page).
         q, k, v = (t.cast(DType.float32) for t in (query, key, value))
         scores = q @ k.transpose(-1, -2) * scale  # [B, H, S, N + S]
         seq_len, cached = hidden_states.shape[1], past_key.shape[2]

@@ -63,7 +63,7 @@ class CachedAttention(Module):
         # Hint: causal_mask(hidden_states.shape[1], past_key.shape[2], dtype=..., device=...)
         # Hint: multiply by 1.0 / math.sqrt(self.head_dim), as in step 4
         # Hint: scores and weights @ value in float32 (query.cast(DType.float32), ...; the result
-        #   cast back to query.dtype): MAX 26.7's bfloat16 batched matmul on a CPU is ~60x slower.
+        #   cast back to query.dtype): MAX 26.7's bfloat16 batched matmul can be 60x slower on a CPU.
 
         # TODO 4: return the output and the grown key and value: (output, key, value).
         return None

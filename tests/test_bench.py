@@ -287,7 +287,11 @@ def test_a_bfloat16_rows_long_prompt_is_set_beside_huggingface_bfloat16s(capsys)
     hf16.name = "HuggingFace generate(), bfloat16"
     bench_table.report([hf16, mojo16, slow], tokens=2, long_prompt=512)
     out = capsys.readouterr().out
-    assert "m16: a 512-token prompt's first token in 600 ms, 1.20x HuggingFace generate(), " \
+    assert (
+        "m16: a 512-token prompt's first token in 600 ms, 1.20x HuggingFace generate(), "
         "bfloat16's 500 ms (within 2x)." in out
-    assert "slow16: a 512-token prompt's first token in 1500 ms, 3.00x" in out and "(over 2x)" in out
+    )
+    assert (
+        "slow16: a 512-token prompt's first token in 1500 ms, 3.00x" in out and "(over 2x)" in out
+    )
     assert bench_table.long_prompt_ratios([mojo16], 512) == []  # no HuggingFace bfloat16 row
