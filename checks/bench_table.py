@@ -55,6 +55,9 @@ def report(
     )
     if memory:
         print_ceilings(results, memory)
+    if long_prompt:
+        for line in long_prompt_ratios(results, long_prompt):
+            print(line)
     busiest = max(results, key=Timing.spread)
     if len(busiest.runs_s) > 1 and busiest.spread() > BUSY_SPREAD:
         print(
@@ -108,6 +111,24 @@ def print_ceilings(results: list[Timing], memory: Memory) -> None:
     for r in results:
         if r.kernel_gbs:
             print(time_split(r, memory))
+
+
+def long_prompt_ratios(results: list[Timing], long_prompt: int) -> list[str]:
+    """Each MAX bfloat16 row's long-prompt first token beside HuggingFace's in bfloat16 (issue
+    #32: within 2x), one line each."""
+    hf = next((r for r in results if r.bfloat16 and r.name.startswith("HuggingFace")), None)
+    if hf is None or not hf.long_first_token_s:
+        return []
+    lines = []
+    for r in results:
+        if r.bfloat16 and r is not hf and r.long_first_token_s:
+            ratio = r.long_first_token_s / hf.long_first_token_s
+            lines.append(
+                f"{r.name}: a {long_prompt}-token prompt's first token in "
+                f"{1000 * r.long_first_token_s:.0f} ms, {ratio:.2f}x {hf.name}'s "
+                f"{1000 * hf.long_first_token_s:.0f} ms ({'within' if ratio <= 2 else 'over'} 2x)."
+            )
+    return lines
 
 
 def judge_tokens(results: list[Timing], tokens: int) -> int:

@@ -50,10 +50,13 @@ class CachedAttention(Module):
 
         # Multiplied, not divided: MAX 26.7 compiles `tensor / float` as an extra graph (~7 s).
         scale = 1.0 / math.sqrt(self.head_dim)
-        scores = query @ key.transpose(-1, -2) * scale  # [B, H, S, N + S]
+        # In float32 (no-op casts in float32): on our test CPU, MAX 26.7's bfloat16 batched matmul
+        # is over 60x slower than its float32 one, seconds on a long prompt (the bfloat16 page).
+        q, k, v = (t.cast(DType.float32) for t in (query, key, value))
+        scores = q @ k.transpose(-1, -2) * scale  # [B, H, S, N + S]
         seq_len, cached = hidden_states.shape[1], past_key.shape[2]
         scores = scores + causal_mask(seq_len, cached, dtype=scores.dtype, device=scores.device)
-        attended = F.softmax(scores, axis=-1) @ value  # [B, H, S, D]
+        attended = (F.softmax(scores, axis=-1) @ v).cast(query.dtype)  # [B, H, S, D]
         return self.c_proj(self._merge_heads(attended)), key, value
 
 

@@ -277,3 +277,21 @@ def test_the_kernel_rows_table_has_a_row_per_op_and_dtype_and_a_column_per_row_c
     assert [cell.strip() for cell in rows["MAX's matmul, float32"]] == ["0.25"] * count
     assert [cell.strip() for cell in rows["your kernel, bfloat16"]] == ["1.00"] * count
     assert len(rows) == 6  # the header, its rule and 2 ops x 2 dtypes
+
+
+@pytest.mark.fast
+def test_a_bfloat16_rows_long_prompt_is_set_beside_huggingface_bfloat16s(capsys):
+    hf16 = bench_timing.Timing("HF16", [1, 2], 0.1, [1.0], long_first_token_s=0.5, bfloat16=True)
+    mojo16 = bench_timing.Timing("m16", [1, 2], 0.1, [1.0], long_first_token_s=0.6, bfloat16=True)
+    slow = bench_timing.Timing("slow16", [1, 2], 0.1, [1.0], long_first_token_s=1.5, bfloat16=True)
+    hf16.name = "HuggingFace generate(), bfloat16"
+    bench_table.report([hf16, mojo16, slow], tokens=2, long_prompt=512)
+    out = capsys.readouterr().out
+    assert (
+        "m16: a 512-token prompt's first token in 600 ms, 1.20x HuggingFace generate(), "
+        "bfloat16's 500 ms (within 2x)." in out
+    )
+    assert (
+        "slow16: a 512-token prompt's first token in 1500 ms, 3.00x" in out and "(over 2x)" in out
+    )
+    assert bench_table.long_prompt_ratios([mojo16], 512) == []  # no HuggingFace bfloat16 row
