@@ -1,7 +1,7 @@
 """The course's steps, read from course.toml: the one place that names them, and orders them.
 
 course.toml knows a step by its `module` ("step_04", "ext_kv_cache"). Inside the checker a step is
-its number, its place in course.toml's order (the extensions, last, are 12-14 today); learners name
+its number, its place in course.toml's order (the extensions, last, are 12-15 today); learners name
 it as `python -m checks` takes it (`cli`: "4", "kv") and by its pixi task (`task`: "s4",
 "check-kv"; `aliases`: older task names that still work, "kv"). `needs` lists every file an entry
 needs, and `missing` what it still lacks (a new chapter: python -m checks.scaffold MODULE).
@@ -9,6 +9,7 @@ needs, and `missing` what it still lacks (a new chapter: python -m checks.scaffo
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,6 @@ def _load() -> dict[int, Step]:
 
 BY_ID = _load()
 BY_MODULE = {step.module: step.id for step in BY_ID.values()}
-PIXI_TASKS: dict[str, str] = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
 ALL_STEPS = tuple(BY_ID)  # the steps, then the extension chapters, in order
 STEPS = tuple(step for step in ALL_STEPS if not BY_ID[step].extension)  # the numbered steps
 EXTENSIONS = tuple(step for step in ALL_STEPS if BY_ID[step].extension)
@@ -91,12 +91,18 @@ def step_argument(step: int) -> str:
     return BY_ID[step].cli
 
 
+@functools.cache
+def pixi_tasks() -> dict[str, str]:
+    """pixi.toml's [tasks], read when a message first names one (not when the checker starts)."""
+    return tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+
+
 def command(task: str, *args: str) -> str:
     """How the learner runs pixi task `task`: `pixi run s4` under pixi, else the line the task
     runs (`python -m checks 4`), read from pixi.toml, so that both forms always agree."""
     from checks.runtime import launched_by_pixi
 
-    words = [f"pixi run {task}" if launched_by_pixi() else PIXI_TASKS[task], *args]
+    words = [f"pixi run {task}" if launched_by_pixi() else pixi_tasks()[task], *args]
     return " ".join(words)
 
 
