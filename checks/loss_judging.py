@@ -115,18 +115,14 @@ def log_probs_problem(
         return f"{what}: the result is bfloat16; it should be float32: {UNCAST}"
     got_np = as_numpy(got, what)
     right = expected_log_probs(logits, ids)
+    shapes = f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}."
     if got_np.shape == (*right.shape, 1):
-        return f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {EXTRA_AXIS}"
-    if got_np.shape == (ids.shape[0], ids.shape[1]):
+        return f"{shapes} {EXTRA_AXIS}"
+    if got_np.shape == ids.shape:  # one value per position: the last one, or all, shifted wrong
         self_scored = gathered(log_softmax(logits), ids)
         close = {"atol": TOLERANCE, "rtol": TOLERANCE, "precision": precision}
-        if mismatch("", got_np, self_scored, **close) is None:
-            return (
-                f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {NO_SHIFT}"
-            )
-        return (
-            f"{what}: expected shape {list(right.shape)}, got {list(got_np.shape)}. {LAST_INCLUDED}"
-        )
+        own_token = mismatch("", got_np, self_scored, **close) is None
+        return f"{shapes} {NO_SHIFT if own_token else LAST_INCLUDED}"
     return mismatch(
         what,
         got_np,
@@ -144,7 +140,7 @@ def number(what: str, got) -> float:
         return float(got)
     if got is None:
         raise LearnerError(f"{what} returned None: it is still the skeleton's placeholder.")
-    array = as_numpy(got, what) if not isinstance(got, (int, float)) else np.asarray(got)
+    array = as_numpy(got, what)
     if array.size != 1:
         raise LearnerError(
             f"{what} returned {array.size} numbers (shape {list(array.shape)}); it should return "

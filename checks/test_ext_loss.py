@@ -75,6 +75,12 @@ def build_reference():
     }
 
 
+def as_given(logits: np.ndarray) -> np.ndarray:
+    """The logits as the learner's function receives them: rounded to bfloat16 in a bfloat16 run
+    (its numbers are judged on those)."""
+    return bfloat16(logits).float().numpy() if harness.low_precision() else logits
+
+
 def function(name: str):
     return learner_attr(STEP, name)
 
@@ -96,10 +102,7 @@ def expect_log_probs(record, what, logits, ids, inputs=None, extra=()):
 def test_log_probs_match_huggingface(record):
     """token_log_probs(logits, ids) gives HuggingFace's log p of each next token, [B, S - 1]"""
     ref = reference()
-    logits = ref["logits"]
-    if harness.low_precision():  # the learner's function gets bfloat16 logits: score those
-        logits = bfloat16(logits).float().numpy()
-    expect_log_probs(record, "eager", logits, ref["ids"])
+    expect_log_probs(record, "eager", as_given(ref["logits"]), ref["ids"])
 
 
 def test_confident_logits_stay_finite(record):
@@ -206,9 +209,7 @@ def test_score_text_on_your_model(record):
         f"score_text's perplexity is {perplexity:.5g}, not e^loss = {math.exp(loss):.5g}.",
     )
     what = f"score_text's most surprising tokens of {TEXT!r}"
-    logits = ref["text logits"]
-    if harness.low_precision():  # the model's logits were rounded to bfloat16: score those
-        logits = bfloat16(logits).float().numpy()
+    logits = as_given(ref["text logits"])  # in bfloat16, the stand-in model's rounded ones
     problem = text_surprises_problem(what, got[2], ref["text ids"], logits, tokenizer)
     record.expect(problem is None, problem or "")
 
@@ -262,8 +263,7 @@ def test_compiled_log_probs_match_huggingface(record):
         ("batch 2", ref["logits"], ref["ids"]),
         ("padded batch", ref["padded logits"], ref["padded"]),
     ):
-        if harness.low_precision():
-            logits = bfloat16(logits).float().numpy()
+        logits = as_given(logits)
         what = f"the compiled token_log_probs ({name})"
         got = call(what, graph, max_tensor(logits), max_tensor(ids))
         problem = log_probs_problem(what, got, logits, ids, precision=record.precision)
