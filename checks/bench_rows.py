@@ -105,11 +105,15 @@ class LearnerModels:
         self.prompts = prompts
         self.folder = folder
 
-    def build(self, model_class=None, input_types=None):
-        """Your step 11's build_model on the bench's model: (compiled model, seconds it took)."""
+    def build(self, model_class=None, input_types=None, build_model=None):
+        """Your step 11's build_model (or `build_model(folder)`, built on it) on the bench's model:
+        (compiled model, seconds it took)."""
         start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):  # its "Compiling ..." line
-            compiled = self.step_11.build_model(self.folder, model_class, input_types)[0]
+        with contextlib.redirect_stdout(io.StringIO()):  # its "Compiling ..." lines
+            if build_model is None:
+                compiled = self.step_11.build_model(self.folder, model_class, input_types)[0]
+            else:
+                compiled = build_model(self.folder)[0]
         return compiled, time.perf_counter() - start
 
     def new_ids(self, text: str, prompt: list[int]) -> list[int]:
@@ -124,6 +128,16 @@ class LearnerModels:
     def cached_row(self, name: str, model_class) -> Row:
         """The KV-cache extension's loop on `model_class`, built with the cache's input types."""
         model, compile_s = self.build(model_class, self.kv.cache_input_types)
+        return self.loop_row(name, self.kv.generate_with_cache, model, compile_s, self.config)
+
+    def mojo_row(self, name: str, mojo) -> Row:
+        """The KV-cache extension's loop on the Mojo extension's model, as its compile_mojo_model
+        builds it (in bfloat16 on the CPU, prompts go to a float32 copy); a copy of the chapter
+        from before compile_mojo_model existed, as step 11's build_model builds it."""
+        if hasattr(mojo, "compile_mojo_model"):
+            model, compile_s = self.build(build_model=mojo.compile_mojo_model)
+        else:
+            model, compile_s = self.build(mojo.MojoCachedGPT2LMHeadModel, self.kv.cache_input_types)
         return self.loop_row(name, self.kv.generate_with_cache, model, compile_s, self.config)
 
     def loop_row(self, name: str, generate, model, compile_s: float, *config) -> Row:
@@ -170,13 +184,11 @@ def max_rows(hf, steps: list, mojo, prompts: Prompts, bfloat16: bool) -> list[Ro
         rows = [models.uncached_row()]  # step 8's model
         rows.append(models.cached_row("MAX, KV cache (extension)", models.kv.CachedGPT2LMHeadModel))
         if mojo is not None:
-            row = models.cached_row("MAX, KV cache + Mojo kernel", mojo.MojoCachedGPT2LMHeadModel)
+            row = models.mojo_row("MAX, KV cache + Mojo kernel", mojo)
             rows.append(replace(row, kernel_gbs=kernel_speed("float32", hf.config, on_the_cpu)))
         if mojo is not None and bfloat16 and on_the_cpu:
             with default_dtype(DType.bfloat16):  # the model's weights, caches and kernel
-                row = models.cached_row(
-                    "MAX, KV cache + Mojo kernel, bfloat16", mojo.MojoCachedGPT2LMHeadModel
-                )
+                row = models.mojo_row("MAX, KV cache + Mojo kernel, bfloat16", mojo)
             row = replace(row, kernel_gbs=kernel_speed("bfloat16", hf.config, on_the_cpu))
             rows.append(in_bfloat16(row))
     return rows

@@ -94,6 +94,47 @@ def cache_input_types(config, device: Device) -> list[TensorType]:
     return [TensorType(DType.int64, ("batch", "seqlen"), device=where)] + [cache] * (2 * config.n_layer)
 
 
+class PromptsInFloat32:
+    """A compiled KV-cache model in bfloat16 on the CPU for decoding (up to `few` new tokens a
+    call), and for a prompt the same model in float32, which takes and gives bfloat16 caches.
+    MAX 26.7's bfloat16 matmul is about three times slower than its float32 one on a CPU, and
+    a prompt is mostly matmul (docs/mojo-bfloat16.md); decoding is reading weights, where
+    bfloat16's half-size bytes win."""
+
+    def __init__(self, model: Callable, prompts: Callable, few: int):
+        self.model, self.prompts, self.few = model, prompts, few
+
+    def __call__(self, input_ids: Tensor, *cache: Tensor):
+        model = self.model if int(input_ids.shape[1]) <= self.few else self.prompts
+        return model(input_ids, *cache)
+
+
+def float32_prompts(model_class: type) -> type:
+    """`model_class` (a KV-cache model) for PromptsInFloat32's prompts: float32 inside, the
+    bfloat16 model's caches in and out."""
+
+    class Float32Prompts(model_class):
+        def forward(self, input_ids: Tensor, *past: Tensor):
+            logits, *present = super().forward(input_ids, *(p.cast(DType.float32) for p in past))
+            return (logits, *(p.cast(DType.bfloat16) for p in present))
+
+    return Float32Prompts
+
+
+def with_float32_prompts(build_model: Callable, model_name_or_path: str, model_class: type, few: int):
+    """`build_model(model_name_or_path, model_class, cache_input_types)`, step 11's, as it returns
+    it; in bfloat16 on the CPU with the model a PromptsInFloat32 (a second compile, and the
+    weights in float32 too)."""
+    model, tokenizer, device, config = build_model(model_name_or_path, model_class, cache_input_types)
+    if defaults()[0] == DType.bfloat16 and device.is_host:
+        bfloat16_cache = cache_input_types(config, device)
+        with default_dtype(DType.float32):
+            prompts = build_model(model_name_or_path, float32_prompts(model_class),
+                                  lambda *_: bfloat16_cache)[0]
+        model = PromptsInFloat32(model, prompts, few)
+    return model, tokenizer, device, config
+
+
 def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 

@@ -244,3 +244,44 @@ def test_score_prints_huggingfaces_loss(saved_model):
     first = re.search(r"\n   1\. (.+?)\s+(\S+)\n", run.stdout)
     assert first and first[1] == repr(tokenizer.decode([int(ids[0, most + 1])])), run.stdout
     assert abs(float(first[2]) - float(surprise[most])) < 1e-3, run.stdout
+
+
+@pytest.mark.fast
+def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
+    """The Mojo chapter's model in bfloat16 on a CPU: a second build in float32 answers calls of
+    more than `few` new tokens; decoding stays on the bfloat16 model; float32 builds once."""
+    from types import SimpleNamespace
+
+    from max.driver import CPU
+    from max.dtype import DType
+    from max.experimental.tensor import default_dtype, defaults
+
+    monkeypatch.syspath_prepend(str(ROOT / "steps"))
+    import gpt2_demo
+
+    builds = []
+
+    def build_model(name, model_class, input_types):
+        config = SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
+        cache_dtype = input_types(config, CPU())[1].dtype
+        builds.append((model_class.__name__, defaults()[0], cache_dtype))
+        built = len(builds)
+        return (lambda ids, *cache: built), "tokenizer", CPU(), config
+
+    class Model:
+        pass
+
+    def ids(count: int):
+        return SimpleNamespace(shape=[1, count])
+
+    with default_dtype(DType.bfloat16):
+        model = gpt2_demo.with_float32_prompts(build_model, "folder", Model, few=4)[0]
+    assert builds == [
+        ("Model", DType.bfloat16, DType.bfloat16),
+        ("Float32Prompts", DType.float32, DType.bfloat16),  # float32 weights, bfloat16 caches
+    ]
+    assert [model(ids(n)) for n in (1, 4, 5, 512)] == [1, 1, 2, 2]
+    builds.clear()
+    with default_dtype(DType.float32):
+        model = gpt2_demo.with_float32_prompts(build_model, "folder", Model, few=4)[0]
+    assert builds == [("Model", DType.float32, DType.float32)] and model(ids(512)) == 1

@@ -25,7 +25,7 @@ from max.graph import DeviceRef, StaticDim
 from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
 from step_01 import GPT2Config
 
-from gpt2_demo import cache_input_types
+from gpt2_demo import with_float32_prompts
 
 KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv*.mojo
 # Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), MAX's
@@ -98,12 +98,18 @@ class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
         self.lm_head = mojo_linear(self.lm_head)
 
 
+def compile_mojo_model(model_name_or_path: str = "gpt2"):
+    """Step 11's build_model on this model: (compiled model, tokenizer, device, config). In
+    bfloat16 on the CPU a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32 says why)."""
+    import step_11  # only the demo and the bench need step 11
+
+    return with_float32_prompts(step_11.build_model, model_name_or_path,
+                                MojoCachedGPT2LMHeadModel, few=KERNEL_ROWS)
+
+
 def build_mojo_model(model_name_or_path: str = "gpt2"):
     """Step 11's build_model on this model: (a CachedLM, tokenizer, device, config)."""
-    import step_11  # only the demo needs step 11
-
-    model, tokenizer, device, config = step_11.build_model(
-        model_name_or_path, model_class=MojoCachedGPT2LMHeadModel, input_types=cache_input_types)
+    model, tokenizer, device, config = compile_mojo_model(model_name_or_path)
     return CachedLM(model, config, device), tokenizer, device, config
 
 
