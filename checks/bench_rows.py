@@ -137,6 +137,12 @@ class LearnerModels:
         if hasattr(mojo, "compile_mojo_model"):
             model, compile_s = self.build(build_model=mojo.compile_mojo_model)
         else:
+            print(
+                f"  ({name}: your ext_mojo.py has no compile_mojo_model, which the chapter's "
+                "skeleton now gives; built without it, a bfloat16 model reads prompts in bfloat16 "
+                "too)",
+                flush=True,
+            )
             model, compile_s = self.build(mojo.MojoCachedGPT2LMHeadModel, self.kv.cache_input_types)
         return self.loop_row(name, self.kv.generate_with_cache, model, compile_s, self.config)
 

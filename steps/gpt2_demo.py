@@ -96,7 +96,8 @@ def cache_input_types(config, device: Device) -> list[TensorType]:
 
 class PromptsInFloat32:
     """A compiled KV-cache model in bfloat16 on the CPU for decoding (up to `few` new tokens a
-    call), and for a prompt the same model in float32, which takes and gives bfloat16 caches.
+    call, batch 1 as CachedLM calls it), and for a prompt the same model in float32, which takes
+    and gives bfloat16 caches.
     MAX 26.7's bfloat16 matmul is about three times slower than its float32 one on a CPU, and
     a prompt is mostly matmul (docs/mojo-bfloat16.md); decoding is reading weights, where
     bfloat16's half-size bytes win."""
@@ -111,12 +112,12 @@ class PromptsInFloat32:
 
 def float32_prompts(model_class: type) -> type:
     """`model_class` (a KV-cache model) for PromptsInFloat32's prompts: float32 inside, the
-    bfloat16 model's caches in and out."""
+    caches in and out in the dtype they come in (the bfloat16 model's)."""
 
     class Float32Prompts(model_class):
         def forward(self, input_ids: Tensor, *past: Tensor):
             logits, *present = super().forward(input_ids, *(p.cast(DType.float32) for p in past))
-            return (logits, *(p.cast(DType.bfloat16) for p in present))
+            return (logits, *(new.cast(old.dtype) for new, old in zip(present, past, strict=True)))
 
     return Float32Prompts
 

@@ -2,15 +2,16 @@
 its served table on a stand-in server (tests/test_serve.py serves the real one)."""
 
 import contextlib
+from types import SimpleNamespace
 
 import pytest
 
-from checks import bench_served, bench_table, bench_timing
+from checks import bench_rows, bench_served, bench_table, bench_timing
 from tests.conftest import run_command
 from tests.test_pixi_tasks import command
 
 
-@pytest.mark.timeout(2400)  # four models compiled cold, and the served bench
+@pytest.mark.timeout(2400)  # five models compiled cold (the bfloat16 one twice)
 def test_bench_runs_and_every_row_agrees(tmp_path):
     run = run_command(
         command(
@@ -24,7 +25,7 @@ def test_bench_runs_and_every_row_agrees(tmp_path):
             "--plot",
             str(tmp_path / "bench.png"),
         ),
-        timeout=1800,  # the first MAX run of a cold test run: it compiles the four models
+        timeout=1800,  # the first MAX run of a cold test run: it compiles the five models
     )
     assert run.code == 0, run.output
     for row in (
@@ -295,3 +296,25 @@ def test_a_bfloat16_rows_long_prompt_is_set_beside_huggingface_bfloat16s(capsys)
         "slow16: a 512-token prompt's first token in 1500 ms, 3.00x" in out and "(over 2x)" in out
     )
     assert bench_table.long_prompt_ratios([mojo16], 512) == []  # no HuggingFace bfloat16 row
+
+
+@pytest.mark.fast
+def test_a_mojo_chapter_from_before_compile_mojo_model_is_timed_as_built_then_and_told(capsys):
+    models = object.__new__(bench_rows.LearnerModels)  # its builds and loop stood in for
+    built = []
+
+    def build(model_class=None, input_types=None, build_model=None):
+        built.append((model_class, input_types, build_model))
+        return "compiled", 1.0
+
+    models.build, models.config = build, "config"
+    models.kv = SimpleNamespace(cache_input_types="cache types", generate_with_cache="loop")
+    models.loop_row = lambda name, generate, model, compile_s, *config: (name, model, generate)
+    current = SimpleNamespace(MojoCachedGPT2LMHeadModel="model", compile_mojo_model="compile")
+    assert models.mojo_row("row", current) == ("row", "compiled", "loop")
+    assert built == [(None, None, "compile")] and capsys.readouterr().out == ""
+    built.clear()
+    older = SimpleNamespace(MojoCachedGPT2LMHeadModel="model")
+    assert models.mojo_row("row", older) == ("row", "compiled", "loop")
+    assert built == [("model", "cache types", None)]
+    assert "your ext_mojo.py has no compile_mojo_model" in capsys.readouterr().out

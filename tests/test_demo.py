@@ -249,7 +249,8 @@ def test_score_prints_huggingfaces_loss(saved_model):
 @pytest.mark.fast
 def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
     """The Mojo chapter's model in bfloat16 on a CPU: a second build in float32 answers calls of
-    more than `few` new tokens; decoding stays on the bfloat16 model; float32 builds once."""
+    more than `few` new tokens, with the cache; decoding stays on the bfloat16 model; float32,
+    and bfloat16 on a GPU, build once."""
     from types import SimpleNamespace
 
     from max.driver import CPU
@@ -259,14 +260,16 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "steps"))
     import gpt2_demo
 
-    builds = []
+    builds, config = [], SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
 
-    def build_model(name, model_class, input_types):
-        config = SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
-        cache_dtype = input_types(config, CPU())[1].dtype
-        builds.append((model_class.__name__, defaults()[0], cache_dtype))
-        built = len(builds)
-        return (lambda ids, *cache: built), "tokenizer", CPU(), config
+    def builder(device):
+        def build_model(name, model_class, input_types):
+            cache_dtype = input_types(config, CPU())[1].dtype
+            builds.append((model_class.__name__, defaults()[0], cache_dtype))
+            built = len(builds)
+            return (lambda ids, *cache: (built, cache)), "tokenizer", device, config
+
+        return build_model
 
     class Model:
         pass
@@ -275,13 +278,42 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
         return SimpleNamespace(shape=[1, count])
 
     with default_dtype(DType.bfloat16):
-        model = gpt2_demo.with_float32_prompts(build_model, "folder", Model, few=4)[0]
+        model = gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, few=4)[0]
     assert builds == [
         ("Model", DType.bfloat16, DType.bfloat16),
         ("Float32Prompts", DType.float32, DType.bfloat16),  # float32 weights, bfloat16 caches
     ]
-    assert [model(ids(n)) for n in (1, 4, 5, 512)] == [1, 1, 2, 2]
-    builds.clear()
-    with default_dtype(DType.float32):
-        model = gpt2_demo.with_float32_prompts(build_model, "folder", Model, few=4)[0]
-    assert builds == [("Model", DType.float32, DType.float32)] and model(ids(512)) == 1
+    assert [model(ids(n), "cache")[0] for n in (1, 4, 5, 512)] == [1, 1, 2, 2]
+    assert model(ids(512), "k", "v")[1] == model(ids(1), "k", "v")[1] == ("k", "v")
+    for dtype, device in [(DType.float32, CPU()), (DType.bfloat16, SimpleNamespace(is_host=False))]:
+        builds.clear()
+        with default_dtype(dtype):
+            model = gpt2_demo.with_float32_prompts(builder(device), "folder", Model, few=4)[0]
+        assert builds == [("Model", dtype, dtype)] and model(ids(512))[0] == 1
+
+
+@pytest.mark.fast
+def test_the_float32_copy_computes_in_float32_and_gives_the_caches_back_as_they_came(monkeypatch):
+    from max.dtype import DType
+
+    monkeypatch.syspath_prepend(str(ROOT / "steps"))
+    import gpt2_demo
+
+    class Cast:  # a tensor that remembers its dtype
+        def __init__(self, dtype):
+            self.dtype = dtype
+
+        def cast(self, dtype):
+            return Cast(dtype)
+
+    seen = []
+
+    class Model:
+        def forward(self, input_ids, *past):
+            seen.extend(p.dtype for p in past)
+            return ("logits", *(Cast(p.dtype) for p in past))  # the caches, grown
+
+    past = [Cast(DType.bfloat16), Cast(DType.bfloat16)]
+    logits, *present = gpt2_demo.float32_prompts(Model)().forward("ids", *past)
+    assert logits == "logits" and seen == [DType.float32, DType.float32]
+    assert [p.dtype for p in present] == [DType.bfloat16, DType.bfloat16]
