@@ -94,11 +94,12 @@ class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
 
 def compile_mojo_model(model_name_or_path: str = "gpt2"):
     """Step 11's build_model on this model: (compiled model, tokenizer, device, config). In
-    bfloat16 on the CPU a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32 says why)."""
+    bfloat16 on the CPU a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32 says why),
+    the KV-cache model's: a prompt has more than KERNEL_ROWS rows, so never reaches your kernel."""
     import step_11  # only the demo and the bench need step 11
 
-    return with_float32_prompts(step_11.build_model, model_name_or_path,
-                                MojoCachedGPT2LMHeadModel, few=KERNEL_ROWS)
+    return with_float32_prompts(step_11.build_model, model_name_or_path, MojoCachedGPT2LMHeadModel,
+                                few=KERNEL_ROWS, prompts_class=CachedGPT2LMHeadModel)
 
 
 def build_mojo_model(model_name_or_path: str = "gpt2"):

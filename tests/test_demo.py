@@ -260,12 +260,13 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "steps"))
     import gpt2_demo
 
-    builds, config = [], SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
+    builds, classes, config = [], [], SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
 
     def builder(device):
         def build_model(name, model_class, input_types):
             cache_dtype = input_types(config, CPU())[1].dtype
             builds.append((model_class.__name__, defaults()[0], cache_dtype))
+            classes.append(model_class)
             built = len(builds)
             return (lambda ids, *cache: (built, cache)), "tokenizer", device, config
 
@@ -283,8 +284,17 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
         ("Model", DType.bfloat16, DType.bfloat16),
         ("Float32Prompts", DType.float32, DType.bfloat16),  # float32 weights, bfloat16 caches
     ]
+    assert issubclass(classes[1], Model)
     assert [model(ids(n), "cache")[0] for n in (1, 4, 5, 512)] == [1, 1, 2, 2]
     assert model(ids(512), "k", "v")[1] == model(ids(1), "k", "v")[1] == ("k", "v")
+
+    class Plain:  # what the prompts run on, when given
+        pass
+
+    classes.clear()
+    with default_dtype(DType.bfloat16):
+        gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, few=4, prompts_class=Plain)
+    assert issubclass(classes[1], Plain) and not issubclass(classes[1], Model)
     for dtype, device in [(DType.float32, CPU()), (DType.bfloat16, SimpleNamespace(is_host=False))]:
         builds.clear()
         with default_dtype(dtype):
