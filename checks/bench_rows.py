@@ -105,15 +105,18 @@ class LearnerModels:
         self.prompts = prompts
         self.folder = folder
 
-    def build(self, model_class=None, input_types=None, build_model=None):
-        """Your step 11's build_model (or `build_model(folder)`, built on it) on the bench's model:
+    def build(self, model_class=None, input_types=None):
+        """Your step 11's build_model on the bench's model: (compiled model, seconds it took)."""
+        return self.timed_build(
+            lambda folder: self.step_11.build_model(folder, model_class, input_types)
+        )
+
+    def timed_build(self, build_model):
+        """`build_model(folder)` (step 11's, or a chapter's built on it) on the bench's model:
         (compiled model, seconds it took)."""
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # its "Compiling ..." lines
-            if build_model is None:
-                compiled = self.step_11.build_model(self.folder, model_class, input_types)[0]
-            else:
-                compiled = build_model(self.folder)[0]
+            compiled = build_model(self.folder)[0]
         return compiled, time.perf_counter() - start
 
     def new_ids(self, text: str, prompt: list[int]) -> list[int]:
@@ -134,16 +137,15 @@ class LearnerModels:
         """The KV-cache extension's loop on the Mojo extension's model, as its compile_mojo_model
         builds it (in bfloat16 on the CPU, prompts go to a float32 copy); a copy of the chapter
         from before compile_mojo_model existed, as step 11's build_model builds it."""
-        if hasattr(mojo, "compile_mojo_model"):
-            model, compile_s = self.build(build_model=mojo.compile_mojo_model)
-        else:
+        if not hasattr(mojo, "compile_mojo_model"):
             print(
                 f"  ({name}: your ext_mojo.py has no compile_mojo_model, which the chapter's "
                 "skeleton now gives; built without it, a bfloat16 model reads prompts in bfloat16 "
                 "too)",
                 flush=True,
             )
-            model, compile_s = self.build(mojo.MojoCachedGPT2LMHeadModel, self.kv.cache_input_types)
+            return self.cached_row(name, mojo.MojoCachedGPT2LMHeadModel)
+        model, compile_s = self.timed_build(mojo.compile_mojo_model)
         return self.loop_row(name, self.kv.generate_with_cache, model, compile_s, self.config)
 
     def loop_row(self, name: str, generate, model, compile_s: float, *config) -> Row:

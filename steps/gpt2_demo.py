@@ -123,16 +123,16 @@ def float32_prompts(model_class: type) -> type:
 
 
 def with_float32_prompts(build_model: Callable, model_name_or_path: str, model_class: type,
-                         few: int, prompts_class: type | None = None):
+                         prompts_class: type, few: int):
     """`build_model(model_name_or_path, model_class, cache_input_types)`, step 11's, as it returns
     it; in bfloat16 on the CPU with the model a PromptsInFloat32 whose prompts run on
-    `prompts_class` (default `model_class`; same weight names) in float32: a second compile, and
-    the weights in float32 too."""
+    `prompts_class` (same weight names) in float32: a second compile, and the weights in float32
+    too."""
     model, tokenizer, device, config = build_model(model_name_or_path, model_class, cache_input_types)
     if defaults()[0] == DType.bfloat16 and device.is_host:
         bfloat16_cache = cache_input_types(config, device)
         with default_dtype(DType.float32):
-            prompts = build_model(model_name_or_path, float32_prompts(prompts_class or model_class),
+            prompts = build_model(model_name_or_path, float32_prompts(prompts_class),
                                   lambda *_: bfloat16_cache)[0]
         model = PromptsInFloat32(model, prompts, few)
     return model, tokenizer, device, config

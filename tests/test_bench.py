@@ -303,11 +303,15 @@ def test_a_mojo_chapter_from_before_compile_mojo_model_is_timed_as_built_then_an
     models = object.__new__(bench_rows.LearnerModels)  # its builds and loop stood in for
     built = []
 
-    def build(model_class=None, input_types=None, build_model=None):
-        built.append((model_class, input_types, build_model))
+    def build(model_class=None, input_types=None):
+        built.append((model_class, input_types, None))
         return "compiled", 1.0
 
-    models.build, models.config = build, "config"
+    def timed_build(build_model):
+        built.append((None, None, build_model))
+        return "compiled", 1.0
+
+    models.build, models.timed_build, models.config = build, timed_build, "config"
     models.kv = SimpleNamespace(cache_input_types="cache types", generate_with_cache="loop")
     models.loop_row = lambda name, generate, model, compile_s, *config: (name, model, generate)
     current = SimpleNamespace(MojoCachedGPT2LMHeadModel="model", compile_mojo_model="compile")

@@ -272,33 +272,28 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
 
         return build_model
 
-    class Model:
+    class Model:  # the model that decodes
+        pass
+
+    class Plain:  # the one the prompts run on
         pass
 
     def ids(count: int):
         return SimpleNamespace(shape=[1, count])
 
     with default_dtype(DType.bfloat16):
-        model = gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, few=4)[0]
+        model = gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, Plain, few=4)[0]
     assert builds == [
         ("Model", DType.bfloat16, DType.bfloat16),
         ("Float32Prompts", DType.float32, DType.bfloat16),  # float32 weights, bfloat16 caches
     ]
-    assert issubclass(classes[1], Model)
+    assert issubclass(classes[1], Plain) and not issubclass(classes[1], Model)
     assert [model(ids(n), "cache")[0] for n in (1, 4, 5, 512)] == [1, 1, 2, 2]
     assert model(ids(512), "k", "v")[1] == model(ids(1), "k", "v")[1] == ("k", "v")
-
-    class Plain:  # what the prompts run on, when given
-        pass
-
-    classes.clear()
-    with default_dtype(DType.bfloat16):
-        gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, few=4, prompts_class=Plain)
-    assert issubclass(classes[1], Plain) and not issubclass(classes[1], Model)
     for dtype, device in [(DType.float32, CPU()), (DType.bfloat16, SimpleNamespace(is_host=False))]:
         builds.clear()
         with default_dtype(dtype):
-            model = gpt2_demo.with_float32_prompts(builder(device), "folder", Model, few=4)[0]
+            model, *_ = gpt2_demo.with_float32_prompts(builder(device), "folder", Model, Plain, 4)
         assert builds == [("Model", dtype, dtype)] and model(ids(512))[0] == 1
 
 

@@ -105,7 +105,7 @@ def compile_mojo_model(model_name_or_path: str = "gpt2"):
     import step_11  # only the demo and the bench need step 11
 
     return with_float32_prompts(step_11.build_model, model_name_or_path, MojoCachedGPT2LMHeadModel,
-                                few=KERNEL_ROWS, prompts_class=CachedGPT2LMHeadModel)
+                                prompts_class=CachedGPT2LMHeadModel, few=KERNEL_ROWS)
 
 
 def build_mojo_model(model_name_or_path: str = "gpt2"):
