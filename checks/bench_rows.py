@@ -135,7 +135,7 @@ class LearnerModels:
 
     def mojo_row(self, name: str, mojo) -> Row:
         """The KV-cache extension's loop on the Mojo extension's model, as its compile_mojo_model
-        builds it (in bfloat16 on the CPU, prompts go to a float32 copy); a copy of the chapter
+        builds it (in bfloat16 on a CPU: prompts on AMX, or a float32 copy); a copy of the chapter
         from before compile_mojo_model existed, as step 11's build_model builds it."""
         if not hasattr(mojo, "compile_mojo_model"):
             print(

@@ -5,7 +5,10 @@ import it. (solutions/gpt2_demo.py is a link to this file.)
 
 import argparse
 import contextlib
+import ctypes
+import functools
 import logging
+import platform
 import os
 import re
 import signal
@@ -94,10 +97,52 @@ def cache_input_types(config, device: Device) -> list[TensorType]:
     return [TensorType(DType.int64, ("batch", "seqlen"), device=where)] + [cache] * (2 * config.n_layer)
 
 
+AMX = Path(__file__).resolve().parent / "amx"  # a Mojo package: amx/matmul_amx.mojo
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def amx_usable() -> bool:
+    """Whether this CPU has AMX's bfloat16 tiles and Linux lets this process use them: Linux
+    hands a process the tiles' 8 KB of state only when it asks (arch_prctl ARCH_REQ_XCOMP_PERM)."""
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return False
+    with contextlib.suppress(OSError, IndexError):  # no such file, or no flags in it
+        flags = set(re.findall(r"^flags\s*:(.*)$", CPUINFO.read_text(), re.M)[0].split())
+        if {"amx_tile", "amx_bf16"} <= flags:  # arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA):
+            return ctypes.CDLL(None).syscall(158, 0x1023, 18) == 0
+    return False
+
+
+@functools.cache
+def matmul_amx():
+    """The given custom op "matmul_amx": x [rows, K] by weight [N, K] in bfloat16 on AMX."""
+    from max.experimental import custom
+
+    rows, n, k = custom.Symbol("rows"), custom.Symbol("n"), custom.Symbol("k")
+    return custom.declare(
+        "matmul_amx",
+        inputs={"x": custom.TemplateType(DType.bfloat16, [rows, k]),
+                "weight": custom.TemplateType(DType.bfloat16, [n, k])},
+        outputs=[custom.TemplateType(DType.bfloat16, [rows, n])],
+        custom_extensions=[AMX],
+    )
+
+
+def many_rows(rows: Tensor, weight: Tensor) -> Tensor:
+    """rows @ weight.T for many rows (a prompt): MAX's matmul, or in bfloat16 on a CPU with AMX,
+    amx/matmul_amx.mojo. MAX 26.7's bfloat16 matmul on a CPU does not use AMX, and runs three
+    times slower than its float32 one (docs/mojo-bfloat16.md)."""
+    bfloat16_on_a_cpu = weight.dtype == DType.bfloat16 and weight.device.is_host
+    if bfloat16_on_a_cpu and int(weight.shape[1]) % 32 == 0 and amx_usable():
+        return matmul_amx()(rows, weight)
+    return rows @ weight.T
+
+
 class PromptsInFloat32:
     """A compiled KV-cache model in bfloat16 on the CPU for decoding (up to `few` new tokens a
     call, batch 1 as CachedLM calls it), and for a prompt the same model in float32, which takes
-    and gives bfloat16 caches.
+    and gives bfloat16 caches: on a CPU without AMX (with it, many_rows serves prompts).
     MAX 26.7's bfloat16 matmul is about three times slower than its float32 one on a CPU, and
     a prompt is mostly matmul (docs/mojo-bfloat16.md); decoding is reading weights, where
     bfloat16's half-size bytes win."""
@@ -125,11 +170,12 @@ def float32_prompts(model_class: type) -> type:
 def with_float32_prompts(build_model: Callable, model_name_or_path: str, model_class: type,
                          prompts_class: type, few: int):
     """`build_model(model_name_or_path, model_class, cache_input_types)`, step 11's, as it returns
-    it; in bfloat16 on the CPU with the model a PromptsInFloat32 whose prompts run on
+    it; in bfloat16 on a CPU without AMX (`model_class` then multiplies a prompt's rows with
+    MAX's bfloat16 matmul, see many_rows) with the model a PromptsInFloat32 whose prompts run on
     `prompts_class` (same weight names) in float32: a second compile, and the weights in float32
     too."""
     model, tokenizer, device, config = build_model(model_name_or_path, model_class, cache_input_types)
-    if defaults()[0] == DType.bfloat16 and device.is_host:
+    if defaults()[0] == DType.bfloat16 and device.is_host and not amx_usable():
         bfloat16_cache = cache_input_types(config, device)
         with default_dtype(DType.float32):
             prompts = build_model(model_name_or_path, float32_prompts(prompts_class),

@@ -247,10 +247,10 @@ def test_score_prints_huggingfaces_loss(saved_model):
 
 
 @pytest.mark.fast
-def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
-    """The Mojo chapter's model in bfloat16 on a CPU: a second build in float32 answers calls of
-    more than `few` new tokens, with the cache; decoding stays on the bfloat16 model; float32,
-    and bfloat16 on a GPU, build once."""
+def test_bfloat16_on_a_cpu_without_amx_sends_only_prompts_to_a_float32_copy(monkeypatch):
+    """The Mojo chapter's model in bfloat16 on a CPU without AMX: a second build in float32
+    answers calls of more than `few` new tokens, with the cache; decoding stays on the bfloat16
+    model; float32, bfloat16 on a GPU, and bfloat16 on a CPU with AMX build once."""
     from types import SimpleNamespace
 
     from max.driver import CPU
@@ -260,6 +260,7 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "steps"))
     import gpt2_demo
 
+    monkeypatch.setattr(gpt2_demo, "amx_usable", lambda: False)
     builds, classes, config = [], [], SimpleNamespace(n_head=2, n_embd=4, n_layer=1)
 
     def builder(device):
@@ -295,6 +296,79 @@ def test_bfloat16_on_the_cpu_sends_only_prompts_to_a_float32_copy(monkeypatch):
         with default_dtype(dtype):
             model, *_ = gpt2_demo.with_float32_prompts(builder(device), "folder", Model, Plain, 4)
         assert builds == [("Model", dtype, dtype)] and model(ids(512))[0] == 1
+    monkeypatch.setattr(gpt2_demo, "amx_usable", lambda: True)  # prompts go to many_rows' AMX op
+    builds.clear()
+    with default_dtype(DType.bfloat16):
+        model, *_ = gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, Plain, 4)
+    assert builds == [("Model", DType.bfloat16, DType.bfloat16)] and model(ids(512))[0] == 1
+
+
+@pytest.mark.fast
+def test_amx_is_used_where_the_cpu_lists_it_and_linux_grants_the_tiles(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "steps"))
+    import gpt2_demo
+
+    granted, answers = [], []
+
+    class Libc:
+        def syscall(self, *args):
+            granted.append(args)
+            return answers[-1]
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(gpt2_demo, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(gpt2_demo.ctypes, "CDLL", lambda _: Libc())
+    monkeypatch.setattr(gpt2_demo.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(gpt2_demo.sys, "platform", "linux")
+    for flags, answer, usable in [
+        ("fpu avx512f amx_bf16 amx_tile avx512_bf16", 0, True),
+        ("fpu avx512f amx_bf16 amx_tile", -1, False),  # Linux refused the tiles
+        ("fpu avx512f avx512_bf16", 0, False),  # no AMX
+    ]:
+        answers.append(answer)
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        gpt2_demo.amx_usable.cache_clear()
+        granted.clear()
+        assert gpt2_demo.amx_usable() is usable
+        assert granted == ([(158, 0x1023, 18)] if "amx_tile" in flags else [])
+    cpuinfo.unlink()  # no /proc/cpuinfo
+    gpt2_demo.amx_usable.cache_clear()
+    assert gpt2_demo.amx_usable() is False
+    monkeypatch.setattr(gpt2_demo.platform, "machine", lambda: "arm64")
+    gpt2_demo.amx_usable.cache_clear()
+    assert gpt2_demo.amx_usable() is False
+    gpt2_demo.amx_usable.cache_clear()
+
+
+@pytest.mark.fast
+def test_many_rows_go_to_the_amx_op_only_in_bfloat16_on_a_cpu_with_amx(monkeypatch):
+    from types import SimpleNamespace
+
+    from max.dtype import DType
+
+    monkeypatch.syspath_prepend(str(ROOT / "steps"))
+    import gpt2_demo
+
+    class Rows:
+        def __matmul__(self, other):
+            return "matmul"
+
+    monkeypatch.setattr(gpt2_demo, "matmul_amx", lambda: lambda rows, weight: "amx")
+
+    def weight(dtype=DType.bfloat16, host=True, k=768):
+        return SimpleNamespace(
+            dtype=dtype, device=SimpleNamespace(is_host=host), shape=[3072, k], T="weight.T"
+        )
+
+    for has_amx, w, expected in [
+        (True, weight(), "amx"),
+        (True, weight(DType.float32), "matmul"),
+        (True, weight(host=False), "matmul"),  # a GPU's bfloat16 matmul is the fast one
+        (True, weight(k=100), "matmul"),  # the op takes K in steps of 32
+        (False, weight(), "matmul"),
+    ]:
+        monkeypatch.setattr(gpt2_demo, "amx_usable", lambda has_amx=has_amx: has_amx)
+        assert gpt2_demo.many_rows(Rows(), w) == expected
 
 
 @pytest.mark.fast

@@ -95,7 +95,7 @@ def test_given_plumbing_is_not_copied_into_skeleton_and_solution(step):
                 )
 
 
-GIVEN = ("gpt2_demo.py", "gpt2_serve.py", "gpt2_client.py", "gpt2_chat.jinja")
+GIVEN = ("gpt2_demo.py", "gpt2_serve.py", "gpt2_client.py", "gpt2_chat.jinja", "amx")
 
 
 @pytest.mark.parametrize("name", GIVEN)

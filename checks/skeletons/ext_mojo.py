@@ -25,7 +25,7 @@ from max.graph import DeviceRef, StaticDim
 from ext_kv_cache import CachedGPT2LMHeadModel, CachedLM
 from step_01 import GPT2Config
 
-from gpt2_demo import with_float32_prompts
+from gpt2_demo import many_rows, with_float32_prompts
 
 KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv*.mojo
 # Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), MAX's
@@ -57,15 +57,15 @@ def gemv_bf16():
 
 
 def product(rows: Tensor, weight: Tensor) -> Tensor:
-    """rows @ weight.T, [R, K] by [N, K]: your kernel for up to KERNEL_ROWS rows, else MAX's
-    matmul. Compiled, R is a symbol: the graph holds both and F.cond picks one at each call."""
+    """rows @ weight.T, [R, K] by [N, K]: your kernel for up to KERNEL_ROWS rows, else many_rows
+    (given). Compiled, R is a symbol: the graph holds both and F.cond picks one at each call."""
     kernel, count = gemv_bf16() if weight.dtype == DType.bfloat16 else gemv(), rows.shape[0]
     if isinstance(count, StaticDim):  # eagerly, R is a number
-        return kernel(rows, weight) if int(count) <= KERNEL_ROWS else rows @ weight.T
+        return kernel(rows, weight) if int(count) <= KERNEL_ROWS else many_rows(rows, weight)
     few = F.shape_to_tensor([count])[0] <= KERNEL_ROWS
     weight.__tensorvalue__()  # into the graph here: a value made inside one branch is not seen by the other
     out = TensorType(weight.dtype, [count, weight.shape[0]], DeviceRef.from_device(weight.device))
-    return F.cond(few, [out], lambda: kernel(rows, weight), lambda: rows @ weight.T)[0]
+    return F.cond(few, [out], lambda: kernel(rows, weight), lambda: many_rows(rows, weight))[0]
 
 
 class MojoLinear(Linear):
@@ -100,8 +100,9 @@ class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
 
 def compile_mojo_model(model_name_or_path: str = "gpt2"):
     """Step 11's build_model on this model: (compiled model, tokenizer, device, config). In
-    bfloat16 on the CPU a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32 says why),
-    the KV-cache model's: a prompt has more than KERNEL_ROWS rows, so never reaches your kernel."""
+    bfloat16 on a CPU without AMX a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32
+    says why), the KV-cache model's: a prompt has more than KERNEL_ROWS rows, so never reaches
+    your kernel."""
     import step_11  # only the demo and the bench need step 11
 
     return with_float32_prompts(step_11.build_model, model_name_or_path, MojoCachedGPT2LMHeadModel,
