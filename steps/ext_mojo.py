@@ -28,8 +28,8 @@ from step_01 import GPT2Config
 from gpt2_demo import many_rows, with_float32_prompts
 
 KERNELS = Path(__file__).resolve().parent / "kernels"  # a Mojo source package: gemv*.mojo
-# Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), MAX's
-# matmul, which reuses every weight it loads for many rows (the page times both).
+# Up to this many rows of x (the tokens of one decoding step), your kernel; more (a prompt), a
+# matrix multiply, which reuses every weight it loads for many rows (the page times both).
 KERNEL_ROWS = 4
 
 
@@ -100,13 +100,14 @@ class MojoCachedGPT2LMHeadModel(CachedGPT2LMHeadModel):
 
 def compile_mojo_model(model_name_or_path: str = "gpt2"):
     """Step 11's build_model on this model: (compiled model, tokenizer, device, config). In
-    bfloat16 on a CPU without AMX a prompt runs on a float32 copy (gpt2_demo.PromptsInFloat32
-    says why), the KV-cache model's: a prompt has more than KERNEL_ROWS rows, so never reaches
-    your kernel."""
+    bfloat16 on a CPU a prompt runs on AMX (product's many_rows), or without AMX on a float32
+    copy, the KV-cache model's (gpt2_demo.PromptsInFloat32 says why): a prompt has more than
+    KERNEL_ROWS rows, so never reaches your kernel."""
     import step_11  # only the demo and the bench need step 11
 
     return with_float32_prompts(step_11.build_model, model_name_or_path, MojoCachedGPT2LMHeadModel,
-                                prompts_class=CachedGPT2LMHeadModel, few=KERNEL_ROWS)
+                                prompts_class=CachedGPT2LMHeadModel, few=KERNEL_ROWS,
+                                amx_prompts=True)
 
 
 def build_mojo_model(model_name_or_path: str = "gpt2"):

@@ -24,7 +24,7 @@ import numpy as np
 from max.driver import CPU, Device
 from max.dtype import DType
 from max.experimental.tensor import Tensor, TensorType, default_dtype, defaults
-from max.graph import DeviceRef
+from max.graph import DeviceRef, StaticDim
 
 
 def load_huggingface(model_name_or_path: str):
@@ -99,6 +99,7 @@ def cache_input_types(config, device: Device) -> list[TensorType]:
 
 AMX = Path(__file__).resolve().parent / "amx"  # a Mojo package: amx/matmul_amx.mojo
 CPUINFO = Path("/proc/cpuinfo")
+SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18  # Linux, x86-64
 
 
 @functools.cache
@@ -109,8 +110,10 @@ def amx_usable() -> bool:
         return False
     with contextlib.suppress(OSError, IndexError):  # no such file, or no flags in it
         flags = set(re.findall(r"^flags\s*:(.*)$", CPUINFO.read_text(), re.M)[0].split())
-        if {"amx_tile", "amx_bf16"} <= flags:  # arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA):
-            return ctypes.CDLL(None).syscall(158, 0x1023, 18) == 0
+        if {"amx_tile", "amx_bf16"} <= flags:
+            libc = ctypes.CDLL(None)
+            libc.syscall.restype = ctypes.c_long
+            return libc.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0
     return False
 
 
@@ -131,10 +134,11 @@ def matmul_amx():
 
 def many_rows(rows: Tensor, weight: Tensor) -> Tensor:
     """rows @ weight.T for many rows (a prompt): MAX's matmul, or in bfloat16 on a CPU with AMX,
-    amx/matmul_amx.mojo. MAX 26.7's bfloat16 matmul on a CPU does not use AMX, and runs three
-    times slower than its float32 one (docs/mojo-bfloat16.md)."""
+    amx/matmul_amx.mojo. On the course's test CPU MAX 26.7's bfloat16 matmul did not use AMX and
+    ran three times slower than its float32 one (docs/mojo-bfloat16.md)."""
     bfloat16_on_a_cpu = weight.dtype == DType.bfloat16 and weight.device.is_host
-    if bfloat16_on_a_cpu and int(weight.shape[1]) % 32 == 0 and amx_usable():
+    k = weight.shape[1]
+    if bfloat16_on_a_cpu and isinstance(k, StaticDim) and int(k) % 32 == 0 and amx_usable():
         return matmul_amx()(rows, weight)
     return rows @ weight.T
 
@@ -168,14 +172,15 @@ def float32_prompts(model_class: type) -> type:
 
 
 def with_float32_prompts(build_model: Callable, model_name_or_path: str, model_class: type,
-                         prompts_class: type, few: int):
+                         prompts_class: type, few: int, amx_prompts: bool = False):
     """`build_model(model_name_or_path, model_class, cache_input_types)`, step 11's, as it returns
-    it; in bfloat16 on a CPU without AMX (`model_class` then multiplies a prompt's rows with
-    MAX's bfloat16 matmul, see many_rows) with the model a PromptsInFloat32 whose prompts run on
+    it; in bfloat16 on a CPU, with the model a PromptsInFloat32 whose prompts run on
     `prompts_class` (same weight names) in float32: a second compile, and the weights in float32
-    too."""
+    too. Not where `amx_prompts` (model_class multiplies a prompt's rows with many_rows) and this
+    CPU has AMX."""
     model, tokenizer, device, config = build_model(model_name_or_path, model_class, cache_input_types)
-    if defaults()[0] == DType.bfloat16 and device.is_host and not amx_usable():
+    on_amx = amx_prompts and amx_usable()
+    if defaults()[0] == DType.bfloat16 and device.is_host and not on_amx:
         bfloat16_cache = cache_input_types(config, device)
         with default_dtype(DType.float32):
             prompts = build_model(model_name_or_path, float32_prompts(prompts_class),

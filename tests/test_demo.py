@@ -296,11 +296,14 @@ def test_bfloat16_on_a_cpu_without_amx_sends_only_prompts_to_a_float32_copy(monk
         with default_dtype(dtype):
             model, *_ = gpt2_demo.with_float32_prompts(builder(device), "folder", Model, Plain, 4)
         assert builds == [("Model", dtype, dtype)] and model(ids(512))[0] == 1
-    monkeypatch.setattr(gpt2_demo, "amx_usable", lambda: True)  # prompts go to many_rows' AMX op
-    builds.clear()
-    with default_dtype(DType.bfloat16):
-        model, *_ = gpt2_demo.with_float32_prompts(builder(CPU()), "folder", Model, Plain, 4)
-    assert builds == [("Model", DType.bfloat16, DType.bfloat16)] and model(ids(512))[0] == 1
+    monkeypatch.setattr(gpt2_demo, "amx_usable", lambda: True)
+    for amx_prompts, expected in [(True, 1), (False, 2)]:  # only a model that uses many_rows
+        builds.clear()
+        with default_dtype(DType.bfloat16):
+            model, *_ = gpt2_demo.with_float32_prompts(
+                builder(CPU()), "folder", Model, Plain, 4, amx_prompts=amx_prompts
+            )
+        assert len(builds) == expected and model(ids(512))[0] == expected
 
 
 @pytest.mark.fast
@@ -310,10 +313,15 @@ def test_amx_is_used_where_the_cpu_lists_it_and_linux_grants_the_tiles(monkeypat
 
     granted, answers = [], []
 
-    class Libc:
-        def syscall(self, *args):
+    class Syscall:
+        restype = None
+
+        def __call__(self, *args):
             granted.append(args)
             return answers[-1]
+
+    class Libc:
+        syscall = Syscall()
 
     cpuinfo = tmp_path / "cpuinfo"
     monkeypatch.setattr(gpt2_demo, "CPUINFO", cpuinfo)
@@ -345,6 +353,7 @@ def test_many_rows_go_to_the_amx_op_only_in_bfloat16_on_a_cpu_with_amx(monkeypat
     from types import SimpleNamespace
 
     from max.dtype import DType
+    from max.graph import StaticDim, SymbolicDim
 
     monkeypatch.syspath_prepend(str(ROOT / "steps"))
     import gpt2_demo
@@ -356,6 +365,7 @@ def test_many_rows_go_to_the_amx_op_only_in_bfloat16_on_a_cpu_with_amx(monkeypat
     monkeypatch.setattr(gpt2_demo, "matmul_amx", lambda: lambda rows, weight: "amx")
 
     def weight(dtype=DType.bfloat16, host=True, k=768):
+        k = StaticDim(k) if isinstance(k, int) else k
         return SimpleNamespace(
             dtype=dtype, device=SimpleNamespace(is_host=host), shape=[3072, k], T="weight.T"
         )
@@ -365,6 +375,7 @@ def test_many_rows_go_to_the_amx_op_only_in_bfloat16_on_a_cpu_with_amx(monkeypat
         (True, weight(DType.float32), "matmul"),
         (True, weight(host=False), "matmul"),  # a GPU's bfloat16 matmul is the fast one
         (True, weight(k=100), "matmul"),  # the op takes K in steps of 32
+        (True, weight(k=SymbolicDim("k")), "matmul"),  # K known only when the graph runs
         (False, weight(), "matmul"),
     ]:
         monkeypatch.setattr(gpt2_demo, "amx_usable", lambda has_amx=has_amx: has_amx)

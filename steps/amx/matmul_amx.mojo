@@ -8,13 +8,14 @@
 # 32 x 16 one and adds the 16 x 16 float32 result to a third tile: 16,384 flops in one
 # instruction. The second operand must be in "VNNI" layout: the two bfloat16 of k = 2i and 2i + 1
 # side by side, row i of the tile holding 16 columns of such pairs. A weight row [j, :] already has
-# its pairs side by side, so a panel of 16 weight rows becomes a VNNI tile by transposing 32-bit
-# pairs: panel[i][j] = weight32[j][i] (one strided load per i below).
+# its pairs side by side, so a panel (16 weight rows, 16 output columns) becomes a VNNI tile by
+# transposing 32-bit pairs: panel[i][j] = weight32[j][i], weight32 being the weight read as 32-bit
+# pairs (one strided load per i below).
 #
 # Written as inline assembly: MAX compiles kernels for the CPU model it detects, and on a virtual
 # machine that may be an older model without AMX, where the compiler refuses AMX intrinsics. The
-# assembler takes the instructions whatever the detected model; the caller (ext_mojo.py) uses this
-# op only where /proc/cpuinfo lists AMX and Linux granted the process the tiles.
+# assembler takes the instructions whatever the detected model; the caller (many_rows in
+# gpt2_demo.py) uses this op only where /proc/cpuinfo lists AMX and Linux granted the tiles.
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.algorithm import sync_parallelize
@@ -24,13 +25,18 @@ from std.memory import bitcast
 from std.sys import num_physical_cores, strided_load
 from std.sys._assembly import inlined_assembly
 
-comptime CHUNK = 8  # pairs of panels (32 weight rows each) packed at once: 256 columns, in L2
+comptime CHUNK = 8  # pairs of panels packed at once: 256 weight rows (output columns), in L2
+
+
+comptime SYS_ARCH_PRCTL = 158
+comptime ARCH_REQ_XCOMP_PERM = 0x1023
+comptime XFEATURE_XTILEDATA = 18
 
 
 def request_tiles() raises:
-    """Linux gives a process the tiles' state only when asked: arch_prctl(ARCH_REQ_XCOMP_PERM,
-    XFEATURE_XTILEDATA). Without it the first tile instruction kills the process."""
-    if external_call["syscall", Int](158, 0x1023, 18) != 0:
+    """Linux gives a process the tiles' state only when asked. Without it the first tile
+    instruction kills the process (SIGILL)."""
+    if external_call["syscall", Int](SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0:
         raise Error("matmul_amx: Linux did not grant this process AMX's tiles")
 
 
@@ -81,7 +87,9 @@ def block_product(a: UnsafePointer[BFloat16, _], k: Int, panels: UnsafePointer[B
 
 def to_bfloat16(sums: SIMD[DType.float32, 16]) -> SIMD[DType.bfloat16, 16]:
     """Round to the nearest bfloat16, ties to even, in integer arithmetic: .cast[DType.bfloat16]()
-    calls a function per number on a CPU model without AVX-512 BF16 (the one MAX detects here)."""
+    calls a function per number on a CPU model without AVX-512 BF16 (the one MAX detects here).
+    Infinities stay infinities; a NaN whose low 16 bits are not all zero would not stay a NaN,
+    but sums of bfloat16 products never make one (their NaNs have those bits zero)."""
     var bits = bitcast[DType.uint32, 16](sums)
     var rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
     return bitcast[DType.bfloat16, 16](rounded.cast[DType.uint16]())
@@ -125,15 +133,15 @@ struct MatmulAMX:
         var xp = x.unsafe_ptr()
         var wp = weight.unsafe_ptr()
         var op = output.unsafe_ptr()
-        var blocks = workers if workers > 0 else num_physical_cores()
         var pairs = (n + 31) // 32  # 32 output columns each
+        var blocks = min(workers if workers > 0 else num_physical_cores(), pairs)
 
         def block(worker: Int) {var xp, var wp, var op, var rows, var n, var k, var blocks, var pairs}:
             configure_tiles()  # per thread: each core has its own tiles
             var panels = List[BFloat16](length=CHUNK * 32 * k, fill=0)
             var padded = List[BFloat16](length=32 * k, fill=0)  # the last rows, zero-padded
             var sums = List[Float32](length=32 * 32, fill=0)
-            var cp = sums.unsafe_ptr()
+            var sums_at = sums.unsafe_ptr()
             var last = (worker + 1) * pairs // blocks
             for chunk in range(worker * pairs // blocks, last, CHUNK):
                 var chunk_end = min(chunk + CHUNK, last)
@@ -145,21 +153,23 @@ struct MatmulAMX:
                         for i in range(32 * k):
                             padded[i] = xp[m0 * k + i] if i < (rows - m0) * k else 0
                     for pair in range(chunk, chunk_end):
-                        var pp = panels.unsafe_ptr() + (pair - chunk) * 32 * k
+                        var pair_panels = panels.unsafe_ptr() + (pair - chunk) * 32 * k
                         if full:
-                            block_product(xp + m0 * k, k, pp, cp)
+                            block_product(xp + m0 * k, k, pair_panels, sums_at)
                         else:
-                            block_product(padded.unsafe_ptr(), k, pp, cp)
+                            block_product(padded.unsafe_ptr(), k, pair_panels, sums_at)
                         var n0 = pair * 32
                         for r in range(min(32, rows - m0)):  # rounded to bfloat16 once, here
                             var out = op + (m0 + r) * n + n0
                             if n0 + 32 <= n:
-                                out.store(0, to_bfloat16(cp.load[width=16](r * 32)))
-                                out.store(16, to_bfloat16(cp.load[width=16](r * 32 + 16)))
-                            else:
+                                out.store(0, to_bfloat16(sums_at.load[width=16](r * 32)))
+                                out.store(16, to_bfloat16(sums_at.load[width=16](r * 32 + 16)))
+                            else:  # the last, narrower block: few numbers, the slow cast will do
                                 for j in range(n - n0):
-                                    out[j] = cp[r * 32 + j].cast[DType.bfloat16]()
+                                    out[j] = sums_at[r * 32 + j].cast[DType.bfloat16]()
             inlined_assembly["tilerelease", NoneType, constraints="~{memory}"]()
-            _ = sums^  # alive until here: read through cp
+            _ = sums^  # alive until here: read through sums_at, a plain pointer
+            _ = panels^
+            _ = padded^
 
         sync_parallelize(block, blocks)
