@@ -8,8 +8,8 @@ import contextlib
 import ctypes
 import functools
 import logging
-import platform
 import os
+import platform
 import re
 import signal
 import socket

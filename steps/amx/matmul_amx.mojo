@@ -140,6 +140,9 @@ struct MatmulAMX:
             configure_tiles()  # per thread: each core has its own tiles
             var panels = List[BFloat16](length=CHUNK * 32 * k, fill=0)
             var padded = List[BFloat16](length=32 * k, fill=0)  # the last rows, zero-padded
+            var tail = rows - rows % 32  # the first row of a last block of fewer than 32
+            for i in range((rows - tail) * k):  # copied once: every chunk uses it
+                padded[i] = xp[tail * k + i]
             var sums = List[Float32](length=32 * 32, fill=0)
             var sums_at = sums.unsafe_ptr()
             var last = (worker + 1) * pairs // blocks
@@ -148,13 +151,9 @@ struct MatmulAMX:
                 for pair in range(chunk, chunk_end):
                     pack_pair(wp, n, k, pair * 32, panels.unsafe_ptr() + (pair - chunk) * 32 * k)
                 for m0 in range(0, rows, 32):  # 32 rows of x by each pair of panels
-                    var full = m0 + 32 <= rows
-                    if not full:
-                        for i in range(32 * k):
-                            padded[i] = xp[m0 * k + i] if i < (rows - m0) * k else 0
                     for pair in range(chunk, chunk_end):
                         var pair_panels = panels.unsafe_ptr() + (pair - chunk) * 32 * k
-                        if full:
+                        if m0 < tail:
                             block_product(xp + m0 * k, k, pair_panels, sums_at)
                         else:
                             block_product(padded.unsafe_ptr(), k, pair_panels, sums_at)
